@@ -1,0 +1,271 @@
+//! CSV reading (streaming, via the `csv` crate) and writing ([`write_csv`]).
+//!
+//! Reading details: the first non-blank line is the header; blank lines are skipped;
+//! fields may be quoted (RFC 4180) and surrounding whitespace is trimmed from every field
+//! and header name; line ends may be `\n` or `\r\n`; a leading UTF-8 byte-order mark is
+//! ignored. Records whose field count differs from the header's are rejected as
+//! [`DataError::RaggedRow`]. Numbers are parsed with Rust's `f64` parser (so `1e-3`,
+//! `+2`, `inf` are accepted). Ids are kept verbatim; only an empty id counts as missing.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::Path;
+
+use crate::batch::{Batch, Col, Common, Fill, select_columns};
+use crate::dataset::Dataset;
+use crate::error::{ColumnRole, DataError, Location, Result, truncate_text};
+use crate::spec::{DatasetSpec, is_missing_text};
+
+/// Streaming CSV source.
+pub(crate) struct CsvSource {
+    reader: csv::Reader<File>,
+    header: Vec<String>,
+    record: csv::StringRecord,
+}
+
+/// Result of parsing one numeric cell.
+enum Cell {
+    Value(f64),
+    Missing,
+    NotNumeric,
+}
+
+#[inline]
+fn parse_cell(text: &str) -> Cell {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_nan() => Cell::Missing,
+        Ok(v) => Cell::Value(v),
+        Err(_) if is_missing_text(text) => Cell::Missing,
+        Err(_) => Cell::NotNumeric,
+    }
+}
+
+fn map_csv_error(path: &Path, header: Option<&[String]>, err: csv::Error) -> DataError {
+    let position = err.position().map(|p| Location::Line(p.line()));
+    let message = err.to_string();
+    match err.into_kind() {
+        csv::ErrorKind::Io(source) => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        csv::ErrorKind::Utf8 { pos, err } => {
+            let at = pos
+                .map(|p| Location::Line(p.line()))
+                .or(position)
+                .unwrap_or(Location::Line(1));
+            DataError::InvalidUtf8 {
+                path: path.to_path_buf(),
+                at,
+                column: Some(err.field() + 1),
+                column_name: header.and_then(|h| h.get(err.field()).cloned()),
+            }
+        }
+        _ => DataError::Csv {
+            path: path.to_path_buf(),
+            at: position,
+            message,
+        },
+    }
+}
+
+impl CsvSource {
+    /// Opens the file and resolves the header.
+    pub fn open(spec: &DatasetSpec, fill: Fill, check_ids: bool) -> Result<(CsvSource, Common)> {
+        let path = spec.path.clone();
+        let file = File::open(&path).map_err(|source| DataError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(spec.resolved_delimiter()?)
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .buffer_capacity(1 << 16)
+            .from_reader(file);
+        let header: Vec<String> = reader
+            .headers()
+            .map_err(|e| map_csv_error(&path, None, e))?
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        if header.is_empty() {
+            return Err(DataError::EmptyFile { path });
+        }
+        let selection = select_columns(&path, &header, spec)?;
+        let common = Common::new(path, selection, fill, check_ids);
+        Ok((
+            CsvSource {
+                reader,
+                header,
+                record: csv::StringRecord::new(),
+            },
+            common,
+        ))
+    }
+
+    /// Reads up to `max_rows` records.
+    pub fn next_batch(&mut self, common: &mut Common, max_rows: usize) -> Result<Option<Batch>> {
+        let n_features = common.selection.features.len();
+        let mut ids = Vec::new();
+        let mut labels = common.selection.label.as_ref().map(|_| Vec::new());
+        let mut features = Vec::new();
+        let expected = self.header.len();
+        while ids.len() < max_rows {
+            let more = self
+                .reader
+                .read_record(&mut self.record)
+                .map_err(|e| map_csv_error(&common.path, Some(&self.header), e))?;
+            if !more {
+                break;
+            }
+            let rec = &self.record;
+            let at = Location::Line(rec.position().map_or(0, |p| p.line()));
+            if rec.len() != expected {
+                return Err(DataError::RaggedRow {
+                    path: common.path.clone(),
+                    at,
+                    expected,
+                    found: rec.len(),
+                });
+            }
+            let sel = &common.selection;
+            let id = rec.get(sel.id.index).unwrap_or_default();
+            if id.is_empty() {
+                return Err(common.missing(&sel.id, ColumnRole::Id, at));
+            }
+            if let (Some(col), Some(labels)) = (&sel.label, labels.as_mut()) {
+                let text = rec.get(col.index).unwrap_or_default();
+                match parse_cell(text) {
+                    Cell::Value(v) => labels.push(v),
+                    Cell::Missing => return Err(common.missing(col, ColumnRole::Label, at)),
+                    Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
+                }
+            }
+            for (j, col) in sel.features.iter().enumerate() {
+                let text = rec.get(col.index).unwrap_or_default();
+                let v = match parse_cell(text) {
+                    Cell::Value(v) => v,
+                    Cell::Missing => common.missing_feature(j, at)?,
+                    Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
+                };
+                features.push(v);
+            }
+            let id = id.to_owned();
+            common.check_id(&id, at)?;
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Batch {
+            ids,
+            labels,
+            features,
+            n_features,
+            first_row_index: 0,
+        }))
+    }
+}
+
+fn not_numeric(path: &Path, at: Location, col: &Col, text: &str) -> DataError {
+    DataError::NotNumeric {
+        path: path.to_path_buf(),
+        at,
+        column: col.number(),
+        column_name: col.name.clone(),
+        text: truncate_text(text),
+    }
+}
+
+/// Formats `v` so that parsing the text gives back exactly `v`: integral values below
+/// 1e15 in magnitude without a fraction (`3`, `-1`), everything else with Rust's shortest
+/// round-trip representation (`0.1`, `1e-7`, `1e300`, `inf`, `NaN`).
+pub(crate) fn format_f64(buf: &mut String, v: f64) {
+    buf.clear();
+    // Writing to a String cannot fail.
+    let _ = if v.fract() == 0.0 && v.abs() < 1e15 {
+        write!(buf, "{v}")
+    } else {
+        write!(buf, "{v:?}")
+    };
+}
+
+/// Writes `dataset` as comma-separated CSV: a header `id_column[,label],features…`, then
+/// one line per row. Floats are written so that reading the file back yields exactly the
+/// same values (NaN is written as `NaN` and so reads back as missing). Ids and names are
+/// quoted when needed. An existing file is overwritten.
+pub fn write_csv(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
+    let path = path.as_ref();
+    let io_err = |e: csv::Error| map_csv_error(path, None, e);
+    let mut w = csv::WriterBuilder::new().from_path(path).map_err(io_err)?;
+    let mut header: Vec<&str> = vec![dataset.id_column()];
+    if let Some(l) = dataset.label_name() {
+        header.push(l);
+    }
+    header.extend(dataset.feature_names().iter().map(String::as_str));
+    w.write_record(&header).map_err(io_err)?;
+    let mut buf = String::with_capacity(32);
+    for i in 0..dataset.n_rows() {
+        w.write_field(&dataset.ids()[i]).map_err(io_err)?;
+        if let Some(labels) = dataset.labels() {
+            format_f64(&mut buf, labels[i]);
+            w.write_field(&buf).map_err(io_err)?;
+        }
+        for &v in dataset.row(i) {
+            format_f64(&mut buf, v);
+            w.write_field(&buf).map_err(io_err)?;
+        }
+        w.write_record(None::<&[u8]>).map_err(io_err)?;
+    }
+    w.flush().map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_round_trips() {
+        let mut buf = String::new();
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -3.0,
+            0.1,
+            1.0 / 3.0,
+            1e-7,
+            1e300,
+            -2.5e-308,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            5e-324,
+            123456789012345.0,
+            1e15,
+            f64::INFINITY,
+        ] {
+            format_f64(&mut buf, v);
+            let back: f64 = buf.parse().unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v} -> {buf}");
+        }
+        format_f64(&mut buf, 1.0);
+        assert_eq!(buf, "1");
+        format_f64(&mut buf, 0.25);
+        assert_eq!(buf, "0.25");
+        format_f64(&mut buf, 1e300);
+        assert_eq!(buf, "1e300");
+    }
+
+    #[test]
+    fn cells() {
+        assert!(matches!(parse_cell("1.5"), Cell::Value(v) if v == 1.5));
+        assert!(matches!(parse_cell("-NaN"), Cell::Missing));
+        assert!(matches!(parse_cell("NA"), Cell::Missing));
+        assert!(matches!(parse_cell(""), Cell::Missing));
+        assert!(matches!(parse_cell("abc"), Cell::NotNumeric));
+    }
+}
