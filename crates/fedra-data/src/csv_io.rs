@@ -1,8 +1,9 @@
 //! CSV reading (streaming, via the `csv` crate) and writing ([`write_csv`]).
 //!
-//! Reading details: the first non-blank line is the header; blank lines are skipped;
-//! fields may be quoted (RFC 4180) and surrounding whitespace is trimmed from every field
-//! and header name; line ends may be `\n` or `\r\n`; a leading UTF-8 byte-order mark is
+//! Reading details: the first non-blank line is the header; blank lines (empty or only
+//! whitespace) are skipped, so in a file with a single column an empty id is skipped;
+//! fields may be quoted (RFC 4180) and surrounding ASCII whitespace is trimmed from every
+//! field and header name (quotes do not protect it); line ends may be `\n` or `\r\n`; a leading UTF-8 byte-order mark is
 //! ignored. Records whose field count differs from the header's are rejected as
 //! [`DataError::RaggedRow`]. Numbers are parsed with Rust's `f64` parser (so `1e-3`,
 //! `+2`, `inf` are accepted). Ids are kept verbatim; only an empty id counts as missing.
@@ -76,29 +77,36 @@ impl CsvSource {
             path: path.clone(),
             source,
         })?;
+        // Records end at `\n` only: a `\r` before it is whitespace and trimmed with the
+        // last field. (csv's own CRLF handling reports line numbers one too low,
+        // BurntSushi/rust-csv#395.) Fields are trimmed here rather than with
+        // `csv::Trim`, which allocates a new record per row.
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(spec.resolved_delimiter()?)
-            .has_headers(true)
+            .terminator(csv::Terminator::Any(b'\n'))
+            .has_headers(false)
             .flexible(true)
-            .trim(csv::Trim::All)
             .buffer_capacity(1 << 16)
             .from_reader(file);
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| map_csv_error(&path, None, e))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        if header.is_empty() {
-            return Err(DataError::EmptyFile { path });
-        }
+        let mut record = csv::StringRecord::new();
+        let header: Vec<String> = loop {
+            let more = reader
+                .read_record(&mut record)
+                .map_err(|e| map_csv_error(&path, None, e))?;
+            if !more {
+                return Err(DataError::EmptyFile { path });
+            }
+            if !is_blank(&record) {
+                break record.iter().map(|f| f.trim_ascii().to_owned()).collect();
+            }
+        };
         let selection = select_columns(&path, &header, spec)?;
         let common = Common::new(path, selection, fill, check_ids);
         Ok((
             CsvSource {
                 reader,
                 header,
-                record: csv::StringRecord::new(),
+                record,
             },
             common,
         ))
@@ -120,6 +128,9 @@ impl CsvSource {
                 break;
             }
             let rec = &self.record;
+            if is_blank(rec) {
+                continue;
+            }
             let at = Location::Line(rec.position().map_or(0, |p| p.line()));
             if rec.len() != expected {
                 return Err(DataError::RaggedRow {
@@ -130,12 +141,12 @@ impl CsvSource {
                 });
             }
             let sel = &common.selection;
-            let id = rec.get(sel.id.index).unwrap_or_default();
+            let id = rec.get(sel.id.index).unwrap_or_default().trim_ascii();
             if id.is_empty() {
                 return Err(common.missing(&sel.id, ColumnRole::Id, at));
             }
             if let (Some(col), Some(labels)) = (&sel.label, labels.as_mut()) {
-                let text = rec.get(col.index).unwrap_or_default();
+                let text = rec.get(col.index).unwrap_or_default().trim_ascii();
                 match parse_cell(text) {
                     Cell::Value(v) => labels.push(v),
                     Cell::Missing => return Err(common.missing(col, ColumnRole::Label, at)),
@@ -143,7 +154,7 @@ impl CsvSource {
                 }
             }
             for (j, col) in sel.features.iter().enumerate() {
-                let text = rec.get(col.index).unwrap_or_default();
+                let text = rec.get(col.index).unwrap_or_default().trim_ascii();
                 let v = match parse_cell(text) {
                     Cell::Value(v) => v,
                     Cell::Missing => common.missing_feature(j, at)?,
@@ -166,6 +177,12 @@ impl CsvSource {
             first_row_index: 0,
         }))
     }
+}
+
+/// A blank line: one field holding only whitespace (e.g. the `\r` of an empty CRLF line).
+/// Truly empty lines are skipped by the `csv` crate itself.
+fn is_blank(rec: &csv::StringRecord) -> bool {
+    rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim_ascii().is_empty())
 }
 
 fn not_numeric(path: &Path, at: Location, col: &Col, text: &str) -> DataError {

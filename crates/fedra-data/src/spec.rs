@@ -253,7 +253,7 @@ impl DatasetSpec {
 
 /// True if a (CSV) field counts as missing; see [`MissingPolicy`].
 pub(crate) fn is_missing_text(field: &str) -> bool {
-    let t = field.trim();
+    let t = field.trim_ascii();
     t.is_empty()
         || t.eq_ignore_ascii_case("na")
         || t.eq_ignore_ascii_case("nan")
