@@ -1,0 +1,96 @@
+//! Criterion benchmarks for `fedra-he` at 2048-bit moduli.
+//!
+//! Run: `cargo bench -p fedra-he --bench he -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, OkamotoUchiyama, Paillier, Plaintext};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::hint::black_box;
+
+fn paillier(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(42);
+    let mut g = c.benchmark_group("paillier-2048");
+    g.sample_size(10);
+    g.bench_function("keygen", |b| {
+        b.iter(|| Paillier::generate_keypair(2048, &mut rng).unwrap())
+    });
+    let (pk, sk) = Paillier::generate_keypair(2048, &mut rng).unwrap();
+    pk.precompute().unwrap();
+    let m = Plaintext::from_i64(-123_456_789);
+    g.sample_size(20);
+    g.bench_function("encrypt_plain_rn", |b| {
+        b.iter(|| pk.encrypt_full_randomness(black_box(&m), &mut rng).unwrap())
+    });
+    g.sample_size(50);
+    g.bench_function("encrypt_fixed_base", |b| {
+        b.iter(|| pk.encrypt(black_box(&m), &mut rng).unwrap())
+    });
+    let c1 = pk.encrypt(&m, &mut rng).unwrap();
+    let c2 = pk.encrypt(&Plaintext::from_i64(7), &mut rng).unwrap();
+    g.bench_function("decrypt_crt", |b| {
+        b.iter(|| sk.decrypt(black_box(&c1)).unwrap())
+    });
+    g.sample_size(100);
+    g.bench_function("add", |b| b.iter(|| pk.add(black_box(&c1), &c2).unwrap()));
+    let k = Plaintext::from_u64(0xdead_beef_cafe_f00d);
+    g.bench_function("mul_scalar_64bit", |b| {
+        b.iter(|| pk.mul_plain(black_box(&c1), &k).unwrap())
+    });
+    g.bench_function("rerandomize", |b| {
+        b.iter(|| pk.rerandomize(black_box(&c1), &mut rng).unwrap())
+    });
+    g.sample_size(10);
+    let ms: Vec<Plaintext> = (0..1000).map(Plaintext::from_i64).collect();
+    g.bench_function("encrypt_batch_1000_rayon", |b| {
+        b.iter_batched(
+            || ChaCha20Rng::seed_from_u64(7),
+            |mut r| pk.encrypt_batch(&ms, &mut r).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn ou(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(43);
+    let mut g = c.benchmark_group("ou-2048");
+    let (pk, sk) = OkamotoUchiyama::generate_keypair(2048, &mut rng).unwrap();
+    pk.precompute().unwrap();
+    let m = Plaintext::from_i64(123_456_789);
+    let neg = Plaintext::from_i64(-123_456_789);
+    g.sample_size(100);
+    g.bench_function("encrypt_fixed_base", |b| {
+        b.iter(|| pk.encrypt(black_box(&m), &mut rng).unwrap())
+    });
+    // Builds the G^-1 table on first use (outside measurement via warm-up).
+    pk.encrypt(&neg, &mut rng).unwrap();
+    g.bench_function("encrypt_fixed_base_negative", |b| {
+        b.iter(|| pk.encrypt(black_box(&neg), &mut rng).unwrap())
+    });
+    let c1 = pk.encrypt(&m, &mut rng).unwrap();
+    let c2 = pk.encrypt(&Plaintext::from_i64(7), &mut rng).unwrap();
+    g.bench_function("decrypt", |b| {
+        b.iter(|| sk.decrypt(black_box(&c1)).unwrap())
+    });
+    g.bench_function("add", |b| b.iter(|| pk.add(black_box(&c1), &c2).unwrap()));
+    let k = Plaintext::from_u64(0xdead_beef_cafe_f00d);
+    g.bench_function("mul_scalar_64bit", |b| {
+        b.iter(|| pk.mul_plain(black_box(&c1), &k).unwrap())
+    });
+    g.sample_size(10);
+    let ms: Vec<Plaintext> = (0..1000).map(Plaintext::from_i64).collect();
+    g.bench_function("encrypt_batch_1000_rayon", |b| {
+        b.iter_batched(
+            || ChaCha20Rng::seed_from_u64(7),
+            |mut r| pk.encrypt_batch(&ms, &mut r).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, paillier, ou);
+criterion_main!(benches);

@@ -1,0 +1,601 @@
+//! Okamoto–Uchiyama encryption (`n = p² q`) in the accelerated variant of
+//! Coron, Naccache and Paillier ("Accelerating Okamoto-Uchiyama public-key
+//! cryptosystem", Electronics Letters 35(4), 1999), as also used by
+//! SecretFlow HEU.
+//!
+//! * Key generation: a prime `t` (224 bits for |n| ≥ 2048, 256 bits for
+//!   |n| ≥ 3072), `p = t·u + 1` prime with `|p| = ⌊|n|/3⌋`, a prime `q`,
+//!   `n = p² q`. `G = g^u mod n` for a random `g` with
+//!   `g^(p-1) ≠ 1 mod p²`, and `H = g'^(n·u) mod n` for a random `g'`.
+//! * `Enc(m) = G^m · H^r mod n` with `r` uniform of `2·|t|` bits. Both
+//!   powers use 8-bit fixed-base tables (a third table for `G^(-1)` is
+//!   built lazily for negative plaintexts).
+//! * `Dec(c) = L(c^t mod p²) · L(G^t mod p²)^(-1) mod p` with
+//!   `L(x) = (x-1)/p`; the exponentiation by the secret `t` is
+//!   constant-time. Residues above `p/2` are read as negative.
+//! * Plaintext magnitudes must stay below `2^(|p|-2)` (so the unsigned
+//!   plaintext space is below `2^(|p|-1)` < p). Arithmetic that exceeds it
+//!   wraps modulo the *secret* `p`.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+use rand_core::CryptoRng;
+
+use crate::bn::{Ctx, Nat, SecretNat, with_ctx};
+use crate::error::HeError;
+use crate::fixed_base::FixedBase;
+use crate::plaintext::Plaintext;
+use crate::primes::random_prime;
+use crate::scheme::{
+    AdditiveScheme, HePublicKey, HeSecretKey, check_modulus_bits, small_keys_allowed,
+};
+
+const PK_MAGIC: &[u8; 4] = b"FHOU";
+
+/// Smallest OU modulus that the construction supports at all (only reachable
+/// with small keys enabled).
+const OU_STRUCTURAL_MIN_BITS: u32 = 240;
+
+/// Marker type for the Okamoto–Uchiyama scheme.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OkamotoUchiyama;
+
+/// Parameter sizes derived from the modulus size.
+#[derive(Debug, Clone, Copy)]
+struct OuParams {
+    p_bits: u32,
+    q_bits: u32,
+    t_bits: u32,
+}
+
+fn ou_params(bits: u32) -> Result<OuParams, HeError> {
+    if bits < OU_STRUCTURAL_MIN_BITS {
+        return Err(HeError::UnsupportedKeySize {
+            bits,
+            reason: "okamoto-uchiyama needs at least 240 bits",
+        });
+    }
+    let p_bits = bits / 3;
+    let q_bits = bits - 2 * p_bits;
+    let t_bits = if bits >= 3072 {
+        256
+    } else if bits >= 2048 {
+        224
+    } else {
+        (p_bits / 4).max(24)
+    };
+    Ok(OuParams {
+        p_bits,
+        q_bits,
+        t_bits,
+    })
+}
+
+struct PkInner {
+    n: Nat,
+    g: Nat,
+    h: Nat,
+    bits: u32,
+    plaintext_bits: u32,
+    r_bits: u32,
+    n_len: usize,
+    g_table: OnceLock<FixedBase>,
+    g_inv_table: OnceLock<FixedBase>,
+    h_table: OnceLock<FixedBase>,
+}
+
+/// Okamoto–Uchiyama public key `(n, G, H)`. Cheap to clone.
+#[derive(Clone)]
+pub struct OuPublicKey {
+    inner: Arc<PkInner>,
+}
+
+/// Okamoto–Uchiyama ciphertext: fixed-width big-endian residue modulo `n`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct OuCiphertext {
+    bytes: Vec<u8>,
+}
+
+impl OuCiphertext {
+    /// Parses and validates a ciphertext received for `pk`.
+    pub fn from_bytes(pk: &OuPublicKey, bytes: &[u8]) -> Result<Self, HeError> {
+        pk.ciphertext_from_bytes(bytes)
+    }
+
+    /// Fixed-width big-endian bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for OuCiphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OuCiphertext({} bytes)", self.bytes.len())
+    }
+}
+
+impl fmt::Debug for OuPublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OuPublicKey")
+            .field("modulus_bits", &self.inner.bits)
+            .field("plaintext_bits", &self.inner.plaintext_bits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn get_or_build(
+    cell: &OnceLock<FixedBase>,
+    build: impl FnOnce() -> Result<FixedBase, HeError>,
+) -> Result<&FixedBase, HeError> {
+    if let Some(t) = cell.get() {
+        return Ok(t);
+    }
+    let t = build()?;
+    let _ = cell.set(t);
+    cell.get().ok_or(HeError::Backend {
+        op: "fixed_base_table",
+        message: "table unavailable".into(),
+    })
+}
+
+impl OuPublicKey {
+    fn build(n: Nat, g: Nat, h: Nat, plaintext_bits: u32, r_bits: u32) -> Self {
+        let bits = n.bits();
+        let n_len = n.bytes();
+        OuPublicKey {
+            inner: Arc::new(PkInner {
+                n,
+                g,
+                h,
+                bits,
+                plaintext_bits,
+                r_bits,
+                n_len,
+                g_table: OnceLock::new(),
+                g_inv_table: OnceLock::new(),
+                h_table: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Bits of the random exponent `r` (`2·|t|`).
+    pub fn randomizer_exponent_bits(&self) -> u32 {
+        self.inner.r_bits
+    }
+
+    /// Validates received ciphertext bytes without keeping the result.
+    pub fn validate_ciphertext(&self, bytes: &[u8]) -> Result<(), HeError> {
+        self.ciphertext_from_bytes(bytes).map(|_| ())
+    }
+
+    /// Builds the fixed-base tables for `G` and `H` now (otherwise built on
+    /// first use; the `G^(-1)` table is built on the first negative
+    /// plaintext).
+    pub fn precompute(&self) -> Result<(), HeError> {
+        self.g_table()?;
+        self.h_table()?;
+        Ok(())
+    }
+
+    fn exp_bytes_plain(&self) -> usize {
+        self.inner.plaintext_bits.div_ceil(8) as usize
+    }
+
+    fn g_table(&self) -> Result<&FixedBase, HeError> {
+        get_or_build(&self.inner.g_table, || {
+            with_ctx(|ctx| {
+                FixedBase::new(&self.inner.g, &self.inner.n, self.exp_bytes_plain(), ctx)
+            })
+        })
+    }
+
+    fn g_inv_table(&self) -> Result<&FixedBase, HeError> {
+        get_or_build(&self.inner.g_inv_table, || {
+            with_ctx(|ctx| {
+                let gi = self.inner.g.mod_inverse(&self.inner.n, ctx)?;
+                FixedBase::new(&gi, &self.inner.n, self.exp_bytes_plain(), ctx)
+            })
+        })
+    }
+
+    fn h_table(&self) -> Result<&FixedBase, HeError> {
+        get_or_build(&self.inner.h_table, || {
+            with_ctx(|ctx| {
+                FixedBase::new(
+                    &self.inner.h,
+                    &self.inner.n,
+                    self.inner.r_bits.div_ceil(8) as usize,
+                    ctx,
+                )
+            })
+        })
+    }
+
+    fn check_plain(&self, m: &Plaintext) -> Result<(), HeError> {
+        if m.bits() > self.inner.plaintext_bits {
+            return Err(HeError::PlaintextOutOfRange {
+                bits: m.bits(),
+                capacity_bits: self.inner.plaintext_bits,
+            });
+        }
+        Ok(())
+    }
+
+    /// `G^m mod n` for a signed `m` within capacity.
+    fn g_pow(&self, m: &Plaintext, ctx: &mut Ctx) -> Result<Nat, HeError> {
+        self.check_plain(m)?;
+        let table = if m.is_negative() {
+            self.g_inv_table()?
+        } else {
+            self.g_table()?
+        };
+        table.pow_be(m.magnitude_be(), ctx)
+    }
+
+    fn random_h_pow<R: CryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+        ctx: &mut Ctx,
+    ) -> Result<Nat, HeError> {
+        let table = self.h_table()?;
+        let r_bits = self.inner.r_bits;
+        let mut r = zeroize::Zeroizing::new(vec![0u8; r_bits.div_ceil(8) as usize]);
+        rng.fill_bytes(&mut r);
+        let excess = (r.len() as u32) * 8 - r_bits;
+        if let Some(first) = r.first_mut() {
+            *first &= 0xffu8 >> excess;
+        }
+        table.pow_be(&r, ctx)
+    }
+
+    fn ct_to_nat(&self, c: &OuCiphertext) -> Result<Nat, HeError> {
+        Nat::from_be(&c.bytes)
+    }
+
+    fn nat_to_ct(&self, c: &Nat) -> Result<OuCiphertext, HeError> {
+        Ok(OuCiphertext {
+            bytes: c.to_be_padded(self.inner.n_len)?,
+        })
+    }
+
+    fn check_below_n(&self, c: &Nat) -> Result<(), HeError> {
+        if c.ucmp(&self.inner.n) != Ordering::Less {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext not below n",
+            });
+        }
+        Ok(())
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> Result<u32, HeError> {
+    let b: [u8; 4] = bytes
+        .get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(HeError::InvalidPublicKey {
+            reason: "truncated header",
+        })?;
+    Ok(u32::from_be_bytes(b))
+}
+
+impl HePublicKey for OuPublicKey {
+    type Ciphertext = OuCiphertext;
+
+    fn modulus_bits(&self) -> u32 {
+        self.inner.bits
+    }
+
+    /// `|p| - 2` bits.
+    fn plaintext_capacity_bits(&self) -> u32 {
+        self.inner.plaintext_bits
+    }
+
+    fn ciphertext_len(&self) -> usize {
+        self.inner.n_len
+    }
+
+    fn encrypt<R: CryptoRng + ?Sized>(
+        &self,
+        m: &Plaintext,
+        rng: &mut R,
+    ) -> Result<OuCiphertext, HeError> {
+        with_ctx(|ctx| {
+            let gm = self.g_pow(m, ctx)?;
+            let hr = self.random_h_pow(rng, ctx)?;
+            self.nat_to_ct(&Nat::mod_mul(&gm, &hr, &self.inner.n, ctx)?)
+        })
+    }
+
+    fn add(&self, a: &OuCiphertext, b: &OuCiphertext) -> Result<OuCiphertext, HeError> {
+        let x = self.ct_to_nat(a)?;
+        let y = self.ct_to_nat(b)?;
+        with_ctx(|ctx| self.nat_to_ct(&Nat::mod_mul(&x, &y, &self.inner.n, ctx)?))
+    }
+
+    fn add_plain(&self, a: &OuCiphertext, m: &Plaintext) -> Result<OuCiphertext, HeError> {
+        let x = self.ct_to_nat(a)?;
+        with_ctx(|ctx| {
+            let gm = self.g_pow(m, ctx)?;
+            self.nat_to_ct(&Nat::mod_mul(&x, &gm, &self.inner.n, ctx)?)
+        })
+    }
+
+    fn mul_plain(&self, a: &OuCiphertext, k: &Plaintext) -> Result<OuCiphertext, HeError> {
+        let x = self.ct_to_nat(a)?;
+        self.check_below_n(&x)?;
+        with_ctx(|ctx| {
+            let base = if k.is_negative() {
+                x.mod_inverse(&self.inner.n, ctx)?
+            } else {
+                x
+            };
+            let e = SecretNat::new(k.magnitude_nat()?);
+            self.nat_to_ct(&base.mod_exp_secret(&e, &self.inner.n, ctx)?)
+        })
+    }
+
+    fn negate(&self, a: &OuCiphertext) -> Result<OuCiphertext, HeError> {
+        let x = self.ct_to_nat(a)?;
+        with_ctx(|ctx| self.nat_to_ct(&x.mod_inverse(&self.inner.n, ctx)?))
+    }
+
+    fn rerandomize<R: CryptoRng + ?Sized>(
+        &self,
+        a: &OuCiphertext,
+        rng: &mut R,
+    ) -> Result<OuCiphertext, HeError> {
+        let x = self.ct_to_nat(a)?;
+        with_ctx(|ctx| {
+            let hr = self.random_h_pow(rng, ctx)?;
+            self.nat_to_ct(&Nat::mod_mul(&x, &hr, &self.inner.n, ctx)?)
+        })
+    }
+
+    fn ciphertext_to_bytes(&self, c: &OuCiphertext) -> Vec<u8> {
+        c.bytes.clone()
+    }
+
+    fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<OuCiphertext, HeError> {
+        if bytes.len() != self.inner.n_len {
+            return Err(HeError::InvalidLength {
+                what: "okamoto-uchiyama ciphertext",
+                expected: self.inner.n_len,
+                actual: bytes.len(),
+            });
+        }
+        let c = Nat::from_be(bytes)?;
+        if c.is_zero() {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext is zero",
+            });
+        }
+        self.check_below_n(&c)?;
+        if !with_ctx(|ctx| c.gcd(&self.inner.n, ctx))?.is_one() {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext not coprime to n",
+            });
+        }
+        Ok(OuCiphertext {
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// `"FHOU" || u32 bits || u32 plaintext_bits || u32 r_bits || n || G ||
+    /// H`, each integer `n_len` bytes big-endian.
+    fn to_bytes(&self) -> Vec<u8> {
+        let l = self.inner.n_len;
+        let mut out = Vec::with_capacity(16 + 3 * l);
+        out.extend_from_slice(PK_MAGIC);
+        out.extend_from_slice(&self.inner.bits.to_be_bytes());
+        out.extend_from_slice(&self.inner.plaintext_bits.to_be_bytes());
+        out.extend_from_slice(&self.inner.r_bits.to_be_bytes());
+        // All values are below n by construction, so padding cannot fail.
+        for v in [&self.inner.n, &self.inner.g, &self.inner.h] {
+            out.extend_from_slice(&v.to_be_padded(l).unwrap_or_default());
+        }
+        out
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+        if bytes.get(..4) != Some(PK_MAGIC.as_slice()) {
+            return Err(HeError::InvalidPublicKey {
+                reason: "bad magic",
+            });
+        }
+        let bits = read_u32(bytes, 4)?;
+        let plaintext_bits = read_u32(bytes, 8)?;
+        let r_bits = read_u32(bytes, 12)?;
+        check_modulus_bits(bits, small_keys_allowed())?;
+        let params = ou_params(bits)?;
+        if plaintext_bits != params.p_bits - 2 {
+            return Err(HeError::InvalidPublicKey {
+                reason: "plaintext bits inconsistent with modulus size",
+            });
+        }
+        if r_bits != 2 * params.t_bits {
+            return Err(HeError::InvalidPublicKey {
+                reason: "randomizer bits inconsistent with modulus size",
+            });
+        }
+        let l = bits.div_ceil(8) as usize;
+        let expected = 16 + 3 * l;
+        if bytes.len() != expected {
+            return Err(HeError::InvalidLength {
+                what: "okamoto-uchiyama public key",
+                expected,
+                actual: bytes.len(),
+            });
+        }
+        let field =
+            |i: usize| Nat::from_be(bytes.get(16 + i * l..16 + (i + 1) * l).unwrap_or_default());
+        let n = field(0)?;
+        let g = field(1)?;
+        let h = field(2)?;
+        if n.bits() != bits || !n.is_odd() {
+            return Err(HeError::InvalidPublicKey {
+                reason: "bad modulus",
+            });
+        }
+        with_ctx(|ctx| {
+            for v in [&g, &h] {
+                if v.bits() < 2 || v.ucmp(&n) != Ordering::Less || !v.gcd(&n, ctx)?.is_one() {
+                    return Err(HeError::InvalidPublicKey {
+                        reason: "G or H is not a unit modulo n",
+                    });
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Self::build(n, g, h, plaintext_bits, r_bits))
+    }
+}
+
+/// Okamoto–Uchiyama secret key.
+///
+/// No `Serialize`; `Debug` prints only sizes; secrets are `BN_clear`ed on
+/// drop; exponentiation by `t` is constant-time.
+pub struct OuSecretKey {
+    pk: OuPublicKey,
+    p: SecretNat,
+    p2: SecretNat,
+    p_half: SecretNat,
+    t: SecretNat,
+    /// `L(G^t mod p²)^(-1) mod p`
+    gp_inv: SecretNat,
+}
+
+impl fmt::Debug for OuSecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OuSecretKey")
+            .field("modulus_bits", &self.pk.inner.bits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OuSecretKey {
+    /// Test-only access to the secret prime.
+    #[cfg(test)]
+    pub(crate) fn p_be_for_tests(&self) -> Vec<u8> {
+        self.p.get().to_be()
+    }
+}
+
+fn l_func(x: &Nat, p: &Nat, ctx: &mut Ctx) -> Result<Nat, HeError> {
+    x.sub(&Nat::one()?)?.div(p, ctx)
+}
+
+impl HeSecretKey for OuSecretKey {
+    type Ciphertext = OuCiphertext;
+    type PublicKey = OuPublicKey;
+
+    fn public_key(&self) -> &OuPublicKey {
+        &self.pk
+    }
+
+    fn decrypt(&self, c: &OuCiphertext) -> Result<Plaintext, HeError> {
+        let x = self.pk.ct_to_nat(c)?;
+        self.pk.check_below_n(&x)?;
+        with_ctx(|ctx| {
+            let cp = x.rem(self.p2.get(), ctx)?;
+            let ct = cp.mod_exp_secret(&self.t, self.p2.get(), ctx)?;
+            let m = Nat::mod_mul(
+                &l_func(&ct, self.p.get(), ctx)?,
+                self.gp_inv.get(),
+                self.p.get(),
+                ctx,
+            )?;
+            Plaintext::from_residue_centered(&m, self.p.get(), self.p_half.get())
+        })
+    }
+}
+
+impl AdditiveScheme for OkamotoUchiyama {
+    const NAME: &'static str = "okamoto-uchiyama";
+    type Ciphertext = OuCiphertext;
+    type PublicKey = OuPublicKey;
+    type SecretKey = OuSecretKey;
+
+    fn generate_keypair<R: CryptoRng + ?Sized>(
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<(OuPublicKey, OuSecretKey), HeError> {
+        check_modulus_bits(bits, small_keys_allowed())?;
+        let params = ou_params(bits)?;
+        with_ctx(|ctx| {
+            let one = Nat::one()?;
+            let t = SecretNat::new(random_prime(rng, params.t_bits, ctx)?);
+            let u_bits = params.p_bits - params.t_bits;
+            // p = t*u + 1 with u even, both with top two bits set so that
+            // |p| = |t| + |u| exactly.
+            let attempts = params.p_bits.saturating_mul(256).max(100_000);
+            let mut found = None;
+            for _ in 0..attempts {
+                let mut u_raw = Nat::random_bits(rng, u_bits, true, false)?;
+                if u_raw.is_odd() {
+                    u_raw = u_raw.sub(&one)?;
+                }
+                let u = SecretNat::new(u_raw);
+                let p = SecretNat::new(t.get().mul(u.get(), ctx)?.add(&one)?);
+                if p.get().bits() == params.p_bits && p.get().is_probable_prime(ctx)? {
+                    found = Some((p, u));
+                    break;
+                }
+            }
+            let (p, u) = found.ok_or(HeError::PrimeGeneration { attempts })?;
+            let p2 = SecretNat::new(p.get().mul(p.get(), ctx)?);
+            // q with |n| = bits exactly.
+            let mut n_q = None;
+            for _ in 0..1000 {
+                let q = SecretNat::new(random_prime(rng, params.q_bits, ctx)?);
+                if q.get().ucmp(p.get()) == Ordering::Equal {
+                    continue;
+                }
+                let n = p2.get().mul(q.get(), ctx)?;
+                if n.bits() == bits {
+                    n_q = Some(n);
+                    break;
+                }
+            }
+            let n = n_q.ok_or(HeError::PrimeGeneration { attempts: 1000 })?;
+            let p_minus_1 = SecretNat::new(p.get().sub(&one)?);
+            // g with g^(p-1) != 1 mod p^2, i.e. L(g^(p-1) mod p^2) invertible.
+            let mut g_found = None;
+            for _ in 0..1000 {
+                let g = Nat::random_unit(rng, &n, ctx)?;
+                let gp = g
+                    .rem(p2.get(), ctx)?
+                    .mod_exp_secret(&p_minus_1, p2.get(), ctx)?;
+                let l = l_func(&gp, p.get(), ctx)?;
+                if !l.is_zero() {
+                    let gp_inv = SecretNat::new(l.mod_inverse(p.get(), ctx)?);
+                    g_found = Some((g, gp_inv));
+                    break;
+                }
+            }
+            let (g_small, gp_inv) = g_found.ok_or(HeError::PrimeGeneration { attempts: 1000 })?;
+            let g_small = SecretNat::new(g_small);
+            let big_g = g_small.get().mod_exp_secret(&u, &n, ctx)?;
+            let g2 = SecretNat::new(Nat::random_unit(rng, &n, ctx)?);
+            let nu = SecretNat::new(n.mul(u.get(), ctx)?);
+            let big_h = g2.get().mod_exp_secret(&nu, &n, ctx)?;
+            if big_g.is_one() || big_h.is_one() {
+                return Err(HeError::InvalidSecretKey {
+                    reason: "degenerate generator",
+                });
+            }
+            let p_half = SecretNat::new(p.get().shr(1)?);
+            let pk = OuPublicKey::build(n, big_g, big_h, params.p_bits - 2, 2 * params.t_bits);
+            let sk = OuSecretKey {
+                pk: pk.clone(),
+                p,
+                p2,
+                p_half,
+                t,
+                gp_inv,
+            };
+            Ok((pk, sk))
+        })
+    }
+}

@@ -1,0 +1,272 @@
+//! The scheme-independent API: [`AdditiveScheme`], [`HePublicKey`],
+//! [`HeSecretKey`], batch operations and the key-size policy.
+//!
+//! Protocols are written generically over `S: AdditiveScheme` and the
+//! concrete scheme ([`crate::Paillier`] or [`crate::OkamotoUchiyama`]) is
+//! chosen per job.
+
+use std::fmt::Debug;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
+use rayon::prelude::*;
+use zeroize::Zeroize;
+
+use crate::error::HeError;
+use crate::plaintext::Plaintext;
+
+/// Minimum modulus size accepted by default (bits).
+pub const MIN_MODULUS_BITS: u32 = 2048;
+
+/// Default modulus size for key generation (bits).
+pub const DEFAULT_MODULUS_BITS: u32 = 2048;
+
+/// Minimum modulus size when the `insecure-small-keys-for-tests` feature (or
+/// `cfg(test)`) is active.
+pub const INSECURE_MIN_MODULUS_BITS: u32 = 64;
+
+/// Largest supported modulus (bits).
+pub const MAX_MODULUS_BITS: u32 = 8192;
+
+/// Whether small (insecure) keys are allowed in this build.
+pub const fn small_keys_allowed() -> bool {
+    cfg!(any(test, feature = "insecure-small-keys-for-tests"))
+}
+
+/// Checks a modulus size against the policy. `allow_insecure` selects the
+/// small-key minimum; production code passes [`small_keys_allowed()`].
+pub fn check_modulus_bits(bits: u32, allow_insecure: bool) -> Result<(), HeError> {
+    let min_bits = if allow_insecure {
+        INSECURE_MIN_MODULUS_BITS
+    } else {
+        MIN_MODULUS_BITS
+    };
+    if bits < min_bits {
+        return Err(HeError::KeyTooSmall { bits, min_bits });
+    }
+    if bits > MAX_MODULUS_BITS {
+        return Err(HeError::UnsupportedKeySize {
+            bits,
+            reason: "larger than 8192 bits",
+        });
+    }
+    Ok(())
+}
+
+/// An additively homomorphic public-key encryption scheme.
+pub trait AdditiveScheme: Send + Sync + 'static {
+    /// Human-readable scheme name (`"paillier"`, `"okamoto-uchiyama"`).
+    const NAME: &'static str;
+    /// Ciphertext type.
+    type Ciphertext: Clone + Debug + PartialEq + Eq + Send + Sync + 'static;
+    /// Public key type.
+    type PublicKey: HePublicKey<Ciphertext = Self::Ciphertext>;
+    /// Secret key type.
+    type SecretKey: HeSecretKey<Ciphertext = Self::Ciphertext, PublicKey = Self::PublicKey>;
+
+    /// Generates a key pair with a modulus of `bits` bits, drawing all
+    /// randomness (primes included) from `rng`: the same RNG state gives the
+    /// same key. Refuses `bits < 2048` unless small keys are allowed.
+    fn generate_keypair<R: CryptoRng + ?Sized>(
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<(Self::PublicKey, Self::SecretKey), HeError>;
+}
+
+/// Public-key operations: encryption, homomorphic evaluation, validation
+/// and serialisation.
+///
+/// **Every ciphertext that leaves a party after homomorphic evaluation must
+/// be re-randomised** with [`HePublicKey::rerandomize`]: `add`, `add_plain`,
+/// `mul_plain` and `negate` are deterministic functions of their inputs, so
+/// the output can reveal the operands (e.g. `mul_plain` by a secret scalar).
+pub trait HePublicKey: Clone + Debug + Send + Sync + 'static {
+    /// Ciphertext type.
+    type Ciphertext: Clone + Debug + PartialEq + Eq + Send + Sync + 'static;
+
+    /// Bit length of the public modulus `n`.
+    fn modulus_bits(&self) -> u32;
+
+    /// Plaintext magnitudes must be `< 2^plaintext_capacity_bits`; sums and
+    /// products must stay below this bound too or they wrap around.
+    fn plaintext_capacity_bits(&self) -> u32;
+
+    /// Length in bytes of a serialised ciphertext.
+    fn ciphertext_len(&self) -> usize;
+
+    /// Encrypts a signed plaintext with fresh randomness from `rng`.
+    fn encrypt<R: CryptoRng + ?Sized>(
+        &self,
+        m: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Self::Ciphertext, HeError>;
+
+    /// `Enc(a + b)`.
+    fn add(&self, a: &Self::Ciphertext, b: &Self::Ciphertext) -> Result<Self::Ciphertext, HeError>;
+
+    /// `Enc(a + m)` for a public plaintext `m` (deterministic).
+    fn add_plain(&self, a: &Self::Ciphertext, m: &Plaintext) -> Result<Self::Ciphertext, HeError>;
+
+    /// `Enc(k * a)` for a (possibly negative) plaintext scalar `k`
+    /// (deterministic; the exponentiation is constant-time in `k`'s bits but
+    /// its sign and bit length are visible).
+    fn mul_plain(&self, a: &Self::Ciphertext, k: &Plaintext) -> Result<Self::Ciphertext, HeError>;
+
+    /// `Enc(-a)`.
+    fn negate(&self, a: &Self::Ciphertext) -> Result<Self::Ciphertext, HeError>;
+
+    /// Same plaintext, fresh randomness. Apply before sending any
+    /// evaluated ciphertext to another party.
+    fn rerandomize<R: CryptoRng + ?Sized>(
+        &self,
+        a: &Self::Ciphertext,
+        rng: &mut R,
+    ) -> Result<Self::Ciphertext, HeError>;
+
+    /// Fixed-width big-endian encoding of a ciphertext.
+    fn ciphertext_to_bytes(&self, c: &Self::Ciphertext) -> Vec<u8>;
+
+    /// Parses and validates a received ciphertext (length, range, and
+    /// coprimality with `n`).
+    fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<Self::Ciphertext, HeError>;
+
+    /// Serialises the public key.
+    fn to_bytes(&self) -> Vec<u8>;
+
+    /// Parses and validates a public key (including the key-size policy).
+    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError>;
+
+    /// Encrypts a batch on the rayon pool. One 32-byte seed per item is
+    /// drawn serially from `rng`, then each item is encrypted with a
+    /// `ChaCha20Rng` seeded from its seed, so the output is deterministic
+    /// for a given `rng` state regardless of scheduling.
+    fn encrypt_batch<R: CryptoRng + ?Sized>(
+        &self,
+        ms: &[Plaintext],
+        rng: &mut R,
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        let mut seeds = draw_seeds(ms.len(), rng);
+        let out = ms
+            .par_iter()
+            .zip(seeds.par_iter())
+            .map(|(m, seed)| {
+                let mut r = ChaCha20Rng::from_seed(*seed);
+                self.encrypt(m, &mut r)
+            })
+            .collect();
+        seeds.zeroize();
+        out
+    }
+
+    /// Re-randomises a batch on the rayon pool (seeded like
+    /// [`HePublicKey::encrypt_batch`]).
+    fn rerandomize_batch<R: CryptoRng + ?Sized>(
+        &self,
+        cs: &[Self::Ciphertext],
+        rng: &mut R,
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        let mut seeds = draw_seeds(cs.len(), rng);
+        let out = cs
+            .par_iter()
+            .zip(seeds.par_iter())
+            .map(|(c, seed)| {
+                let mut r = ChaCha20Rng::from_seed(*seed);
+                self.rerandomize(c, &mut r)
+            })
+            .collect();
+        seeds.zeroize();
+        out
+    }
+
+    /// Element-wise `Enc(a_i + b_i)` on the rayon pool.
+    fn add_batch(
+        &self,
+        a: &[Self::Ciphertext],
+        b: &[Self::Ciphertext],
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        if a.len() != b.len() {
+            return Err(HeError::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        a.par_iter()
+            .zip(b.par_iter())
+            .map(|(x, y)| self.add(x, y))
+            .collect()
+    }
+
+    /// Element-wise `Enc(k_i * a_i)` on the rayon pool.
+    fn mul_plain_batch(
+        &self,
+        a: &[Self::Ciphertext],
+        k: &[Plaintext],
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        if a.len() != k.len() {
+            return Err(HeError::LengthMismatch {
+                left: a.len(),
+                right: k.len(),
+            });
+        }
+        a.par_iter()
+            .zip(k.par_iter())
+            .map(|(x, s)| self.mul_plain(x, s))
+            .collect()
+    }
+
+    /// `Enc(sum a_i)` computed as a parallel tree reduction. Errors on an
+    /// empty slice.
+    fn sum(&self, cs: &[Self::Ciphertext]) -> Result<Self::Ciphertext, HeError> {
+        let first = cs.first().ok_or(HeError::EmptyInput {
+            what: "ciphertexts to sum",
+        })?;
+        let threads = rayon::current_num_threads().max(1);
+        let chunk = cs.len().div_ceil(threads * 4).max(1);
+        let partials: Vec<Self::Ciphertext> = cs
+            .par_chunks(chunk)
+            .map(|ch| {
+                let mut it = ch.iter();
+                let mut acc = it.next().cloned().unwrap_or_else(|| first.clone());
+                for c in it {
+                    acc = self.add(&acc, c)?;
+                }
+                Ok(acc)
+            })
+            .collect::<Result<_, HeError>>()?;
+        let mut it = partials.iter();
+        let mut acc = it.next().cloned().unwrap_or_else(|| first.clone());
+        for c in it {
+            acc = self.add(&acc, c)?;
+        }
+        Ok(acc)
+    }
+}
+
+/// Secret-key operations.
+pub trait HeSecretKey: Send + Sync + 'static {
+    /// Ciphertext type.
+    type Ciphertext: Clone + Send + Sync;
+    /// Matching public key type.
+    type PublicKey: HePublicKey<Ciphertext = Self::Ciphertext>;
+
+    /// The matching public key.
+    fn public_key(&self) -> &Self::PublicKey;
+
+    /// Decrypts to a signed plaintext (centered lift).
+    fn decrypt(&self, c: &Self::Ciphertext) -> Result<Plaintext, HeError>;
+
+    /// Decrypts a batch on the rayon pool.
+    fn decrypt_batch(&self, cs: &[Self::Ciphertext]) -> Result<Vec<Plaintext>, HeError> {
+        cs.par_iter().map(|c| self.decrypt(c)).collect()
+    }
+}
+
+fn draw_seeds<R: CryptoRng + ?Sized>(count: usize, rng: &mut R) -> Vec<[u8; 32]> {
+    (0..count)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            s
+        })
+        .collect()
+}

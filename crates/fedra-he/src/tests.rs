@@ -1,0 +1,611 @@
+//! Unit and property tests (small keys are allowed under `cfg(test)`).
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::*;
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+fn paillier() -> &'static (PaillierPublicKey, PaillierSecretKey) {
+    static K: OnceLock<(PaillierPublicKey, PaillierSecretKey)> = OnceLock::new();
+    K.get_or_init(|| Paillier::generate_keypair(512, &mut rng(1)).unwrap())
+}
+
+fn ou() -> &'static (OuPublicKey, OuSecretKey) {
+    static K: OnceLock<(OuPublicKey, OuSecretKey)> = OnceLock::new();
+    K.get_or_init(|| OkamotoUchiyama::generate_keypair(480, &mut rng(2)).unwrap())
+}
+
+// p = 2^64 - 59, q = 2^64 - 83 (both prime).
+const KAT_P: u64 = 18446744073709551557;
+const KAT_Q: u64 = 18446744073709551533;
+
+#[test]
+fn paillier_known_answer() {
+    let sk =
+        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
+            .unwrap();
+    let pk = sk.public_key();
+    assert_eq!(
+        Plaintext::from_sign_magnitude_be(false, &pk.modulus_be()),
+        Plaintext::from_u128(340282366920938460843936948965011886881)
+    );
+    // python3 -c "p=2**64-59;q=2**64-83;n=p*q;print((1+42*n)*pow(123456789,n,n*n)%(n*n))"
+    let expected = Plaintext::from_sign_magnitude_be(
+        false,
+        &decimal_to_be(
+            "34784686208829151519554994446395177593265734596204670709241952588526792202577",
+        ),
+    );
+    let c = pk
+        .encrypt_with_nonce(&Plaintext::from_i64(42), &123456789u64.to_be_bytes())
+        .unwrap();
+    assert_eq!(
+        Plaintext::from_sign_magnitude_be(false, c.as_bytes()),
+        expected
+    );
+    assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(42));
+    // Negative plaintext -7 is encoded as n - 7:
+    // python3 -c "p=2**64-59;q=2**64-83;n=p*q;print((1+(n-7)*n)*pow(987654321,n,n*n)%(n*n))"
+    let expected_neg = Plaintext::from_sign_magnitude_be(
+        false,
+        &decimal_to_be(
+            "7444963542144257258743610368793400934928219221174908574631625008755335750923",
+        ),
+    );
+    let c = pk
+        .encrypt_with_nonce(&Plaintext::from_i64(-7), &987654321u64.to_be_bytes())
+        .unwrap();
+    assert_eq!(
+        Plaintext::from_sign_magnitude_be(false, c.as_bytes()),
+        expected_neg
+    );
+    assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(-7));
+}
+
+fn decimal_to_be(s: &str) -> Vec<u8> {
+    // Simple base-10 -> base-256 conversion for test constants.
+    let mut out: Vec<u8> = vec![0];
+    for ch in s.bytes() {
+        let mut carry = u32::from(ch - b'0');
+        for b in out.iter_mut().rev() {
+            let v = u32::from(*b) * 10 + carry;
+            *b = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        while carry > 0 {
+            out.insert(0, (carry & 0xff) as u8);
+            carry >>= 8;
+        }
+    }
+    out
+}
+
+#[test]
+fn keygen_is_deterministic_for_seeded_rng() {
+    let (pk1, _) = Paillier::generate_keypair(256, &mut rng(9)).unwrap();
+    let (pk2, _) = Paillier::generate_keypair(256, &mut rng(9)).unwrap();
+    assert_eq!(pk1.to_bytes(), pk2.to_bytes());
+    assert_eq!(pk1.modulus_bits(), 256);
+    let (ou1, _) = OkamotoUchiyama::generate_keypair(480, &mut rng(9)).unwrap();
+    let (ou2, _) = OkamotoUchiyama::generate_keypair(480, &mut rng(9)).unwrap();
+    assert_eq!(ou1.to_bytes(), ou2.to_bytes());
+    assert_eq!(ou1.modulus_bits(), 480);
+}
+
+#[test]
+fn policy_refuses_small_keys_without_insecure_flag() {
+    let e = check_modulus_bits(1024, false).unwrap_err();
+    assert_eq!(
+        e,
+        HeError::KeyTooSmall {
+            bits: 1024,
+            min_bits: 2048
+        }
+    );
+    assert_eq!(e.code(), "he.key_too_small");
+    assert!(check_modulus_bits(2048, false).is_ok());
+    assert!(check_modulus_bits(3072, false).is_ok());
+    assert!(check_modulus_bits(512, true).is_ok());
+    assert!(check_modulus_bits(32, true).is_err());
+}
+
+#[test]
+fn secret_key_debug_hides_primes() {
+    let sk =
+        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
+            .unwrap();
+    let dbg = format!("{sk:?} {sk:#?}");
+    for secret in [KAT_P, KAT_Q] {
+        assert!(!dbg.contains(&secret.to_string()), "{dbg}");
+        assert!(
+            !dbg.to_lowercase().contains(&format!("{secret:x}")),
+            "{dbg}"
+        );
+    }
+    assert!(dbg.contains("modulus_bits"));
+    let (_, osk) = ou();
+    let dbg = format!("{osk:?}");
+    assert!(dbg.starts_with("OuSecretKey") && !dbg.contains("p:"));
+}
+
+fn check_validation<P: HePublicKey>(pk: &P, n_be: &[u8], p_be: &[u8], modulus_sq: Option<&[u8]>) {
+    let len = pk.ciphertext_len();
+    let zero = vec![0u8; len];
+    assert_eq!(
+        pk.ciphertext_from_bytes(&zero).unwrap_err().code(),
+        "he.invalid_ciphertext"
+    );
+    // c = upper modulus (n^2 for Paillier, n for OU)
+    let upper = modulus_sq.unwrap_or(n_be);
+    let mut up = vec![0u8; len - upper.len()];
+    up.extend_from_slice(upper);
+    assert_eq!(
+        pk.ciphertext_from_bytes(&up).unwrap_err(),
+        HeError::InvalidCiphertext {
+            reason: if modulus_sq.is_some() {
+                "ciphertext not below n^2"
+            } else {
+                "ciphertext not below n"
+            }
+        }
+    );
+    // c = p (shares a factor with n)
+    let mut cp = vec![0u8; len - p_be.len()];
+    cp.extend_from_slice(p_be);
+    assert_eq!(
+        pk.ciphertext_from_bytes(&cp).unwrap_err(),
+        HeError::InvalidCiphertext {
+            reason: "ciphertext not coprime to n"
+        }
+    );
+    // wrong length
+    let mut one = vec![0u8; len + 1];
+    if let Some(l) = one.last_mut() {
+        *l = 1;
+    }
+    assert_eq!(
+        pk.ciphertext_from_bytes(&one).unwrap_err().code(),
+        "he.invalid_length"
+    );
+    assert_eq!(
+        pk.ciphertext_from_bytes(&one[2..]).unwrap_err().code(),
+        "he.invalid_length"
+    );
+    // A valid ciphertext round-trips.
+    let c = pk.encrypt(&Plaintext::from_i64(5), &mut rng(4)).unwrap();
+    let bytes = pk.ciphertext_to_bytes(&c);
+    assert_eq!(bytes.len(), len);
+    assert_eq!(pk.ciphertext_from_bytes(&bytes).unwrap(), c);
+}
+
+#[test]
+fn paillier_ciphertext_validation() {
+    let sk =
+        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
+            .unwrap();
+    let pk = sk.public_key();
+    let n = (u128::from(KAT_P) * u128::from(KAT_Q)).to_be_bytes();
+    // python3 -c "print((2**64-59)**2*(2**64-83)**2)"
+    let n2 = decimal_to_be(
+        "115792089237316193640874092158870581118084936692137764647392700197627939908161",
+    );
+    check_validation(pk, &n, &KAT_P.to_be_bytes(), Some(&n2));
+    assert!(pk.validate_ciphertext(&[1u8; 3]).is_err());
+    assert!(PaillierCiphertext::from_bytes(pk, &[0u8; 32]).is_err());
+}
+
+#[test]
+fn ou_ciphertext_validation() {
+    let (pk, _) = ou();
+    let bytes = pk.to_bytes();
+    let l = pk.ciphertext_len();
+    let n = bytes[16..16 + l].to_vec();
+    // c = p (secret factor, exposed to tests only) must be rejected.
+    let p = ou_secret_p();
+    check_validation(pk, &n, &p, None);
+}
+
+fn ou_secret_p() -> Vec<u8> {
+    let (_, sk) = ou();
+    sk.p_be_for_tests()
+}
+
+#[test]
+fn public_key_serialization_roundtrip() {
+    let (pk, sk) = paillier();
+    let pk2 = PaillierPublicKey::from_bytes(&pk.to_bytes()).unwrap();
+    let c = pk2.encrypt(&Plaintext::from_i64(-99), &mut rng(5)).unwrap();
+    assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(-99));
+    let mut bad = pk.to_bytes();
+    bad[0] = b'X';
+    assert_eq!(
+        PaillierPublicKey::from_bytes(&bad).unwrap_err().code(),
+        "he.invalid_public_key"
+    );
+    let bad = &pk.to_bytes()[..20];
+    assert!(PaillierPublicKey::from_bytes(bad).is_err());
+
+    let (opk, osk) = ou();
+    let opk2 = OuPublicKey::from_bytes(&opk.to_bytes()).unwrap();
+    let c = opk2
+        .encrypt(&Plaintext::from_i64(-99), &mut rng(5))
+        .unwrap();
+    assert_eq!(osk.decrypt(&c).unwrap().to_i64(), Some(-99));
+
+    // Own DJN base derived from the modulus alone.
+    let pk3 = PaillierPublicKey::from_modulus(&pk.modulus_be(), &mut rng(6)).unwrap();
+    let c = pk3.encrypt(&Plaintext::from_i64(77), &mut rng(5)).unwrap();
+    assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(77));
+}
+
+#[test]
+fn plain_and_fixed_base_encryption_agree() {
+    let (pk, sk) = paillier();
+    let a = pk
+        .encrypt_full_randomness(&Plaintext::from_i64(1234), &mut rng(7))
+        .unwrap();
+    let b = pk.encrypt(&Plaintext::from_i64(-234), &mut rng(8)).unwrap();
+    assert_eq!(
+        sk.decrypt(&pk.add(&a, &b).unwrap()).unwrap().to_i64(),
+        Some(1000)
+    );
+}
+
+#[test]
+fn plaintext_range_is_enforced() {
+    let (pk, _) = paillier();
+    let too_big = Plaintext::from_sign_magnitude_be(false, &[0xff; 64]);
+    assert_eq!(
+        pk.encrypt(&too_big, &mut rng(1)).unwrap_err().code(),
+        "he.plaintext_out_of_range"
+    );
+    let (opk, _) = ou();
+    let big = Plaintext::from_sign_magnitude_be(
+        true,
+        &vec![0xff; opk.plaintext_capacity_bits().div_ceil(8) as usize + 1],
+    );
+    assert_eq!(
+        opk.encrypt(&big, &mut rng(1)).unwrap_err().code(),
+        "he.plaintext_out_of_range"
+    );
+}
+
+fn batch_roundtrip<S: AdditiveScheme>(pk: &S::PublicKey, sk: &S::SecretKey) {
+    let ms: Vec<Plaintext> = (-20i64..20)
+        .map(|v| Plaintext::from_i64(v * 1000))
+        .collect();
+    let c1 = pk.encrypt_batch(&ms, &mut rng(11)).unwrap();
+    let c2 = pk.encrypt_batch(&ms, &mut rng(11)).unwrap();
+    assert_eq!(c1, c2, "batch encryption must be deterministic per rng");
+    let dec = sk.decrypt_batch(&c1).unwrap();
+    assert_eq!(dec, ms);
+    let total = pk.sum(&c1).unwrap();
+    assert_eq!(sk.decrypt(&total).unwrap().to_i64(), Some(-20_000));
+    let doubled = pk.add_batch(&c1, &c1).unwrap();
+    let scaled = pk
+        .mul_plain_batch(&c1, &vec![Plaintext::from_i64(2); c1.len()])
+        .unwrap();
+    assert_eq!(
+        sk.decrypt_batch(&doubled).unwrap(),
+        sk.decrypt_batch(&scaled).unwrap()
+    );
+    let rr = pk.rerandomize_batch(&c1, &mut rng(12)).unwrap();
+    assert_ne!(rr, c1);
+    assert_eq!(sk.decrypt_batch(&rr).unwrap(), ms);
+    assert_eq!(pk.sum(&[]).unwrap_err().code(), "he.empty_input");
+    assert_eq!(
+        pk.add_batch(&c1, &c1[1..]).unwrap_err().code(),
+        "he.length_mismatch"
+    );
+}
+
+#[test]
+fn batch_apis_paillier() {
+    let (pk, sk) = paillier();
+    batch_roundtrip::<Paillier>(pk, sk);
+}
+
+#[test]
+fn batch_apis_ou() {
+    let (pk, sk) = ou();
+    batch_roundtrip::<OkamotoUchiyama>(pk, sk);
+}
+
+#[test]
+fn fixed_point_with_ciphertexts() {
+    let (pk, sk) = paillier();
+    let fp = FixedPoint::new(24, 80, 200).unwrap();
+    fp.check_capacity(pk.plaintext_capacity_bits()).unwrap();
+    let x = fp.encode(3.25).unwrap();
+    let w = fp.encode(-0.5).unwrap();
+    let cx = pk.encrypt(x.value(), &mut rng(1)).unwrap();
+    let prod = pk.mul_plain(&cx, w.value()).unwrap();
+    let dec = sk.decrypt(&prod).unwrap();
+    let v = fp
+        .decode_plaintext(&dec, x.frac_bits() + w.frac_bits())
+        .unwrap();
+    assert!((v + 1.625).abs() < 1e-9);
+    let e = x.checked_mul(&w).unwrap();
+    assert_eq!(e.frac_bits(), 48);
+    assert!((fp.decode(&e).unwrap() + 1.625).abs() < 1e-9);
+    assert_eq!(x.checked_add(&e).unwrap_err().code(), "he.scale_mismatch");
+}
+
+#[test]
+fn homomorphic_overflow_is_detected_on_decode() {
+    let (pk, sk) = paillier();
+    let fp = FixedPoint::new(16, 100, 300).unwrap();
+    // A value near n/2 pushed over the edge wraps to a huge negative number.
+    let half_bits = pk.plaintext_capacity_bits();
+    let big = Plaintext::from_sign_magnitude_be(false, &{
+        let mut v = vec![0u8; (half_bits / 8) as usize];
+        v[0] = 0x80;
+        v
+    });
+    let c = pk.encrypt(&big, &mut rng(1)).unwrap();
+    let c4 = pk.mul_plain(&c, &Plaintext::from_i64(4)).unwrap();
+    let dec = sk.decrypt(&c4).unwrap();
+    assert_eq!(
+        fp.decode_plaintext(&dec, 16).unwrap_err().code(),
+        "he.decode_overflow"
+    );
+    // Same for OU: overflow past p/2 wraps modulo the secret p.
+    let (opk, osk) = ou();
+    let cap = opk.plaintext_capacity_bits();
+    let near = Plaintext::from_sign_magnitude_be(false, &{
+        let mut v = vec![0u8; cap.div_ceil(8) as usize];
+        v[0] = 1 << ((cap - 1) % 8);
+        v
+    });
+    assert_eq!(near.bits(), cap);
+    let c = opk.encrypt(&near, &mut rng(2)).unwrap();
+    let c8 = opk.mul_plain(&c, &Plaintext::from_i64(8)).unwrap();
+    let fp_ou = FixedPoint::new(16, 100, cap - 8).unwrap();
+    assert_eq!(
+        fp_ou
+            .decode_plaintext(&osk.decrypt(&c8).unwrap(), 16)
+            .unwrap_err()
+            .code(),
+        "he.decode_overflow"
+    );
+}
+
+#[test]
+fn encoder_errors() {
+    let fp = FixedPoint::new(20, 40, 60).unwrap();
+    assert_eq!(fp.encode(f64::NAN).unwrap_err(), HeError::NonFinite);
+    assert_eq!(fp.encode(f64::INFINITY).unwrap_err(), HeError::NonFinite);
+    assert_eq!(fp.encode(2e6).unwrap_err().code(), "he.encode_overflow");
+    assert!(fp.encode(1e5).is_ok());
+    assert_eq!(
+        fp.encode_i64(1 << 20).unwrap_err().code(),
+        "he.encode_overflow"
+    );
+    assert_eq!(fp.encode_i64(-3).unwrap().value().to_i64(), Some(-3 << 20));
+    assert!(FixedPoint::new(10, 0, 10).is_err());
+    assert!(FixedPoint::new(10, 127, 200).is_err());
+    assert!(FixedPoint::new(10, 50, 40).is_err());
+    assert!(fp.check_capacity(60).is_err());
+}
+
+#[test]
+fn packing_with_ciphertexts() {
+    let (pk, sk) = paillier();
+    let packer = Packer::new(40, 1000, 4).unwrap();
+    assert_eq!(packer.slot_bits(), 50);
+    packer.check_capacity(pk.plaintext_capacity_bits()).unwrap();
+    assert!(
+        Packer::new(40, 1000, 100)
+            .unwrap()
+            .check_capacity(pk.plaintext_capacity_bits())
+            .is_err()
+    );
+    let rows: Vec<Vec<u128>> = (0..10u128)
+        .map(|i| vec![i, 1 << 39, (1 << 40) - 1, 7 * i])
+        .collect();
+    let cts: Vec<_> = rows
+        .iter()
+        .map(|r| pk.encrypt(&packer.pack(r).unwrap(), &mut rng(1)).unwrap())
+        .collect();
+    let sum = sk.decrypt(&pk.sum(&cts).unwrap()).unwrap();
+    let got = packer.unpack_sum(&sum, 10).unwrap();
+    assert_eq!(got, vec![45, 10 << 39, 10 * ((1 << 40) - 1), 7 * 45]);
+    // A negative (wrapped) result is rejected.
+    let neg = pk.negate(&cts[1]).unwrap();
+    assert_eq!(
+        packer
+            .unpack(&sk.decrypt(&neg).unwrap())
+            .unwrap_err()
+            .code(),
+        "he.unpack_overflow"
+    );
+}
+
+#[test]
+fn real_2048_bit_keys() {
+    let mut r = rng(2048);
+    let (pk, sk) = Paillier::generate_keypair(2048, &mut r).unwrap();
+    assert_eq!(pk.modulus_bits(), 2048);
+    assert_eq!(pk.ciphertext_len(), 512);
+    assert_eq!(pk.randomizer_exponent_bits(), 1024);
+    let a = pk
+        .encrypt(&Plaintext::from_i64(-1_000_000), &mut r)
+        .unwrap();
+    let b = pk.encrypt(&Plaintext::from_i64(3), &mut r).unwrap();
+    let c = pk
+        .add(&pk.mul_plain(&a, &Plaintext::from_i64(-2)).unwrap(), &b)
+        .unwrap();
+    let c = pk.rerandomize(&c, &mut r).unwrap();
+    let c = pk
+        .ciphertext_from_bytes(&pk.ciphertext_to_bytes(&c))
+        .unwrap();
+    assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(2_000_003));
+    let pk2 = PaillierPublicKey::from_bytes(&pk.to_bytes()).unwrap();
+    assert_eq!(pk2.to_bytes(), pk.to_bytes());
+
+    let (opk, osk) = OkamotoUchiyama::generate_keypair(2048, &mut r).unwrap();
+    assert_eq!(opk.modulus_bits(), 2048);
+    assert_eq!(opk.plaintext_capacity_bits(), 680);
+    assert_eq!(opk.randomizer_exponent_bits(), 448);
+    let a = opk.encrypt(&Plaintext::from_i64(-5), &mut r).unwrap();
+    let b = opk.encrypt(&Plaintext::from_i64(12), &mut r).unwrap();
+    assert_eq!(
+        osk.decrypt(&opk.add(&a, &b).unwrap()).unwrap().to_i64(),
+        Some(7)
+    );
+}
+
+fn shr2(be: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(be.len());
+    let mut carry = 0u8;
+    for &b in be {
+        out.push((b >> 2) | carry);
+        carry = b << 6;
+    }
+    out
+}
+
+fn small_i64() -> impl Strategy<Value = i64> {
+    -(1i64 << 62)..(1i64 << 62)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn prop_paillier_roundtrip(m in any::<i64>(), seed in any::<u64>()) {
+        let (pk, sk) = paillier();
+        let c = pk.encrypt(&Plaintext::from_i64(m), &mut rng(seed)).unwrap();
+        prop_assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(m));
+    }
+
+    #[test]
+    fn prop_paillier_add(a in small_i64(), b in small_i64(), seed in any::<u64>()) {
+        let (pk, sk) = paillier();
+        let mut r = rng(seed);
+        let ca = pk.encrypt(&Plaintext::from_i64(a), &mut r).unwrap();
+        let cb = pk.encrypt(&Plaintext::from_i64(b), &mut r).unwrap();
+        prop_assert_eq!(sk.decrypt(&pk.add(&ca, &cb).unwrap()).unwrap().to_i64(), Some(a + b));
+        prop_assert_eq!(sk.decrypt(&pk.add_plain(&ca, &Plaintext::from_i64(b)).unwrap()).unwrap().to_i64(), Some(a + b));
+        prop_assert_eq!(sk.decrypt(&pk.negate(&ca).unwrap()).unwrap().to_i64(), Some(-a));
+    }
+
+    #[test]
+    fn prop_paillier_add_mod_n(s in 0u64..1000, seed in any::<u64>()) {
+        // decrypt(a + a + a + a) == 4a mod n (centered) for a = n/4 + s, which
+        // crosses n/2 and, for larger s, n itself.
+        let (pk, sk) = paillier();
+        let n_be = pk.modulus_be();
+        let n = Plaintext::from_sign_magnitude_be(false, &n_be);
+        let quarter = Plaintext::from_sign_magnitude_be(false, &shr2(&n_be));
+        let a = quarter.checked_add(&Plaintext::from_u64(s)).unwrap();
+        let mut r = rng(seed);
+        let ca = pk.encrypt(&a, &mut r).unwrap();
+        let two = pk.add(&ca, &ca).unwrap();
+        let four = pk.add(&two, &two).unwrap();
+        // 4a - n is the centered residue of 4a mod n whether or not 4a >= n.
+        let want = a.checked_mul(&Plaintext::from_i64(4)).unwrap().checked_add(&n.neg()).unwrap();
+        prop_assert_eq!(sk.decrypt(&four).unwrap(), want);
+    }
+
+    #[test]
+    fn prop_paillier_scalar_mul(a in -(1i64 << 31)..(1i64 << 31), k in -(1i64 << 31)..(1i64 << 31), seed in any::<u64>()) {
+        let (pk, sk) = paillier();
+        let c = pk.encrypt(&Plaintext::from_i64(a), &mut rng(seed)).unwrap();
+        let d = pk.mul_plain(&c, &Plaintext::from_i64(k)).unwrap();
+        prop_assert_eq!(sk.decrypt(&d).unwrap().to_i64(), Some(a * k));
+        let rr = pk.rerandomize(&d, &mut rng(seed ^ 1)).unwrap();
+        prop_assert_ne!(&rr, &d);
+        prop_assert_eq!(sk.decrypt(&rr).unwrap().to_i64(), Some(a * k));
+    }
+
+    #[test]
+    fn prop_ou_roundtrip_add_mul(a in -(1i64 << 31)..(1i64 << 31), b in -(1i64 << 31)..(1i64 << 31), k in -(1i64 << 31)..(1i64 << 31), seed in any::<u64>()) {
+        let (pk, sk) = ou();
+        let mut r = rng(seed);
+        let ca = pk.encrypt(&Plaintext::from_i64(a), &mut r).unwrap();
+        let cb = pk.encrypt(&Plaintext::from_i64(b), &mut r).unwrap();
+        prop_assert_eq!(sk.decrypt(&ca).unwrap().to_i64(), Some(a));
+        prop_assert_eq!(sk.decrypt(&pk.add(&ca, &cb).unwrap()).unwrap().to_i64(), Some(a + b));
+        prop_assert_eq!(sk.decrypt(&pk.add_plain(&ca, &Plaintext::from_i64(b)).unwrap()).unwrap().to_i64(), Some(a + b));
+        prop_assert_eq!(sk.decrypt(&pk.mul_plain(&ca, &Plaintext::from_i64(k)).unwrap()).unwrap().to_i64(), Some(a * k));
+        prop_assert_eq!(sk.decrypt(&pk.negate(&ca).unwrap()).unwrap().to_i64(), Some(-a));
+        let rr = pk.rerandomize(&ca, &mut r).unwrap();
+        prop_assert_ne!(&rr, &ca);
+        prop_assert_eq!(sk.decrypt(&rr).unwrap().to_i64(), Some(a));
+    }
+
+    #[test]
+    fn prop_fixed_point_roundtrip(x in -1e9f64..1e9f64) {
+        let fp = FixedPoint::new(32, 80, 120).unwrap();
+        let e = fp.encode(x).unwrap();
+        let y = fp.decode(&e).unwrap();
+        prop_assert!((x - y).abs() <= 2f64.powi(-33) + x.abs() * 1e-15);
+    }
+
+    #[test]
+    fn prop_fixed_point_encrypted_sum(xs in proptest::collection::vec(-1e6f64..1e6f64, 1..8)) {
+        let (pk, sk) = ou();
+        let fp = FixedPoint::new(20, 60, 100).unwrap();
+        fp.check_capacity(pk.plaintext_capacity_bits()).unwrap();
+        let ms: Vec<Plaintext> = xs.iter().map(|&x| fp.encode(x).unwrap().into_plaintext()).collect();
+        let cs = pk.encrypt_batch(&ms, &mut rng(3)).unwrap();
+        let got = fp.decode_plaintext(&sk.decrypt(&pk.sum(&cs).unwrap()).unwrap(), 20).unwrap();
+        let want: f64 = xs.iter().sum();
+        prop_assert!((got - want).abs() <= xs.len() as f64 * 2f64.powi(-20));
+    }
+
+    #[test]
+    fn prop_encode_overflow(x in 1e7f64..1e300f64, neg in any::<bool>()) {
+        let fp = FixedPoint::new(20, 40, 60).unwrap();
+        let x = if neg { -x } else { x };
+        prop_assert_eq!(fp.encode(x).unwrap_err().code(), "he.encode_overflow");
+    }
+
+    #[test]
+    fn prop_decode_overflow(bits in 61u32..400) {
+        let fp = FixedPoint::new(20, 40, 60).unwrap();
+        let mut mag = vec![0u8; bits.div_ceil(8) as usize];
+        mag[0] = 1 << ((bits - 1) % 8);
+        let p = Plaintext::from_sign_magnitude_be(bits % 2 == 0, &mag);
+        prop_assert_eq!(p.bits(), bits);
+        prop_assert_eq!(fp.decode_plaintext(&p, 20).unwrap_err(), HeError::DecodeOverflow { bits, max_bits: 60 });
+    }
+
+    #[test]
+    fn prop_packing_roundtrip(vals in proptest::collection::vec(0u128..(1u128 << 45), 0..6), value_bits in 45u32..80) {
+        let packer = Packer::new(value_bits, 16, 6).unwrap();
+        let p = packer.pack(&vals).unwrap();
+        let mut want = vals.clone();
+        want.resize(6, 0);
+        prop_assert_eq!(packer.unpack(&p).unwrap(), want);
+    }
+
+    #[test]
+    fn prop_packing_overflow(v in (1u128 << 20)..u128::MAX, slot in 0usize..4) {
+        let packer = Packer::new(20, 4, 4).unwrap();
+        let mut vals = vec![1u128; 4];
+        vals[slot] = v;
+        prop_assert_eq!(packer.pack(&vals).unwrap_err(), HeError::PackOverflow { slot, bits: 128 - v.leading_zeros(), max_bits: 20 });
+        prop_assert_eq!(packer.pack(&[0; 5]).unwrap_err().code(), "he.too_many_values");
+    }
+
+    #[test]
+    fn prop_unpack_sum_detects_excess(extra in 1u128..1000) {
+        let packer = Packer::new(8, 4, 2).unwrap(); // slot = 10 bits
+        // Slot 0 holds 4*255 + extra > bound for 4 summands (but still fits 10 bits).
+        let v = (4 * 255 + extra).min(1023);
+        let p = Plaintext::from_u128(v);
+        if v > 4 * 255 {
+            prop_assert_eq!(packer.unpack_sum(&p, 4).unwrap_err().code(), "he.unpack_overflow");
+        }
+        prop_assert_eq!(packer.unpack(&Plaintext::from_u128(1 << 20)).unwrap_err().code(), "he.unpack_overflow");
+    }
+}
