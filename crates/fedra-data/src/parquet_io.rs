@@ -6,7 +6,7 @@
 //! features may be integers, `Float32`, `Float64` or `Boolean` (`true` = 1, `false` = 0).
 //! Any other type in a selected column is rejected up front with
 //! [`DataError::UnsupportedColumnType`]. Only the selected columns are decoded. Nulls and
-//! float NaNs are missing values. Row-level errors give the 0-based row index in the file
+//! float NaNs are missing values; a null or empty-string id is an error. Row-level errors give the 0-based row index in the file
 //! and its row group ([`Location::Row`]).
 
 use std::fs::File;
@@ -275,11 +275,11 @@ impl ParquetSource {
         for (i, id) in raw_ids.into_iter().enumerate() {
             let at = self.location(base + i as u64);
             match id {
-                Some(id) => {
+                Some(id) if !id.is_empty() => {
                     common.check_id(&id, at)?;
                     ids.push(id);
                 }
-                None => return Err(common.missing(&common.selection.id, ColumnRole::Id, at)),
+                _ => return Err(common.missing(&common.selection.id, ColumnRole::Id, at)),
             }
         }
 

@@ -1008,6 +1008,28 @@ fn parquet_unsupported_types_and_string_ids() {
     .unwrap();
     assert_eq!(ds.ids(), &["k1", "k2"]);
     assert_eq!(ds.features(), &[0.5, 1.5]);
+    // An empty string id is missing, as in CSV.
+    let empty = dir.path().join("e.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("v", DataType::Float64, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["k1", ""])),
+        Arc::new(Float64Array::from(vec![0.5, 1.5])),
+    ];
+    write_batches(&empty, schema, &[cols], 100);
+    assert!(matches!(
+        load_err(&DatasetSpec::new(&empty)),
+        DataError::MissingValue {
+            role: ColumnRole::Id,
+            at: Location::Row {
+                row: 1,
+                row_group: 0
+            },
+            ..
+        }
+    ));
     // Unknown id column lists the schema.
     match load_err(&DatasetSpec::new(&path)) {
         DataError::ColumnNotFound { available, .. } => {
@@ -1049,6 +1071,14 @@ fn large_parquet_streams_across_row_groups() {
         seen += b.n_rows();
     }
     assert_eq!(seen, n);
+}
+
+#[test]
+fn readers_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<fedra_data::BatchReader>();
+    assert_send::<Dataset>();
+    assert_send::<DataError>();
 }
 
 #[test]
