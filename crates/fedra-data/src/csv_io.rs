@@ -278,6 +278,25 @@ mod tests {
     }
 
     #[test]
+    fn format_round_trips_random_bit_patterns() {
+        // xorshift64*: deterministic, no dependency.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut buf = String::new();
+        for _ in 0..20_000 {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let v = f64::from_bits(state.wrapping_mul(0x2545_F491_4F6C_DD1D));
+            if v.is_nan() {
+                continue;
+            }
+            format_f64(&mut buf, v);
+            let back: f64 = buf.parse().unwrap();
+            assert_eq!(back.to_bits(), v.to_bits(), "{v:?} -> {buf}");
+        }
+    }
+
+    #[test]
     fn cells() {
         assert!(matches!(parse_cell("1.5"), Cell::Value(v) if v == 1.5));
         assert!(matches!(parse_cell("-NaN"), Cell::Missing));
