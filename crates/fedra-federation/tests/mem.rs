@@ -1,5 +1,7 @@
 //! The conformance suite on in-memory channels.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use fedra_federation::mem::{MemChannel, MemNetwork};
 use fedra_federation::{PartyId, testkit};
 
