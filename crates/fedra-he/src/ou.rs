@@ -46,7 +46,6 @@ pub struct OkamotoUchiyama;
 #[derive(Debug, Clone, Copy)]
 struct OuParams {
     p_bits: u32,
-    q_bits: u32,
     t_bits: u32,
 }
 
@@ -58,7 +57,6 @@ fn ou_params(bits: u32) -> Result<OuParams, HeError> {
         });
     }
     let p_bits = bits / 3;
-    let q_bits = bits - 2 * p_bits;
     let t_bits = if bits >= 3072 {
         256
     } else if bits >= 2048 {
@@ -66,11 +64,7 @@ fn ou_params(bits: u32) -> Result<OuParams, HeError> {
     } else {
         (p_bits / 4).max(24)
     };
-    Ok(OuParams {
-        p_bits,
-        q_bits,
-        t_bits,
-    })
+    Ok(OuParams { p_bits, t_bits })
 }
 
 struct PkInner {
@@ -545,10 +539,15 @@ impl AdditiveScheme for OkamotoUchiyama {
             }
             let (p, u) = found.ok_or(HeError::PrimeGeneration { attempts })?;
             let p2 = SecretNat::new(p.get().mul(p.get(), ctx)?);
-            // q with |n| = bits exactly.
+            // q with |n| = bits exactly: |p² q| is |p²| + |q| or one less,
+            // depending on the leading digits, so alternate between the two
+            // candidate sizes of q (one of them always works with constant
+            // probability).
+            let base_q_bits = bits.saturating_sub(p2.get().bits());
             let mut n_q = None;
-            for _ in 0..1000 {
-                let q = SecretNat::new(random_prime(rng, params.q_bits, ctx)?);
+            for attempt in 0..1000u32 {
+                let q_bits = base_q_bits + (attempt % 2);
+                let q = SecretNat::new(random_prime(rng, q_bits, ctx)?);
                 if q.get().ucmp(p.get()) == Ordering::Equal {
                     continue;
                 }

@@ -450,7 +450,8 @@ fn real_2048_bit_keys() {
     let pk2 = PaillierPublicKey::from_bytes(&pk.to_bytes()).unwrap();
     assert_eq!(pk2.to_bytes(), pk.to_bytes());
 
-    let (opk, osk) = OkamotoUchiyama::generate_keypair(2048, &mut r).unwrap();
+    // Seed 43 once produced a p whose p² left no 684-bit q reaching 2048 bits.
+    let (opk, osk) = OkamotoUchiyama::generate_keypair(2048, &mut rng(43)).unwrap();
     assert_eq!(opk.modulus_bits(), 2048);
     assert_eq!(opk.plaintext_capacity_bits(), 680);
     assert_eq!(opk.randomizer_exponent_bits(), 448);
