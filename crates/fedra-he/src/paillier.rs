@@ -4,9 +4,8 @@
 //! * `Enc(m) = (1 + m n) · hs^a mod n²` where `hs = h^n mod n²`,
 //!   `h = -x² mod n` for a random `x` (chosen by whoever creates the public
 //!   key) and `a` is a uniformly random exponent of `⌈|n|/2⌉` bits
-//!   (DJN 2010, "A generalization of Paillier's public-key system with
-//!   applications", §4.2 and the "Paillier with short randomness" variant
-//!   analysed there). `hs` generates (a subgroup of) the n-th residues and
+//!   (Damgård, Jurik, Nielsen, "A generalization of Paillier's public-key
+//!   system with applications", IJIS 2010 – the short-randomness variant). `hs` generates (a subgroup of) the n-th residues and
 //!   `hs^a` for short `a` is indistinguishable from a random n-th residue
 //!   under DCR plus the assumption that short exponents are as good as full
 //!   ones in this group; `|a| = |n|/2` keeps the generic (Pollard-λ) attack
