@@ -5,13 +5,13 @@
 //!   `h = -x² mod n` for a random `x` (chosen by whoever creates the public
 //!   key) and `a` is a uniformly random exponent of `⌈|n|/2⌉` bits
 //!   (Damgård, Jurik, Nielsen, "A generalization of Paillier's public-key
-//!   system with applications", IJIS 2010 – the short-randomness variant). `hs` generates (a subgroup of) the n-th residues and
-//!   `hs^a` for short `a` is indistinguishable from a random n-th residue
-//!   under DCR plus the assumption that short exponents are as good as full
+//!   system with applications", IJIS 2010 – the short-randomness variant).
+//!   `hs` generates (a subgroup of) the n-th residues and `hs^a` for
+//!   short `a` is indistinguishable from a random n-th residue under DCR plus the assumption that short exponents are as good as full
 //!   ones in this group; `|a| = |n|/2` keeps the generic (Pollard-λ) attack
 //!   on the exponent at `2^(|n|/4)` ≥ 2^512 work.
-//!   `hs^a` is computed with an 8-bit fixed-base table (see
-//!   [`crate::fixed_base`] – about 16 MiB for a 2048-bit key, built lazily
+//!   `hs^a` is computed with an 8-bit fixed-base table (module
+//!   `fixed_base` – about 16 MiB for a 2048-bit key, built lazily
 //!   on first encryption).
 //! * [`PaillierPublicKey::encrypt_full_randomness`] is the textbook
 //!   `(1 + m n) r^n` with uniform `r ∈ Z_n^*` (slower; for comparison).
