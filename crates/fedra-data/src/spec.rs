@@ -212,7 +212,7 @@ impl DatasetSpec {
     }
 
     /// Checks settings that do not depend on the file's contents.
-    pub(crate) fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         let invalid = |reason: String| Err(DataError::InvalidSpec { reason });
         if self.batch_rows == 0 {
             return invalid("batch_rows must be at least 1".to_owned());

@@ -1,0 +1,408 @@
+//! The declarative job file: parties, their roles and data, and an ordered list of
+//! typed tasks. Parsing validates everything before any work starts, and every
+//! error names the offending field and what is allowed.
+//!
+//! ```toml
+//! [job]
+//! id = "quickstart"
+//!
+//! [parties.guest]
+//! role = "guest"
+//! data = { path = "guest.csv", id_column = "id", label = "y" }
+//!
+//! [parties.host]
+//! role = "host"
+//! data = { path = "host.csv" }
+//!
+//! [[tasks]]
+//! name = "stats"
+//! kind = "dataset_stats"
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use fedra_data::DatasetSpec;
+use fedra_federation::PartyId;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::JobError;
+
+/// What a party does in a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Holds the labels (and usually some features); learns the results.
+    Guest,
+    /// Holds features only.
+    Host,
+    /// A third party that holds keys or coordinates, and no data.
+    Arbiter,
+}
+
+/// One party of the job.
+#[derive(Debug, Clone)]
+pub struct PartySpec {
+    /// Its role.
+    pub role: Role,
+    /// Its dataset (paths resolved against the job file's folder); a party's own
+    /// config file may replace it.
+    pub data: Option<DatasetSpec>,
+}
+
+/// Limits and deadlines of the federation channel, per job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// A peer silent this long fails the job (seconds, 1–3600).
+    pub peer_timeout_s: f64,
+    /// How long a send keeps retrying (seconds, 1–86400).
+    pub send_timeout_s: f64,
+    /// Deadline of each receive (seconds, 1–604800); none by default, because
+    /// liveness is detected by heartbeats and crypto steps may take long.
+    pub recv_timeout_s: Option<f64>,
+    /// How long parties wait for each other at start (seconds, 1–3600).
+    pub startup_timeout_s: f64,
+    /// Largest message a party accepts (MiB, 1–4096).
+    pub max_message_mb: u64,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            peer_timeout_s: 10.0,
+            send_timeout_s: 120.0,
+            recv_timeout_s: None,
+            startup_timeout_s: 60.0,
+            max_message_mb: 1024,
+        }
+    }
+}
+
+/// Parameters of the `dataset_stats` task: every party summarises its own dataset
+/// (rows, and per feature count, missing, mean, standard deviation, min, max) and
+/// sends the summary — never a row — to the other parties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetStats {
+    /// Fail if the parties' row counts differ (true for row-aligned vertical data).
+    #[serde(default)]
+    pub require_equal_rows: bool,
+}
+
+/// Parameters of the `echo` task: the leader sends a payload to every other party,
+/// which sends it back; used to check the wire and to measure round trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Echo {
+    /// Number of round trips (1–1,000,000).
+    #[serde(default = "one")]
+    pub rounds: u64,
+    /// Payload size in bytes (0 up to the runtime's message limit).
+    #[serde(default)]
+    pub payload_bytes: u64,
+    /// Pause between rounds in milliseconds (0–60,000).
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// The party that starts each round (default: the first party by name).
+    #[serde(default)]
+    pub leader: Option<PartyId>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A task's kind and typed parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Joint dataset statistics.
+    DatasetStats(DatasetStats),
+    /// Round trips of a payload.
+    Echo(Echo),
+}
+
+impl TaskKind {
+    /// The kind's name as written in job files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TaskKind::DatasetStats(_) => "dataset_stats",
+            TaskKind::Echo(_) => "echo",
+        }
+    }
+
+    /// Every kind name, for error messages.
+    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo"];
+}
+
+/// One task of the job.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSpec {
+    /// Unique within the job; namespaces the task's messages.
+    pub name: String,
+    /// What it does.
+    #[serde(flatten)]
+    pub kind: TaskKind,
+}
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job id; peers refuse messages of other jobs.
+    pub id: String,
+    /// Free text.
+    pub description: String,
+    /// The parties by name.
+    pub parties: BTreeMap<PartyId, PartySpec>,
+    /// Tasks, run in order.
+    pub tasks: Vec<TaskSpec>,
+    /// Channel limits and deadlines.
+    pub runtime: RuntimeSettings,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Digest of everything the parties must agree on (ids, roles, tasks, runtime;
+    /// not local data paths), compared at start-up.
+    pub digest: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    job: RawMeta,
+    #[serde(default)]
+    runtime: RuntimeSettings,
+    parties: BTreeMap<String, RawParty>,
+    #[serde(default)]
+    tasks: Vec<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeta {
+    id: String,
+    #[serde(default)]
+    description: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParty {
+    role: Role,
+    #[serde(default)]
+    data: Option<DatasetSpec>,
+}
+
+impl Job {
+    /// Reads and validates a job file.
+    pub fn load(path: &Path) -> Result<Self, JobError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates job text; relative data paths resolve against `path`'s folder.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, JobError> {
+        let raw: RawJob = toml::from_str(text).map_err(|e| JobError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |field: String, message: String| JobError::Invalid {
+            path: path.to_owned(),
+            field,
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+
+        let id = raw.job.id;
+        if !valid_name(&id) {
+            return Err(invalid(
+                "job.id".into(),
+                format!("{id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"),
+            ));
+        }
+        check_settings(&raw.runtime).map_err(|(f, m)| invalid(format!("runtime.{f}"), m))?;
+
+        if raw.parties.len() < 2 {
+            return Err(invalid(
+                "parties".into(),
+                format!(
+                    "a job needs at least 2 parties, found {}",
+                    raw.parties.len()
+                ),
+            ));
+        }
+        let mut parties = BTreeMap::new();
+        for (name, p) in raw.parties {
+            let field = format!("parties.{name}");
+            let id = PartyId::new(&name).map_err(|e| invalid(field.clone(), e.to_string()))?;
+            let data = match p.data {
+                None => None,
+                Some(mut d) => {
+                    if d.path.is_relative() {
+                        d.path = base.join(&d.path);
+                    }
+                    d.validate()
+                        .map_err(|e| invalid(format!("{field}.data"), e.to_string()))?;
+                    Some(d)
+                }
+            };
+            parties.insert(id, PartySpec { role: p.role, data });
+        }
+
+        let mut tasks = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, table) in raw.tasks.into_iter().enumerate() {
+            let task =
+                parse_task(i, table, &parties, &raw.runtime).map_err(|(f, m)| invalid(f, m))?;
+            if !names.insert(task.name.clone()) {
+                return Err(invalid(
+                    format!("tasks[{i}].name"),
+                    format!("duplicate task name {:?}", task.name),
+                ));
+            }
+            tasks.push(task);
+        }
+        if tasks.is_empty() {
+            return Err(invalid(
+                "tasks".into(),
+                "a job needs at least one [[tasks]] entry".into(),
+            ));
+        }
+
+        let agreed = serde_json::json!({
+            "id": id,
+            "parties": parties.iter().map(|(p, s)| (p.to_string(), s.role)).collect::<BTreeMap<_, _>>(),
+            "tasks": tasks,
+            "runtime": raw.runtime,
+        });
+        let digest = Sha256::digest(agreed.to_string().as_bytes());
+        let digest = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Job {
+            id,
+            description: raw.job.description,
+            parties,
+            tasks,
+            runtime: raw.runtime,
+            path: path.to_owned(),
+            digest,
+        })
+    }
+
+    /// The parties' names in order.
+    pub fn party_ids(&self) -> Vec<PartyId> {
+        self.parties.keys().cloned().collect()
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+type FieldError = (String, String);
+
+fn range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), FieldError> {
+    if v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err((field.to_owned(), format!("must be in {lo}..={hi}, got {v}")))
+    }
+}
+
+fn check_settings(s: &RuntimeSettings) -> Result<(), FieldError> {
+    range("peer_timeout_s", s.peer_timeout_s, 1.0, 3600.0)?;
+    range("send_timeout_s", s.send_timeout_s, 1.0, 86_400.0)?;
+    if let Some(r) = s.recv_timeout_s {
+        range("recv_timeout_s", r, 1.0, 604_800.0)?;
+    }
+    range("startup_timeout_s", s.startup_timeout_s, 1.0, 3600.0)?;
+    range("max_message_mb", s.max_message_mb, 1, 4096)
+}
+
+fn parse_task(
+    i: usize,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+    runtime: &RuntimeSettings,
+) -> Result<TaskSpec, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let take_str = |table: &mut toml::Table, key: &str| -> Result<String, FieldError> {
+        match table.remove(key) {
+            Some(toml::Value::String(s)) => Ok(s),
+            Some(other) => Err((
+                at(key),
+                format!("must be a string, got {}", other.type_str()),
+            )),
+            None => Err((at(key), "is required".into())),
+        }
+    };
+    let name = take_str(&mut table, "name")?;
+    if !valid_name(&name) {
+        return Err((
+            at("name"),
+            format!("{name:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"),
+        ));
+    }
+    let kind = take_str(&mut table, "kind")?;
+    let params = toml::Value::Table(table);
+    let decode = |e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned());
+    let kind = match kind.as_str() {
+        "dataset_stats" => {
+            let p: DatasetStats = params.try_into().map_err(decode)?;
+            for (party, spec) in parties {
+                if spec.data.is_none() && spec.role != Role::Arbiter {
+                    return Err((
+                        format!("parties.{party}.data"),
+                        "dataset_stats needs a dataset for every guest and host".into(),
+                    ));
+                }
+            }
+            TaskKind::DatasetStats(p)
+        }
+        "echo" => {
+            let p: Echo = params.try_into().map_err(decode)?;
+            range(&at("rounds"), p.rounds, 1, 1_000_000)?;
+            range(
+                &at("payload_bytes"),
+                p.payload_bytes,
+                0,
+                runtime.max_message_mb << 20,
+            )?;
+            range(&at("interval_ms"), p.interval_ms, 0, 60_000)?;
+            if let Some(l) = &p.leader
+                && !parties.contains_key(l)
+            {
+                let known: Vec<String> = parties.keys().map(|p| p.to_string()).collect();
+                return Err((
+                    at("leader"),
+                    format!(
+                        "{l} is not a party of the job (parties: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+            TaskKind::Echo(p)
+        }
+        other => {
+            return Err((
+                at("kind"),
+                format!(
+                    "unknown task kind {other:?}; known kinds: {}",
+                    TaskKind::ALL.join(", ")
+                ),
+            ));
+        }
+    };
+    Ok(TaskSpec { name, kind })
+}

@@ -1,0 +1,229 @@
+//! Jobs end to end in memory: validation errors name their field, real data runs,
+//! and a failing party stops every other party with an error naming it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use fedra_federation::mem::MemNetwork;
+use fedra_runtime::job::Job;
+use fedra_runtime::report::{JobReport, PartyReport, Status};
+use fedra_runtime::runner::{PartyContext, run_party};
+
+fn datasets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate")
+}
+
+fn invalid(text: &str) -> (String, String) {
+    match Job::parse(text, Path::new("/jobs/job.toml")).unwrap_err() {
+        fedra_runtime::JobError::Invalid { field, message, .. } => (field, message),
+        e => panic!("expected a field error, got {e}"),
+    }
+}
+
+const PARTIES: &str = r#"
+[job]
+id = "j"
+[parties.guest]
+role = "guest"
+[parties.host]
+role = "host"
+"#;
+
+#[test]
+fn validation_errors_name_the_field_and_the_allowed_range() {
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\nrounds = 0\n"
+    ));
+    assert_eq!(f, "tasks[0].rounds");
+    assert_eq!(m, "must be in 1..=1000000, got 0");
+
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[runtime]\npeer_timeout_s = 0.5\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n"
+    ));
+    assert_eq!(f, "runtime.peer_timeout_s");
+    assert!(m.contains("1..=3600"), "{m}");
+
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"magic\"\n"
+    ));
+    assert_eq!(f, "tasks[0].kind");
+    assert!(m.contains("dataset_stats, echo"), "{m}");
+
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\nround = 3\n"
+    ));
+    assert_eq!(f, "tasks[0] (e)");
+    assert!(m.contains("unknown field `round`"), "{m}");
+
+    let (f, _) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\nleader = \"arbiter\"\n"
+    ));
+    assert_eq!(f, "tasks[0].leader");
+
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n"
+    ));
+    assert_eq!(
+        (f.as_str(), m.as_str()),
+        ("tasks[1].name", "duplicate task name \"e\"")
+    );
+
+    let (f, _) = invalid(&format!(
+        "{PARTIES}\n[[tasks]]\nname = \"s\"\nkind = \"dataset_stats\"\n"
+    ));
+    assert_eq!(f, "parties.guest.data");
+
+    let (f, _) = invalid(
+        "[job]\nid = \"Bad Id\"\n[parties.a]\nrole = \"guest\"\n[parties.b]\nrole = \"host\"\n",
+    );
+    assert_eq!(f, "job.id");
+
+    let (f, _) = invalid(
+        "[job]\nid = \"j\"\n[parties.Guest]\nrole = \"guest\"\n[parties.b]\nrole = \"host\"\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n",
+    );
+    assert_eq!(f, "parties.Guest");
+
+    // Type errors and unknown keys come from the TOML parser with line and column.
+    let e = Job::parse(
+        &format!("{PARTIES}\n[parties.guest.extra]\n"),
+        Path::new("job.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), "job.syntax");
+    let e = Job::parse("[job]\nid = 3\n", Path::new("job.toml")).unwrap_err();
+    assert!(e.to_string().contains("line 2"), "{e}");
+}
+
+async fn run_all(job: &Job, out: &Path) -> Vec<PartyReport> {
+    let ids = job.party_ids();
+    let mut net = MemNetwork::new(&job.id, &ids);
+    let events = |_| {};
+    let ctxs: Vec<PartyContext<'_>> = ids
+        .iter()
+        .map(|me| PartyContext {
+            job,
+            me: me.clone(),
+            data: job.parties[me].data.clone(),
+            out_dir: out.to_owned(),
+            events: &events,
+        })
+        .collect();
+    let chans: Vec<_> = ids.iter().map(|p| net.take(p).unwrap()).collect();
+    let (a, b) = tokio::join!(
+        run_party(&ctxs[0], &chans[0]),
+        run_party(&ctxs[1], &chans[1])
+    );
+    vec![a, b]
+}
+
+#[tokio::test]
+async fn dataset_stats_on_the_breast_vertical_split() {
+    let dir = datasets();
+    if !dir.exists() {
+        eprintln!("skipping: {} not found", dir.display());
+        return;
+    }
+    let text = format!(
+        r#"[job]
+id = "stats"
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y" }}
+[parties.host]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv" }}
+[[tasks]]
+name = "stats"
+kind = "dataset_stats"
+require_equal_rows = true
+"#,
+        d = dir.display()
+    );
+    let job = Job::parse(&text, Path::new("job.toml")).unwrap();
+    let out = std::env::temp_dir().join(format!("fedra-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let reports = run_all(&job, &out).await;
+    let merged = JobReport::merge(&job.id, &reports);
+    assert_eq!(merged.status, Status::Succeeded, "{merged:?}");
+    let m = &merged.tasks[0].metrics;
+    assert_eq!(m["rows"], 569);
+    assert_eq!(m["features_guest"], 10);
+    assert_eq!(m["features_host"], 20);
+    // 357 of 569 labels are 1 (datasets README).
+    assert!((m["label_mean"].as_f64().unwrap() - 357.0 / 569.0).abs() < 1e-12);
+    assert!(merged.parties["guest"].traffic.bytes_sent > 0);
+    assert_eq!(
+        merged.parties["host"].traffic.messages_received,
+        merged.parties["guest"].traffic.messages_sent
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn bad_data_on_one_party_stops_the_other_with_an_error_naming_it() {
+    let out = std::env::temp_dir().join(format!("fedra-rt-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("g.csv"), "id,y,x0\n1,0,0.5\n2,1,0.7\n").unwrap();
+    std::fs::write(out.join("h.csv"), "id,x0\n1,0.1\n2,oops\n").unwrap();
+    let text = format!(
+        "[job]\nid = \"bad\"\n[parties.guest]\nrole = \"guest\"\ndata = {{ path = \"{o}/g.csv\", label = \"y\" }}\n\
+         [parties.host]\nrole = \"host\"\ndata = {{ path = \"{o}/h.csv\" }}\n\
+         [[tasks]]\nname = \"ping\"\nkind = \"echo\"\n[[tasks]]\nname = \"stats\"\nkind = \"dataset_stats\"\n[[tasks]]\nname = \"after\"\nkind = \"echo\"\n",
+        o = out.display()
+    );
+    let job = Job::parse(&text, Path::new("job.toml")).unwrap();
+    let reports = run_all(&job, &out).await;
+    let (g, h) = (&reports[0], &reports[1]);
+    assert_eq!(h.status, Status::Failed);
+    let herr = h.error.as_deref().unwrap();
+    assert!(herr.contains("line 3, column 2"), "{herr}");
+    assert_eq!(g.status, Status::Failed);
+    let gerr = g.error.as_deref().unwrap();
+    assert!(
+        gerr.contains("party 'host' failed in task 'stats'"),
+        "{gerr}"
+    );
+    assert!(gerr.contains("not a number"), "{gerr}");
+    assert_eq!(g.tasks[0].status, Status::Succeeded);
+    assert_eq!(g.tasks[1].status, Status::Failed);
+    assert_eq!(g.tasks[2].status, Status::Skipped);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn parties_with_different_job_files_refuse_to_start() {
+    let a = Job::parse(
+        &format!("{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\nrounds = 2\n"),
+        Path::new("a.toml"),
+    )
+    .unwrap();
+    let b = Job::parse(
+        &format!("{PARTIES}\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\nrounds = 3\n"),
+        Path::new("b.toml"),
+    )
+    .unwrap();
+    let ids = a.party_ids();
+    let mut net = MemNetwork::new(&a.id, &ids);
+    let (g, h) = (net.take(&ids[0]).unwrap(), net.take(&ids[1]).unwrap());
+    let events = |_| {};
+    let out = std::env::temp_dir();
+    let cg = PartyContext {
+        job: &a,
+        me: ids[0].clone(),
+        data: None,
+        out_dir: out.clone(),
+        events: &events,
+    };
+    let ch = PartyContext {
+        job: &b,
+        me: ids[1].clone(),
+        data: None,
+        out_dir: out,
+        events: &events,
+    };
+    let (rg, rh) = tokio::join!(run_party(&cg, &g), run_party(&ch, &h));
+    assert_eq!(rg.status, Status::Failed);
+    assert_eq!(rh.status, Status::Failed);
+    assert!(rg.error.unwrap().contains("different definition of job"));
+}
