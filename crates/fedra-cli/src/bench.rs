@@ -1,0 +1,161 @@
+//! `fedra bench ...`: end-to-end benchmarks, one JSON object per line on stdout.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use clap::Subcommand;
+use fedra_federation::{Channel, PartyId, Tag};
+use fedra_pki::{DevCa, Validity};
+use fedra_transport::{GrpcChannel, GrpcConfig, TlsIdentity};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Throughput of large payloads between two parties over loopback mutual TLS,
+    /// next to the raw loopback TCP throughput of this machine.
+    Transport {
+        /// Payload sizes in MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 128])]
+        sizes_mb: Vec<usize>,
+        /// Messages per size.
+        #[arg(long, default_value_t = 4)]
+        repeat: u32,
+    },
+}
+
+/// Peak resident memory of this process in MiB (Linux), if known.
+fn peak_rss_mb() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Raw loopback TCP throughput for `total` bytes, in MB/s.
+async fn raw_tcp(total: usize) -> anyhow::Result<f64> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let reader = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0usize;
+        loop {
+            let k = s.read(&mut buf).await?;
+            if k == 0 {
+                return Ok::<_, std::io::Error>(n);
+            }
+            n += k;
+        }
+    });
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(addr).await?;
+    let chunk = vec![7u8; 1 << 20];
+    let mut left = total;
+    while left > 0 {
+        let k = left.min(chunk.len());
+        s.write_all(&chunk[..k]).await?;
+        left -= k;
+    }
+    s.shutdown().await?;
+    let got = reader.await??;
+    anyhow::ensure!(got == total, "raw TCP moved {got} of {total} bytes");
+    Ok(total as f64 / t0.elapsed().as_secs_f64() / 1e6)
+}
+
+async fn pair() -> anyhow::Result<(GrpcChannel, GrpcChannel)> {
+    let ca = DevCa::new(Validity::days(1))?;
+    let (g, h) = (PartyId::new("guest")?, PartyId::new("host")?);
+    let (lg, lh) = (
+        TcpListener::bind("127.0.0.1:0").await?,
+        TcpListener::bind("127.0.0.1:0").await?,
+    );
+    let (ag, ah) = (lg.local_addr()?, lh.local_addr()?);
+    let id = |p: &str| -> anyhow::Result<TlsIdentity> {
+        let c = ca.issue(p, Validity::days(1))?;
+        Ok(TlsIdentity::from_pem(
+            ca.cert_pem(),
+            &c.cert_pem,
+            &c.key_pem,
+        )?)
+    };
+    let cg = GrpcConfig::new(
+        "bench",
+        g.clone(),
+        ag,
+        BTreeMap::from([(h.clone(), ah.to_string())]),
+        id("guest")?,
+    );
+    let ch = GrpcConfig::new(
+        "bench",
+        h.clone(),
+        ah,
+        BTreeMap::from([(g.clone(), ag.to_string())]),
+        id("host")?,
+    );
+    Ok((
+        GrpcChannel::start_on(cg, lg).await?,
+        GrpcChannel::start_on(ch, lh).await?,
+    ))
+}
+
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Transport { sizes_mb, repeat } => {
+            let (a, b) = pair().await?;
+            // Warm up: connection, TLS handshake, HTTP/2 windows.
+            let warm = Tag::new("warmup", 0, "m");
+            let (s, r) = tokio::join!(
+                a.send(b.me(), &warm, Bytes::from(vec![0u8; 1 << 20])),
+                b.recv(a.me(), &warm)
+            );
+            s?;
+            r?;
+            for (i, mb) in sizes_mb.iter().enumerate() {
+                let len = mb << 20;
+                let payload = Bytes::from(vec![0x5au8; len]);
+                let before = a.stats()[0].clone();
+                let t0 = Instant::now();
+                for k in 0..repeat {
+                    let tag = Tag::new("bench", (i as u64) << 32 | u64::from(k), "blob");
+                    let (s, r) =
+                        tokio::join!(a.send(b.me(), &tag, payload.clone()), b.recv(a.me(), &tag));
+                    s?;
+                    anyhow::ensure!(r?.len() == len, "short payload");
+                }
+                let wall = t0.elapsed().as_secs_f64();
+                let after = a.stats()[0].clone();
+                let moved = len as f64 * f64::from(repeat);
+                let wire = after.wire_bytes_sent - before.wire_bytes_sent;
+                let raw = raw_tcp(len * repeat as usize).await?;
+                let mbps = moved / wall / 1e6;
+                println!(
+                    "{}",
+                    json!({
+                        "name": "transport",
+                        "payload_mb": mb,
+                        "repeat": repeat,
+                        "wall_s": wall,
+                        "throughput_mb_s": mbps,
+                        "payload_bytes": moved as u64,
+                        "wire_bytes_sent": wire,
+                        "wire_overhead_pct": (wire as f64 / moved - 1.0) * 100.0,
+                        "raw_tcp_mb_s": raw,
+                        "fraction_of_raw_tcp": mbps / raw,
+                        "peak_rss_mb": peak_rss_mb(),
+                    })
+                );
+            }
+            a.shutdown().await;
+            b.shutdown().await;
+            Ok(())
+        }
+    }
+}

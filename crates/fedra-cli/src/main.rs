@@ -1,0 +1,190 @@
+//! `fedra`: run federated jobs, the quickstart, certificates and benchmarks.
+
+mod bench;
+mod local;
+mod party;
+mod summary;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// Fedra: federated learning between organizations that may not share raw data.
+#[derive(Parser)]
+#[command(name = "fedra", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job: one party's side (--party) or every party on this machine (--local).
+    Run(RunArgs),
+    /// Run the quickstart job (examples/quickstart/job.toml) with every party on this machine.
+    Quickstart {
+        /// Output directory (default: out/quickstart).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a job file without running it.
+    Validate {
+        /// The job file.
+        job: PathBuf,
+    },
+    /// Development certificates for mutual TLS.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// End-to-end benchmarks; each prints one JSON object per line.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["party", "local"]))]
+struct RunArgs {
+    /// The job file.
+    job: PathBuf,
+    /// Run this party's side; needs --config.
+    #[arg(long, requires = "config")]
+    party: Option<String>,
+    /// This party's config file (endpoint, certificates, peers, data).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Start every party as a child process on loopback with fresh dev certificates.
+    #[arg(long)]
+    local: bool,
+    /// Output directory (default: out/<job id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print progress as JSON lines on stdout (used by --local to drive its progress bars).
+    #[arg(long, hide = true)]
+    events: bool,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a dev CA and one certificate per party (DNS SAN = party id).
+    Init {
+        /// Party ids, comma separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        parties: Vec<String>,
+        /// Output folder.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Issue a certificate for one more party from an existing dev CA.
+    Issue {
+        /// The party id.
+        #[arg(long)]
+        party: String,
+        /// The folder holding ca.pem and ca.key; the new files go there too.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(a) => {
+            if a.local {
+                init_logging("warn");
+                runtime()?.block_on(local::run(&a.job, a.out))
+            } else {
+                init_logging("info");
+                let party = a.party.context("--party is required without --local")?;
+                let config = a.config.context("--config is required with --party")?;
+                runtime()?.block_on(party::run(&a.job, &party, &config, a.out, a.events))
+            }
+        }
+        Command::Quickstart { out } => {
+            init_logging("warn");
+            let job = local::find_example("quickstart")?;
+            runtime()?.block_on(local::run(
+                &job,
+                Some(out.unwrap_or_else(|| PathBuf::from("out/quickstart"))),
+            ))
+        }
+        Command::Validate { job } => {
+            let j = fedra_runtime::job::Job::load(&job)?;
+            println!(
+                "{}: job '{}' is valid: {} parties, {} tasks ({})",
+                job.display(),
+                j.id,
+                j.parties.len(),
+                j.tasks.len(),
+                j.tasks
+                    .iter()
+                    .map(|t| format!("{}:{}", t.name, t.kind.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs(CertsCommand::Init { parties, dir, days }) => {
+            for p in &parties {
+                fedra_federation::PartyId::new(p)?;
+            }
+            let names: Vec<&str> = parties.iter().map(String::as_str).collect();
+            fedra_pki::init_dir(&dir, &names, days)?;
+            println!(
+                "wrote {}/ca.pem, ca.key and a certificate and key per party: {}",
+                dir.display(),
+                names.join(", ")
+            );
+            println!(
+                "keep ca.key private; give each party ca.pem and only its own <party>.pem and <party>.key"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs(CertsCommand::Issue { party, dir, days }) => {
+            fedra_federation::PartyId::new(&party)?;
+            let ca = fedra_pki::DevCa::load(&dir)?;
+            let (c, k) = ca
+                .issue(&party, fedra_pki::Validity::days(days))?
+                .write(&dir, &party)?;
+            println!("wrote {} and {}", c.display(), k.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(b) => {
+            init_logging("warn");
+            runtime()?.block_on(bench::run(b))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
