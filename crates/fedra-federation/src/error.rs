@@ -60,7 +60,8 @@ pub enum FedError {
     PeerFailed(Failure),
     /// A peer stopped answering (crashed, killed, network gone).
     #[error(
-        "party '{party}' has been unreachable for {silent_s:.1} s (peer timeout); it probably crashed — while this party was {doing}"
+        "party '{party}' has been unreachable for {silent_s:.1} s (peer timeout); it probably crashed{}",
+        doing_suffix(doing)
     )]
     PeerLost {
         /// The silent party.
@@ -154,7 +155,31 @@ pub enum FedError {
     Transport(String),
 }
 
+fn doing_suffix(doing: &str) -> String {
+    if doing.is_empty() {
+        String::new()
+    } else {
+        format!(" (this party was {doing})")
+    }
+}
+
 impl FedError {
+    /// Adds what this party was doing to a [`FedError::PeerLost`] that lacks it.
+    pub fn while_doing(self, doing: impl FnOnce() -> String) -> Self {
+        match self {
+            FedError::PeerLost {
+                party,
+                silent_s,
+                doing: d,
+            } if d.is_empty() => FedError::PeerLost {
+                party,
+                silent_s,
+                doing: doing(),
+            },
+            other => other,
+        }
+    }
+
     /// A stable, machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {

@@ -164,7 +164,9 @@ impl Inbox {
                 {
                     let mut st = self.lock();
                     if let Some(err) = &st.failure {
-                        return Err(with_context(err.clone(), from, tag));
+                        return Err(err.clone().while_doing(|| {
+                            format!("waiting for message '{tag}' from party '{from}'")
+                        }));
                     }
                     if let Some(q) = st.queues.get_mut(&key)
                         && let Some(msg) = q.pop_front()
@@ -196,21 +198,6 @@ impl Inbox {
                 })
             }),
         }
-    }
-}
-
-fn with_context(err: FedError, from: &PartyId, tag: &Tag) -> FedError {
-    match err {
-        FedError::PeerLost {
-            party,
-            silent_s,
-            doing,
-        } if doing.is_empty() => FedError::PeerLost {
-            party,
-            silent_s,
-            doing: format!("waiting for message '{tag}' from party '{from}'"),
-        },
-        other => other,
     }
 }
 

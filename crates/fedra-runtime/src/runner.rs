@@ -221,19 +221,23 @@ async fn fail(
     e: &TaskError,
 ) -> String {
     let code = e.code();
-    if e.is_from_peer() {
-        tracing::error!(task, code, "stopped because another party failed: {e}");
-        return e.to_string();
-    }
-    let mut msg = e.to_string();
-    if let Some(r) = round {
-        msg = format!("round {r}: {msg}");
-    }
-    let place = if task.is_empty() {
+    let mut place = if task.is_empty() {
         "at start-up".to_owned()
     } else {
         format!("in task '{task}'")
     };
+    if let Some(r) = round {
+        place = format!("{place} round {r}");
+    }
+    if e.is_from_peer() {
+        tracing::error!(
+            task,
+            code,
+            "stopped {place} because another party failed: {e}"
+        );
+        return format!("{e} (party '{}' stopped {place})", ctx.me);
+    }
+    let msg = e.to_string();
     tracing::error!(task, code, "party '{}' failed {place}: {msg}", ctx.me);
     ch.abort(&Failure {
         party: ctx.me.to_string(),

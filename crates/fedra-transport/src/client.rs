@@ -132,7 +132,7 @@ impl Links {
             };
             // Once the job has failed there is no point in delivering more.
             if let Some(e) = sh.inbox.failure() {
-                return Err(e);
+                return Err(e.while_doing(|| format!("sending message '{tag}' to party '{to}'")));
             }
             if Instant::now() + backoff >= deadline {
                 return Err(FedError::Unreachable {

@@ -1,0 +1,233 @@
+//! The `fedra` binary as a user runs it: parties as separate OS processes over
+//! loopback mutual TLS, the merged report, and failures that stop every party.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fedra() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fedra"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fedra-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let out = tmp("quickstart");
+    let o = fedra()
+        .args(["run", "examples/quickstart/job.toml", "--local", "--out"])
+        .arg(&out)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(r["status"], "succeeded");
+    assert_eq!(r["tasks"][0]["name"], "wire-check");
+    assert_eq!(r["tasks"][1]["metrics"]["rows"], 569);
+    for p in ["guest", "host"] {
+        let t = &r["parties"][p];
+        assert_eq!(t["status"], "succeeded");
+        // Everything crossed a real TLS socket: wire bytes exceed the payload bytes.
+        assert!(t["bytes_sent"].as_u64().unwrap() > 5_000_000, "{t}");
+        assert!(
+            t["wire_bytes_sent"].as_u64().unwrap() > t["bytes_sent"].as_u64().unwrap(),
+            "{t}"
+        );
+        let log = std::fs::read_to_string(out.join("logs").join(format!("{p}.log"))).unwrap();
+        assert!(log.contains("federation channel up"), "{log}");
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("job 'quickstart' succeeded"), "{text}");
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn killing_one_party_mid_job_stops_the_other_with_an_error_naming_it() {
+    let dir = tmp("kill");
+    let o = fedra()
+        .args(["certs", "init", "--parties", "guest,host", "--dir"])
+        .arg(dir.join("certs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    write(
+        &dir.join("job.toml"),
+        "[job]\nid = \"kill\"\n[runtime]\npeer_timeout_s = 2\n\
+         [parties.guest]\nrole = \"guest\"\n[parties.host]\nrole = \"host\"\n\
+         [[tasks]]\nname = \"ping\"\nkind = \"echo\"\nrounds = 100000\ninterval_ms = 10\n",
+    );
+    let ports: Vec<u16> = (0..2)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    for (i, (me, peer)) in [("guest", "host"), ("host", "guest")]
+        .into_iter()
+        .enumerate()
+    {
+        write(
+            &dir.join(format!("{me}.toml")),
+            &format!(
+                "party = \"{me}\"\nlisten = \"127.0.0.1:{}\"\n[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/{me}.pem\"\nkey = \"certs/{me}.key\"\n[peers]\n{peer} = \"127.0.0.1:{}\"\n",
+                ports[i],
+                ports[1 - i]
+            ),
+        );
+    }
+    let spawn = |me: &str, stdout: Stdio| {
+        fedra()
+            .args(["run", "job.toml", "--party", me, "--config"])
+            .arg(format!("{me}.toml"))
+            .args(["--out", &format!("out/{me}"), "--events"])
+            .current_dir(&dir)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut guest = spawn("guest", Stdio::null());
+    let mut host = spawn("host", Stdio::piped());
+    // Wait until the job is really under way: the host reports progress in round 20.
+    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = lines.next().expect("host exited early").unwrap();
+        if line.contains("\"done\":20") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress from the host");
+    }
+    host.kill().unwrap();
+    host.wait().unwrap();
+    let killed = Instant::now();
+    let status = loop {
+        if let Some(s) = guest.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "guest still running 30 s after the host died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let took = killed.elapsed();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut guest.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success());
+    // peer_timeout_s = 2: the guest notices within a few heartbeats of that.
+    assert!(
+        took < Duration::from_secs(10),
+        "guest took {took:?} to stop"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("party 'host'"), "{last}");
+    assert!(
+        last.contains("in task 'ping' round "),
+        "the error names the task and round: {last}"
+    );
+    let r = report(&dir.join("out/guest"));
+    assert_eq!(r["tasks"][0]["status"], "failed");
+}
+
+#[test]
+fn bad_data_on_one_party_fails_every_party_with_file_line_and_column() {
+    let dir = tmp("baddata");
+    write(&dir.join("guest.csv"), "id,y,x0\n1,0,0.5\n2,1,0.7\n");
+    write(&dir.join("host.csv"), "id,x0,x1\n1,0.1,0.2\n2,0.3\n");
+    write(
+        &dir.join("job.toml"),
+        "[job]\nid = \"bad\"\n[parties.guest]\nrole = \"guest\"\ndata = { path = \"guest.csv\", label = \"y\" }\n\
+         [parties.host]\nrole = \"host\"\ndata = { path = \"host.csv\" }\n\
+         [[tasks]]\nname = \"stats\"\nkind = \"dataset_stats\"\n",
+    );
+    let out = dir.join("out");
+    let o = fedra()
+        .args(["run", "job.toml", "--local", "--out"])
+        .arg(&out)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let r = report(&out);
+    assert_eq!(r["status"], "failed");
+    let host = r["parties"]["host"]["error"].as_str().unwrap();
+    assert!(host.contains("host.csv: line 3"), "{host}");
+    assert!(
+        host.contains("expected 3 fields, found 2") || host.contains("found 2"),
+        "{host}"
+    );
+    let guest = r["parties"]["guest"]["error"].as_str().unwrap();
+    assert!(
+        guest.contains("party 'host' failed in task 'stats'"),
+        "{guest}"
+    );
+    assert_eq!(r["tasks"][0]["status"], "failed");
+}
+
+#[test]
+fn validate_names_the_bad_field() {
+    let dir = tmp("validate");
+    write(
+        &dir.join("job.toml"),
+        "[job]\nid = \"v\"\n[parties.guest]\nrole = \"guest\"\n[parties.host]\nrole = \"host\"\n\
+         [[tasks]]\nname = \"e\"\nkind = \"echo\"\nrounds = 0\n",
+    );
+    let o = fedra()
+        .args(["validate", "job.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("tasks[0].rounds: must be in 1..=1000000, got 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["quickstart", "--help"],
+        vec!["validate", "--help"],
+        vec!["certs", "init", "--help"],
+        vec!["certs", "issue", "--help"],
+        vec!["bench", "transport", "--help"],
+    ] {
+        let o = fedra().args(&args).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stdout).len() > 100, "{args:?}");
+    }
+}
