@@ -185,6 +185,13 @@ async fn bad_data_on_one_party_stops_the_other_with_an_error_naming_it() {
         "{gerr}"
     );
     assert!(gerr.contains("not a number"), "{gerr}");
+    // Peers learn the file name and position, not where the host keeps its data.
+    assert!(gerr.contains("h.csv: line 3"), "{gerr}");
+    assert!(!gerr.contains(&out.display().to_string()), "{gerr}");
+    assert!(
+        herr.contains(&out.display().to_string()),
+        "the local report keeps the full path: {herr}"
+    );
     assert_eq!(g.tasks[0].status, Status::Succeeded);
     assert_eq!(g.tasks[1].status, Status::Failed);
     assert_eq!(g.tasks[2].status, Status::Skipped);
