@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use fedra_runtime::job::{Job, Role};
-use fedra_runtime::report::{JobReport, PartyReport, Status, TaskReport, Traffic};
+use fedra_runtime::report::{JobReport, PartyReport, Status};
 use fedra_runtime::runner::Event;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -208,7 +208,7 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
                 } else {
                     format!("process ended ({}) without a report", exits.get(*p).map(String::as_str).unwrap_or("unknown"))
                 };
-                missing_report(&job, p, why)
+                PartyReport::not_run(&job, p, why)
             });
         reports.push(report);
     }
@@ -234,27 +234,4 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
         eprintln!("--- last lines of {} ---\n{}", log.display(), tail(&log, 8));
     }
     Ok(ExitCode::FAILURE)
-}
-
-fn missing_report(job: &Job, party: &str, why: String) -> PartyReport {
-    PartyReport {
-        job: job.id.clone(),
-        party: party.to_owned(),
-        status: Status::Failed,
-        wall_s: 0.0,
-        tasks: job
-            .tasks
-            .iter()
-            .map(|t| TaskReport {
-                name: t.name.clone(),
-                kind: t.kind.name().to_owned(),
-                status: Status::Skipped,
-                wall_s: 0.0,
-                metrics: Default::default(),
-                error: None,
-            })
-            .collect(),
-        traffic: Traffic::default(),
-        error: Some(why),
-    }
 }

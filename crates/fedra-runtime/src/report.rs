@@ -121,6 +121,36 @@ pub struct PartyReport {
     pub error: Option<String>,
 }
 
+impl TaskReport {
+    /// A task that has not run (yet).
+    pub fn skipped(spec: &crate::job::TaskSpec) -> Self {
+        Self {
+            name: spec.name.clone(),
+            kind: spec.kind.name().to_owned(),
+            status: Status::Skipped,
+            wall_s: 0.0,
+            metrics: Default::default(),
+            error: None,
+        }
+    }
+}
+
+impl PartyReport {
+    /// The report of a party that ran none of the job, e.g. a process that died
+    /// before writing its own report.
+    pub fn not_run(job: &crate::job::Job, party: &str, error: String) -> Self {
+        Self {
+            job: job.id.clone(),
+            party: party.to_owned(),
+            status: Status::Failed,
+            wall_s: 0.0,
+            tasks: job.tasks.iter().map(TaskReport::skipped).collect(),
+            traffic: Traffic::default(),
+            error: Some(error),
+        }
+    }
+}
+
 /// Per-party section of the merged report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartySummary {

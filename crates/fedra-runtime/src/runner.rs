@@ -137,18 +137,7 @@ async fn hello(ctx: &PartyContext<'_>, ch: &dyn Channel) -> Result<(), TaskError
 pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport {
     let started = Instant::now();
     let job = ctx.job;
-    let mut reports: Vec<TaskReport> = job
-        .tasks
-        .iter()
-        .map(|t| TaskReport {
-            name: t.name.clone(),
-            kind: t.kind.name().to_owned(),
-            status: Status::Skipped,
-            wall_s: 0.0,
-            metrics: Default::default(),
-            error: None,
-        })
-        .collect();
+    let mut reports: Vec<TaskReport> = job.tasks.iter().map(TaskReport::skipped).collect();
     let mut error = None;
 
     if let Err(e) = hello(ctx, ch).await {
