@@ -1,0 +1,130 @@
+//! Shared plumbing: running CPU work off the async thread, batched sends and
+//! length-checked receives, id de-duplication.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+
+use bytes::Bytes;
+use fedra_federation::{Channel, PartyId, Tag};
+
+use crate::PsiStats;
+use crate::error::{PsiError, decode_err};
+
+/// Runs `f` on the rayon pool (where it may use `par_iter`) and awaits its result, so
+/// curve and RSA work never blocks the async executor that drives the channel.
+/// Works with any executor (the wake-up is a `tokio::sync::oneshot`, which needs no
+/// runtime).
+pub(crate) async fn offload<R, F>(f: F) -> Result<R, PsiError>
+where
+    R: Send + 'static,
+    F: FnOnce() -> R + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let r = std::panic::catch_unwind(AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err(PsiError::Internal {
+            detail: "a PSI worker thread panicked".into(),
+        }),
+        Err(_) => Err(PsiError::Internal {
+            detail: "a PSI worker thread vanished".into(),
+        }),
+    }
+}
+
+/// Sends `payload` and counts it in `stats`.
+pub(crate) async fn send(
+    ch: &dyn Channel,
+    to: &PartyId,
+    tag: &Tag,
+    payload: Vec<u8>,
+    stats: &mut PsiStats,
+) -> Result<(), PsiError> {
+    stats.bytes_sent += payload.len() as u64;
+    stats.messages_sent += 1;
+    ch.send(to, tag, Bytes::from(payload)).await?;
+    Ok(())
+}
+
+/// Receives a message that must be exactly `len` bytes long.
+pub(crate) async fn recv_exact(
+    ch: &dyn Channel,
+    from: &PartyId,
+    tag: &Tag,
+    len: usize,
+) -> Result<Bytes, PsiError> {
+    let b = ch.recv(from, tag).await?;
+    if b.len() != len {
+        return Err(decode_err(
+            from,
+            tag,
+            format!("expected {len} bytes, got {}", b.len()),
+        ));
+    }
+    Ok(b)
+}
+
+/// Receives a batch that must hold exactly `items` fixed-width items of `width` bytes.
+pub(crate) async fn recv_items(
+    ch: &dyn Channel,
+    from: &PartyId,
+    tag: &Tag,
+    items: usize,
+    width: usize,
+) -> Result<Bytes, PsiError> {
+    let b = ch.recv(from, tag).await?;
+    if b.len() % width != 0 {
+        return Err(decode_err(
+            from,
+            tag,
+            format!(
+                "length {} is not a multiple of the {width}-byte item size",
+                b.len()
+            ),
+        ));
+    }
+    if b.len() / width != items {
+        return Err(decode_err(
+            from,
+            tag,
+            format!("expected {items} items, got {}", b.len() / width),
+        ));
+    }
+    Ok(b)
+}
+
+/// Reads a big-endian u64 from an 8-byte slice (the caller checked the length).
+pub(crate) fn be_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
+
+/// Reads a big-endian u32 from a 4-byte slice (the caller checked the length).
+pub(crate) fn be_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_be_bytes(a)
+}
+
+/// The distinct ids, in first-occurrence order.
+pub(crate) fn dedup(ids: &[String]) -> Vec<String> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
