@@ -22,7 +22,10 @@ fn main() {
     let ys: Vec<String> = (0..n)
         .map(|i| format!("id-{:012}", i + (n - common)))
         .collect();
-    let (a, b) = (PartyId::new("guest").unwrap(), PartyId::new("host").unwrap());
+    let (a, b) = (
+        PartyId::new("guest").unwrap(),
+        PartyId::new("host").unwrap(),
+    );
     let mut net = MemNetwork::new("bench", &[a.clone(), b.clone()]);
     let (ca, cb) = (net.take(&a).unwrap(), net.take(&b).unwrap());
     let cfg = EcdhConfig::new("psi").with_buckets(buckets);

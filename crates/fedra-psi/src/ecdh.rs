@@ -228,7 +228,7 @@ impl Hello {
 
 /// Draws a uniformly random non-zero scalar (64 random bytes reduced mod ℓ, as
 /// `Scalar::random` does).
-fn random_scalar(rng: &mut (impl CryptoRng + RngCore)) -> Zeroizing<Scalar> {
+fn random_scalar<R: CryptoRng + RngCore>(rng: &mut R) -> Zeroizing<Scalar> {
     loop {
         let mut wide = Zeroizing::new([0u8; 64]);
         rng.fill_bytes(wide.as_mut());

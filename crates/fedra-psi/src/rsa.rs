@@ -652,8 +652,7 @@ pub async fn rsa_psi_key_holder(
     hello.extend_from_slice(&n);
     send(ch, peer, &hello_tag, hello, &mut stats).await?;
     let raw = recv_exact(ch, peer, &hello_tag, HEAD_LEN).await?;
-    let (client_batch, client_count) =
-        check_head(&raw, KIND_RSA_CLIENT, cfg, peer, &hello_tag)?;
+    let (client_batch, client_count) = check_head(&raw, KIND_RSA_CLIENT, cfg, peer, &hello_tag)?;
 
     // Own digests, sorted.
     let mut sorted: Vec<SigDigest> = by_digest.keys().copied().collect();
@@ -780,10 +779,7 @@ pub async fn rsa_psi_client<R: CryptoRng + RngCore + Send>(
         return Err(decode_err(
             peer,
             &hello_tag,
-            format!(
-                "public key of {nbytes} bytes in a {}-byte hello",
-                raw.len()
-            ),
+            format!("public key of {nbytes} bytes in a {}-byte hello", raw.len()),
         ));
     }
     let n_bytes = raw[HEAD_LEN + 4..].to_vec();
@@ -815,8 +811,8 @@ pub async fn rsa_psi_client<R: CryptoRng + RngCore + Send>(
             seeds.push(s);
         }
         let (ids_c, n_c, range_c) = (ids.clone(), n.clone(), range.clone());
-        let (blinded, rinvs) = offload(move || blind_batch(&ids_c[range_c], &n_c, nbytes, seeds))
-            .await??;
+        let (blinded, rinvs) =
+            offload(move || blind_batch(&ids_c[range_c], &n_c, nbytes, seeds)).await??;
         stats.points_sent += items as u64;
         send(
             ch,

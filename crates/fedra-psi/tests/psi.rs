@@ -1,5 +1,7 @@
 //! Integration tests of fedra-psi: both protocols over an in-memory network.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -19,7 +21,10 @@ use rand_core::{RngCore, SeedableRng};
 type Out = Result<(Intersection, PsiStats), PsiError>;
 
 fn net() -> (MemChannel, MemChannel, PartyId, PartyId) {
-    let (a, b) = (PartyId::new("guest").unwrap(), PartyId::new("host").unwrap());
+    let (a, b) = (
+        PartyId::new("guest").unwrap(),
+        PartyId::new("host").unwrap(),
+    );
     let mut n = MemNetwork::new("job-psi", &[a.clone(), b.clone()]);
     (n.take(&a).unwrap(), n.take(&b).unwrap(), a, b)
 }
@@ -75,12 +80,18 @@ async fn ecdh_leader_only_follower_learns_only_the_size() {
         .with_buckets(4);
     let (ra, rb) = run_ecdh(&cfg, &xs, &ys).await;
     let ((ia, _), (ib, _)) = (ra.unwrap(), rb.unwrap());
-    assert_eq!(ia.ids.iter().cloned().collect::<BTreeSet<_>>(), plain(&xs, &ys));
+    assert_eq!(
+        ia.ids.iter().cloned().collect::<BTreeSet<_>>(),
+        plain(&xs, &ys)
+    );
     assert!(ia.ids_revealed);
     assert_eq!(ib.size, 111);
     assert!(!ib.ids_revealed);
     assert!(ib.ids.is_empty());
-    assert_eq!(align(&fake_dataset(&ys), &ib).unwrap_err().code(), "psi.align");
+    assert_eq!(
+        align(&fake_dataset(&ys), &ib).unwrap_err().code(),
+        "psi.align"
+    );
 }
 
 fn fake_dataset(ids: &[String]) -> fedra_data::Dataset {
@@ -122,7 +133,13 @@ fn raw_column(file: &str, col: usize) -> Vec<String> {
     text.lines()
         .skip(1)
         .filter(|l| !l.trim().is_empty())
-        .map(|l| l.trim_end_matches('\r').split(',').nth(col).unwrap().to_string())
+        .map(|l| {
+            l.trim_end_matches('\r')
+                .split(',')
+                .nth(col)
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -135,10 +152,10 @@ async fn breast_sample_id_files() {
         return;
     }
     // The sample-id columns (mock_id / sample_id), loaded through fedra-data.
-    let guest = load(&DatasetSpec::new(datasets().join(guest_file)).with_id_column("mock_id"))
-        .unwrap();
-    let host = load(&DatasetSpec::new(datasets().join(host_file)).with_id_column("sample_id"))
-        .unwrap();
+    let guest =
+        load(&DatasetSpec::new(datasets().join(guest_file)).with_id_column("mock_id")).unwrap();
+    let host =
+        load(&DatasetSpec::new(datasets().join(host_file)).with_id_column("sample_id")).unwrap();
     assert_eq!((guest.n_rows(), host.n_rows()), (2139, 299));
     let want = plain(&raw_column(guest_file, 0), &raw_column(host_file, 0));
     let cfg = EcdhConfig::new("psi").with_buckets(4);
@@ -157,9 +174,10 @@ async fn breast_sample_id_files() {
     assert_eq!(ia.ids.iter().cloned().collect::<BTreeSet<_>>(), want);
     assert_eq!(ia, ib);
     // Align the host's rows (keyed by `id`) to the agreed order.
-    let host_by_id = load(&DatasetSpec::new(datasets().join(host_file)).with_features(
-        (0..20).map(|j| format!("x{j}")).collect::<Vec<_>>(),
-    ))
+    let host_by_id = load(
+        &DatasetSpec::new(datasets().join(host_file))
+            .with_features((0..20).map(|j| format!("x{j}")).collect::<Vec<_>>()),
+    )
     .unwrap();
     let aligned = align(&host_by_id, &ib).unwrap();
     assert_eq!(aligned.ids(), &ib.ids[..]);
@@ -180,7 +198,9 @@ fn hash_to_group_known_answer_and_domain_separation() {
     // RFC 9496 one-way map), computed once when the encoding was fixed. If this
     // changes, blinded values of old and new builds no longer match: bump the
     // "fedra-psi-v1" domain instead of editing the constant.
-    let p = hash_to_group("job-kat", "psi", b"id-42").compress().to_bytes();
+    let p = hash_to_group("job-kat", "psi", b"id-42")
+        .compress()
+        .to_bytes();
     assert_eq!(hex(&p), KAT);
     let other = |job: &str, task: &str, id: &[u8]| hash_to_group(job, task, id).compress();
     assert_ne!(other("job-kat2", "psi", b"id-42").to_bytes(), p);
@@ -236,7 +256,9 @@ async fn leader_vs_fake(hello: Bytes, msgs: Vec<(&'static str, Vec<u8>)>) -> Psi
 }
 
 fn valid_point(i: u64) -> [u8; 32] {
-    hash_to_group("j", "t", &i.to_be_bytes()).compress().to_bytes()
+    hash_to_group("j", "t", &i.to_be_bytes())
+        .compress()
+        .to_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -306,11 +328,17 @@ async fn wrong_checksum_names_the_bucket() {
         let s = curve25519_dalek::scalar::Scalar::from(12345u64);
         let mut hello = fake_hello(1, 1).to_vec();
         hello[12..16].copy_from_slice(&65536u32.to_be_bytes());
-        cb.send(&leader, &tag("hello"), Bytes::from(hello)).await.unwrap();
-        cb.recv(&leader, &tag("hello")).await.unwrap();
-        cb.send(&leader, &tag("count"), Bytes::from(1u64.to_be_bytes().to_vec()))
+        cb.send(&leader, &tag("hello"), Bytes::from(hello))
             .await
             .unwrap();
+        cb.recv(&leader, &tag("hello")).await.unwrap();
+        cb.send(
+            &leader,
+            &tag("count"),
+            Bytes::from(1u64.to_be_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
         let mine = blind("job-psi", "psi", b"x1", &s);
         cb.send(&leader, &tag("blinded-0"), Bytes::from(mine.to_vec()))
             .await
@@ -321,7 +349,9 @@ async fn wrong_checksum_names_the_bucket() {
             .chunks(32)
             .flat_map(|c| reblind(c.try_into().unwrap(), &s).unwrap())
             .collect();
-        cb.send(&leader, &tag("double-0"), Bytes::from(back)).await.unwrap();
+        cb.send(&leader, &tag("double-0"), Bytes::from(back))
+            .await
+            .unwrap();
         cb.send(&leader, &tag("checksum"), Bytes::from(vec![9u8; 32]))
             .await
             .unwrap();
@@ -396,7 +426,10 @@ async fn rsa_offline_cache_signs_only_new_ids() {
     let (rh, rc) = run_rsa(&cfg, key(), &xs, &ys2, Some(&mut cache)).await;
     let ((ih, sh), (ic, _)) = (rh.unwrap(), rc.unwrap());
     assert_eq!((sh.own_ids_signed, sh.own_ids_cached), (10, 120));
-    assert_eq!(ic.ids.iter().cloned().collect::<BTreeSet<_>>(), plain(&xs, &ys2));
+    assert_eq!(
+        ic.ids.iter().cloned().collect::<BTreeSet<_>>(),
+        plain(&xs, &ys2)
+    );
     assert_eq!(ih, ic);
     cache.save().unwrap();
 
