@@ -1,6 +1,7 @@
 //! Compares every metric with scikit-learn. The expected numbers were printed by
 //! `tests/sklearn_reference.py` (scikit-learn 1.9.1, numpy 2.4.6) and pasted here.
 
+#![allow(clippy::approx_constant)] // reference values pasted from scikit-learn
 use fedra_metrics::*;
 
 type Case = (&'static str, &'static [f64], &'static [f64]);
