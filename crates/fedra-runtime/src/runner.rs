@@ -69,6 +69,9 @@ pub struct PartyContext<'a> {
 /// What a running task sees.
 pub struct TaskCtx<'a> {
     pub(crate) party: &'a PartyContext<'a>,
+    /// This party's current dataset: the configured one, or the output of an
+    /// earlier task of the job (e.g. the aligned data after PSI).
+    pub(crate) data: Option<DatasetSpec>,
     pub(crate) ch: &'a dyn Channel,
     pub(crate) spec: &'a TaskSpec,
     round: AtomicU64,
@@ -139,6 +142,7 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
     let job = ctx.job;
     let mut reports: Vec<TaskReport> = job.tasks.iter().map(TaskReport::skipped).collect();
     let mut error = None;
+    let mut data = ctx.data.clone();
 
     if let Err(e) = hello(ctx, ch).await {
         error = Some(fail(ctx, ch, "", None, &e).await);
@@ -154,6 +158,7 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
                 party: ctx,
                 ch,
                 spec,
+                data: data.clone(),
                 round: AtomicU64::new(NO_ROUND),
             };
             let t0 = Instant::now();
@@ -161,9 +166,13 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
             let r = &mut reports[i];
             r.wall_s = t0.elapsed().as_secs_f64();
             match result {
-                Ok(metrics) => {
+                Ok(outcome) => {
                     r.status = Status::Succeeded;
-                    r.metrics = metrics;
+                    r.metrics = outcome.metrics;
+                    if let Some(d) = outcome.data {
+                        tracing::info!(task = %spec.name, path = %d.path.display(), "later tasks use this dataset");
+                        data = Some(d);
+                    }
                     tracing::info!(task = %spec.name, wall_s = r.wall_s, "task succeeded");
                 }
                 Err(e) => {

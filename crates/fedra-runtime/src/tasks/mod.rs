@@ -13,10 +13,27 @@ use crate::runner::TaskCtx;
 /// Flat metrics of a task (lower-case keys).
 pub type Metrics = BTreeMap<String, serde_json::Value>;
 
-/// Runs the task described by `ctx.spec` on this party.
-pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Metrics, TaskError> {
-    match &ctx.spec.kind {
-        TaskKind::DatasetStats(p) => stats::run(ctx, p).await,
-        TaskKind::Echo(p) => echo::run(ctx, p).await,
+/// What a task produced on this party.
+pub(crate) struct Outcome {
+    /// Its metrics.
+    pub(crate) metrics: Metrics,
+    /// A dataset that replaces the party's current one for the following tasks.
+    pub(crate) data: Option<fedra_data::DatasetSpec>,
+}
+
+impl From<Metrics> for Outcome {
+    fn from(metrics: Metrics) -> Self {
+        Self {
+            metrics,
+            data: None,
+        }
     }
+}
+
+/// Runs the task described by `ctx.spec` on this party.
+pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+    Ok(match &ctx.spec.kind {
+        TaskKind::DatasetStats(p) => stats::run(ctx, p).await?.into(),
+        TaskKind::Echo(p) => echo::run(ctx, p).await?.into(),
+    })
 }

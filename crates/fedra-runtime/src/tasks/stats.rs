@@ -93,7 +93,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &DatasetStats) -> Result<Metrics, 
     let job = ctx.party.job;
     let me = &ctx.party.me;
     let tag = ctx.tag(0, "summary");
-    let mine = match &ctx.party.data {
+    let mine = match &ctx.data {
         Some(spec) => {
             let spec = spec.clone();
             // File parsing is blocking work: keep it off the async workers.
