@@ -92,5 +92,40 @@ fn ou(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, paillier, ou);
+/// Encrypted inner products: bucket multi-exponentiation vs `Σ mul_plain`.
+fn dot(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let (pk, _sk) = Paillier::generate_keypair(2048, &mut rng).unwrap();
+    let n = 1000;
+    let ms: Vec<Plaintext> = (0..n).map(|i| Plaintext::from_i64(i - 500)).collect();
+    let cts = pk.encrypt_batch(&ms, &mut rng).unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as i64
+    };
+    let s64: Vec<i64> = (0..n).map(|_| next()).collect();
+    // Fixed-point features: 2^-16 precision, |x| < 64 => 22-bit magnitudes.
+    let s22: Vec<i64> = (0..n * 10).map(|_| next() >> 42).collect();
+    let mut g = c.benchmark_group("dot-paillier-2048");
+    g.sample_size(10);
+    g.bench_function("dot_1000x64bit_pippenger", |b| {
+        b.iter(|| pk.dot(black_box(&cts), &s64).unwrap())
+    });
+    g.bench_function("dot_1000x64bit_naive", |b| {
+        b.iter(|| {
+            let k: Vec<Plaintext> = s64.iter().map(|&s| Plaintext::from_i64(s)).collect();
+            pk.sum(&pk.mul_plain_batch(black_box(&cts), &k).unwrap())
+                .unwrap()
+        })
+    });
+    g.bench_function("dot_columns_1000x10x22bit_pippenger", |b| {
+        b.iter(|| pk.dot_columns(black_box(&cts), &s22, 10).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, paillier, ou, dot);
 criterion_main!(benches);

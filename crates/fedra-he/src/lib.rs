@@ -83,6 +83,7 @@
 mod bn;
 pub mod encoding;
 mod fixed_base;
+mod multiexp;
 pub mod ou;
 pub mod packing;
 pub mod paillier;

@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rand_core::CryptoRng;
+use rayon::prelude::*;
 
 use crate::bn::{Ctx, Nat, SecretNat, with_ctx};
 use crate::error::HeError;
@@ -345,6 +346,25 @@ impl HePublicKey for OuPublicKey {
             let hr = self.random_h_pow(rng, ctx)?;
             self.nat_to_ct(&Nat::mod_mul(&x, &hr, &self.inner.n, ctx)?)
         })
+    }
+
+    fn dot_columns(
+        &self,
+        cts: &[OuCiphertext],
+        scalars: &[i64],
+        columns: usize,
+    ) -> Result<Vec<OuCiphertext>, HeError> {
+        crate::multiexp::check_shape(cts.len(), scalars.len(), columns)?;
+        if cts.is_empty() {
+            return Err(HeError::EmptyInput {
+                what: "ciphertexts of an inner product",
+            });
+        }
+        let bases = crate::multiexp::parse_all(cts.par_iter().map(|c| c.bytes.as_slice()))?;
+        crate::multiexp::multi_exp_columns(&bases, scalars, columns, &self.inner.n)?
+            .iter()
+            .map(|r| self.nat_to_ct(r))
+            .collect()
     }
 
     fn ciphertext_to_bytes(&self, c: &OuCiphertext) -> Vec<u8> {

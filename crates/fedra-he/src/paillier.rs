@@ -22,6 +22,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use rand_core::CryptoRng;
+use rayon::prelude::*;
 
 use crate::bn::{Ctx, Nat, SecretNat, with_ctx};
 use crate::error::HeError;
@@ -366,6 +367,25 @@ impl HePublicKey for PaillierPublicKey {
             let rn = self.random_hs_pow(rng, ctx)?;
             self.nat_to_ct(&Nat::mod_mul(&x, &rn, &self.inner.n2, ctx)?)
         })
+    }
+
+    fn dot_columns(
+        &self,
+        cts: &[PaillierCiphertext],
+        scalars: &[i64],
+        columns: usize,
+    ) -> Result<Vec<PaillierCiphertext>, HeError> {
+        crate::multiexp::check_shape(cts.len(), scalars.len(), columns)?;
+        if cts.is_empty() {
+            return Err(HeError::EmptyInput {
+                what: "ciphertexts of an inner product",
+            });
+        }
+        let bases = crate::multiexp::parse_all(cts.par_iter().map(|c| c.bytes.as_slice()))?;
+        crate::multiexp::multi_exp_columns(&bases, scalars, columns, &self.inner.n2)?
+            .iter()
+            .map(|r| self.nat_to_ct(r))
+            .collect()
     }
 
     fn ciphertext_to_bytes(&self, c: &PaillierCiphertext) -> Vec<u8> {

@@ -214,6 +214,61 @@ pub trait HePublicKey: Clone + Debug + Send + Sync + 'static {
             .collect()
     }
 
+    /// `Enc(Σ_i k_i · a_i)`: an encrypted inner product with signed 64-bit
+    /// scalars (e.g. fixed-point encoded features).
+    ///
+    /// Paillier and Okamoto–Uchiyama override this with bucket (Pippenger)
+    /// multi-exponentiation (module `multiexp`), several times faster than
+    /// one [`HePublicKey::mul_plain`] per element; the default is the naive
+    /// `Σ mul_plain`. The result is deterministic: re-randomise it before
+    /// it leaves the party. Unlike `mul_plain` it is **not** constant time
+    /// in the scalars. Errors on an empty or mismatched input.
+    fn dot(&self, cts: &[Self::Ciphertext], scalars: &[i64]) -> Result<Self::Ciphertext, HeError> {
+        self.dot_columns(cts, scalars, 1)?
+            .pop()
+            .ok_or(HeError::EmptyInput {
+                what: "inner-product columns",
+            })
+    }
+
+    /// One [`HePublicKey::dot`] per column of a row-major
+    /// `cts.len() × columns` scalar matrix: `out[j] = Enc(Σ_i
+    /// scalars[i·columns + j] · a_i)`, computed in parallel over columns.
+    fn dot_columns(
+        &self,
+        cts: &[Self::Ciphertext],
+        scalars: &[i64],
+        columns: usize,
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        crate::multiexp::check_shape(cts.len(), scalars.len(), columns)?;
+        if cts.is_empty() {
+            return Err(HeError::EmptyInput {
+                what: "ciphertexts of an inner product",
+            });
+        }
+        (0..columns)
+            .into_par_iter()
+            .map(|j| {
+                let terms = cts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let k = scalars.get(i * columns + j).copied().unwrap_or(0);
+                        self.mul_plain(c, &Plaintext::from_i64(k))
+                    })
+                    .collect::<Result<Vec<_>, HeError>>()?;
+                let mut it = terms.into_iter();
+                let mut acc = it.next().ok_or(HeError::EmptyInput {
+                    what: "ciphertexts of an inner product",
+                })?;
+                for t in it {
+                    acc = self.add(&acc, &t)?;
+                }
+                Ok(acc)
+            })
+            .collect()
+    }
+
     /// `Enc(sum a_i)` computed as a parallel tree reduction. Errors on an
     /// empty slice.
     fn sum(&self, cs: &[Self::Ciphertext]) -> Result<Self::Ciphertext, HeError> {

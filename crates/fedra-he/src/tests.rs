@@ -610,3 +610,150 @@ proptest! {
         prop_assert_eq!(packer.unpack(&Plaintext::from_u128(1 << 20)).unwrap_err().code(), "he.unpack_overflow");
     }
 }
+
+fn naive_dot_columns<K: HePublicKey>(
+    pk: &K,
+    cts: &[K::Ciphertext],
+    scalars: &[i64],
+    columns: usize,
+) -> Vec<K::Ciphertext> {
+    (0..columns)
+        .map(|j| {
+            let mut acc: Option<K::Ciphertext> = None;
+            for (i, c) in cts.iter().enumerate() {
+                let t = pk
+                    .mul_plain(c, &Plaintext::from_i64(scalars[i * columns + j]))
+                    .unwrap();
+                acc = Some(match acc {
+                    None => t,
+                    Some(a) => pk.add(&a, &t).unwrap(),
+                });
+            }
+            acc.unwrap()
+        })
+        .collect()
+}
+
+fn check_dot<S: AdditiveScheme>(
+    pk: &S::PublicKey,
+    sk: &S::SecretKey,
+    ms: &[i64],
+    scalars: &[i64],
+    columns: usize,
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let cts = pk
+        .encrypt_batch(
+            &ms.iter()
+                .map(|&m| Plaintext::from_i64(m))
+                .collect::<Vec<_>>(),
+            &mut rng(seed),
+        )
+        .unwrap();
+    let fast = pk.dot_columns(&cts, scalars, columns).unwrap();
+    // Same ciphertexts bit for bit as the naive Σ mul_plain (both are
+    // deterministic functions of the inputs).
+    prop_assert_eq!(&fast, &naive_dot_columns(pk, &cts, scalars, columns));
+    for (j, c) in fast.iter().enumerate() {
+        let want: i128 = ms
+            .iter()
+            .enumerate()
+            .map(|(i, &m)| i128::from(m) * i128::from(scalars[i * columns + j]))
+            .sum();
+        prop_assert_eq!(sk.decrypt(c).unwrap().to_i128(), Some(want));
+    }
+    if columns == 1 {
+        prop_assert_eq!(&pk.dot(&cts, scalars).unwrap(), &fast[0]);
+    }
+    Ok(())
+}
+
+fn dot_case() -> impl Strategy<Value = (Vec<i64>, Vec<i64>, usize)> {
+    (1usize..40, 1usize..4).prop_flat_map(|(n, k)| {
+        (
+            proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), n),
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(0i64),
+                    Just(i64::MIN),
+                    Just(i64::MAX),
+                    -70_000i64..70_000,
+                    any::<i64>()
+                ],
+                n * k,
+            ),
+            Just(k),
+        )
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn prop_paillier_dot_equals_naive((ms, scalars, k) in dot_case(), seed in any::<u64>()) {
+        let (pk, sk) = paillier();
+        check_dot::<Paillier>(pk, sk, &ms, &scalars, k, seed)?;
+    }
+
+    #[test]
+    fn prop_ou_dot_equals_naive((ms, scalars, k) in dot_case(), seed in any::<u64>()) {
+        // OU plaintexts must stay below 2^(|p|-2): use small operands.
+        let (pk, sk) = ou();
+        let ms: Vec<i64> = ms.iter().map(|m| m >> 30).collect();
+        let scalars: Vec<i64> = scalars.iter().map(|s| s >> 40).collect();
+        check_dot::<OkamotoUchiyama>(pk, sk, &ms, &scalars, k, seed)?;
+    }
+}
+
+#[test]
+fn dot_large_batch_uses_parallel_chunks_and_matches() {
+    let (pk, sk) = paillier();
+    let n = 1200;
+    let ms: Vec<i64> = (0..n).map(|i| i as i64 - 600).collect();
+    let scalars: Vec<i64> = (0..n)
+        .map(|i| (i as i64 * 7919) % 65_537 - 30_000)
+        .collect();
+    let cts = pk
+        .encrypt_batch(
+            &ms.iter()
+                .map(|&m| Plaintext::from_i64(m))
+                .collect::<Vec<_>>(),
+            &mut rng(5),
+        )
+        .unwrap();
+    let c = pk.dot(&cts, &scalars).unwrap();
+    let want: i128 = ms
+        .iter()
+        .zip(&scalars)
+        .map(|(&a, &b)| i128::from(a) * i128::from(b))
+        .sum();
+    assert_eq!(sk.decrypt(&c).unwrap().to_i128(), Some(want));
+    assert_eq!(c, naive_dot_columns(pk, &cts, &scalars, 1)[0]);
+}
+
+#[test]
+fn dot_rejects_bad_shapes() {
+    let (pk, _) = paillier();
+    let c = pk.encrypt(&Plaintext::from_i64(1), &mut rng(6)).unwrap();
+    assert_eq!(pk.dot(&[], &[]).unwrap_err().code(), "he.empty_input");
+    assert_eq!(
+        pk.dot(std::slice::from_ref(&c), &[1, 2])
+            .unwrap_err()
+            .code(),
+        "he.length_mismatch"
+    );
+    assert_eq!(
+        pk.dot_columns(std::slice::from_ref(&c), &[1], 0)
+            .unwrap_err()
+            .code(),
+        "he.invalid_parameter"
+    );
+    assert_eq!(
+        ou().0.dot_columns(&[], &[], 2).unwrap_err().code(),
+        "he.empty_input"
+    );
+    // All-zero scalars give an encryption of zero.
+    let z = pk.dot(&[c.clone(), c], &[0, 0]).unwrap();
+    assert_eq!(paillier().1.decrypt(&z).unwrap().to_i64(), Some(0));
+}
