@@ -97,7 +97,7 @@ pub(crate) fn decode_bits(msg: &[u8], n: usize) -> Result<Vec<bool>, String> {
     if msg.len() != n.div_ceil(8) {
         return Err(format!("bitmap of {} bytes for {n} records", msg.len()));
     }
-    if n % 8 != 0 && msg.last().is_some_and(|b| b >> (n % 8) != 0) {
+    if !n.is_multiple_of(8) && msg.last().is_some_and(|b| b >> (n % 8) != 0) {
         return Err("bits set beyond the last record".into());
     }
     Ok((0..n).map(|i| msg[i / 8] >> (i % 8) & 1 == 1).collect())
