@@ -75,7 +75,7 @@ fn jumble<T: Clone>(v: &[T], seed: u32) -> Vec<T> {
         let r = (k as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) as usize;
         let n = b.len();
         b.rotate_left(r % n);
-        if r % 3 == 0 {
+        if r.is_multiple_of(3) {
             b.reverse();
         }
         out.extend(b);
