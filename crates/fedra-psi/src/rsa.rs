@@ -604,12 +604,23 @@ pub async fn rsa_psi_key_holder(
         ..PsiStats::default()
     };
 
+    if let Some(c) = &cache {
+        c.check_key(key)?;
+    }
+    // Hello first (cheap), so a misconfigured peer fails before the signing work.
+    let hello_tag = Tag::new(&cfg.task, 0, "hello");
+    let mut hello = hello_head(KIND_RSA_HOLDER, cfg.mode, cfg.batch, ids.len() as u64);
+    let nbytes = key.nbytes();
+    let n = key.rsa.n().to_vec_padded(nbytes as i32)?;
+    hello.extend_from_slice(&(nbytes as u32).to_be_bytes());
+    hello.extend_from_slice(&n);
+    send(ch, peer, &hello_tag, hello, &mut stats).await?;
+    let raw = recv_exact(ch, peer, &hello_tag, HEAD_LEN).await?;
+    let (client_batch, client_count) = check_head(&raw, KIND_RSA_CLIENT, cfg, peer, &hello_tag)?;
+
     // Own digests: from the cache, or signed now (the online part of the offline phase).
     let mut own: Vec<Option<SigDigest>> = match &cache {
-        Some(c) => {
-            c.check_key(key)?;
-            ids.iter().map(|id| c.entries.get(id).copied()).collect()
-        }
+        Some(c) => ids.iter().map(|id| c.entries.get(id).copied()).collect(),
         None => vec![None; ids.len()],
     };
     let missing: Vec<String> = ids
@@ -642,17 +653,6 @@ pub async fn rsa_psi_key_holder(
         })?;
         by_digest.insert(d, i);
     }
-
-    // Hello.
-    let hello_tag = Tag::new(&cfg.task, 0, "hello");
-    let mut hello = hello_head(KIND_RSA_HOLDER, cfg.mode, cfg.batch, ids.len() as u64);
-    let nbytes = key.nbytes();
-    let n = key.rsa.n().to_vec_padded(nbytes as i32)?;
-    hello.extend_from_slice(&(nbytes as u32).to_be_bytes());
-    hello.extend_from_slice(&n);
-    send(ch, peer, &hello_tag, hello, &mut stats).await?;
-    let raw = recv_exact(ch, peer, &hello_tag, HEAD_LEN).await?;
-    let (client_batch, client_count) = check_head(&raw, KIND_RSA_CLIENT, cfg, peer, &hello_tag)?;
 
     // Own digests, sorted.
     let mut sorted: Vec<SigDigest> = by_digest.keys().copied().collect();
