@@ -66,6 +66,32 @@ fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
     assert!(text.contains("job 'quickstart' succeeded"), "{text}");
 }
 
+#[test]
+fn stream_join_example_joins_and_hands_the_joined_rows_to_the_next_task() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let out = tmp("streamjoin");
+    let o = fedra()
+        .args(["run", "examples/stream-join-avazu/job.toml", "--local", "--out"])
+        .arg(&out)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    assert_eq!(r["tasks"][0]["metrics"]["joined"], 100);
+    assert_eq!(r["tasks"][0]["metrics"]["follower_unmatched"], 0);
+    // The second task read the joined files, without the time column.
+    assert_eq!(r["tasks"][1]["metrics"]["rows"], 100);
+    assert_eq!(r["tasks"][1]["metrics"]["features_host"], 7);
+    for p in ["guest", "host"] {
+        let joined = std::fs::read_to_string(out.join(format!("parties/{p}/join.joined.csv"))).unwrap();
+        assert_eq!(joined.lines().count(), 101);
+    }
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }

@@ -114,6 +114,45 @@ fn one() -> u64 {
     1
 }
 
+/// File format of a dataset a task writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// CSV with a header.
+    #[default]
+    Csv,
+    /// Parquet.
+    Parquet,
+}
+
+/// Parameters of the `stream_join` task: join two event streams by example id within
+/// a time window (see `fedra-join`). Both parties continue with the joined rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamJoin {
+    /// The party whose stream order is kept.
+    pub leader: PartyId,
+    /// The other party.
+    pub follower: PartyId,
+    /// The feature column (on both sides) holding the event time, in seconds.
+    pub time_column: String,
+    /// Largest time difference of two joined records (seconds, 0–31,536,000).
+    pub window_s: f64,
+    /// Records per message (1–1,048,576).
+    #[serde(default = "default_join_batch")]
+    pub batch: usize,
+    /// Keep the time column among the joined features.
+    #[serde(default)]
+    pub keep_time_column: bool,
+    /// Format of the joined dataset written to the output folder.
+    #[serde(default)]
+    pub output: OutputFormat,
+}
+
+fn default_join_batch() -> usize {
+    4096
+}
+
 /// A task's kind and typed parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -122,6 +161,8 @@ pub enum TaskKind {
     DatasetStats(DatasetStats),
     /// Round trips of a payload.
     Echo(Echo),
+    /// Streaming join of event streams.
+    StreamJoin(StreamJoin),
 }
 
 impl TaskKind {
@@ -130,11 +171,12 @@ impl TaskKind {
         match self {
             TaskKind::DatasetStats(_) => "dataset_stats",
             TaskKind::Echo(_) => "echo",
+            TaskKind::StreamJoin(_) => "stream_join",
         }
     }
 
     /// Every kind name, for error messages.
-    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo"];
+    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo", "stream_join"];
 }
 
 /// One task of the job.
@@ -393,6 +435,30 @@ fn parse_task(
                 ));
             }
             TaskKind::Echo(p)
+        }
+        "stream_join" => {
+            let p: StreamJoin = params.try_into().map_err(decode)?;
+            for (field, party) in [("leader", &p.leader), ("follower", &p.follower)] {
+                match parties.get(party) {
+                    None => return Err((at(field), format!("{party} is not a party of the job"))),
+                    Some(spec) if spec.data.is_none() => {
+                        return Err((
+                            format!("parties.{party}.data"),
+                            "stream_join needs a dataset on the leader and the follower".into(),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if p.leader == p.follower {
+                return Err((at("follower"), "must differ from the leader".into()));
+            }
+            if p.time_column.is_empty() {
+                return Err((at("time_column"), "must name a column".into()));
+            }
+            range(&at("window_s"), p.window_s, 0.0, 31_536_000.0)?;
+            range(&at("batch"), p.batch, 1, 1 << 20)?;
+            TaskKind::StreamJoin(p)
         }
         other => {
             return Err((

@@ -2,6 +2,7 @@
 //! [`Channel`](fedra_federation::Channel) that returns flat metrics.
 
 mod echo;
+mod join;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -30,10 +31,39 @@ impl From<Metrics> for Outcome {
     }
 }
 
+/// Writes a dataset a task produced into this party's output folder and returns
+/// the spec that later tasks read it with.
+pub(crate) fn write_output(
+    ctx: &TaskCtx<'_>,
+    suffix: &str,
+    data: &fedra_data::Dataset,
+    format: crate::job::OutputFormat,
+) -> Result<fedra_data::DatasetSpec, TaskError> {
+    use crate::job::OutputFormat;
+    let ext = match format {
+        OutputFormat::Csv => "csv",
+        OutputFormat::Parquet => "parquet",
+    };
+    let path = ctx
+        .party
+        .out_dir
+        .join(format!("{}.{suffix}.{ext}", ctx.spec.name));
+    match format {
+        OutputFormat::Csv => fedra_data::write_csv(&path, data)?,
+        OutputFormat::Parquet => fedra_data::write_parquet(&path, data)?,
+    }
+    let mut spec = fedra_data::DatasetSpec::new(&path).with_id_column(data.id_column());
+    if let Some(l) = data.label_name() {
+        spec = spec.with_label(l);
+    }
+    Ok(spec)
+}
+
 /// Runs the task described by `ctx.spec` on this party.
 pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
     Ok(match &ctx.spec.kind {
         TaskKind::DatasetStats(p) => stats::run(ctx, p).await?.into(),
         TaskKind::Echo(p) => echo::run(ctx, p).await?.into(),
+        TaskKind::StreamJoin(p) => join::run(ctx, p).await?,
     })
 }
