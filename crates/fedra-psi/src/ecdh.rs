@@ -5,13 +5,13 @@
 //!
 //! The leader `A` holds ids `X` and a fresh secret scalar `a`; the follower `B` holds
 //! `Y` and `b`. Both scalars are drawn from the caller's RNG for every run and never
-//! leave the party. `H` is [`hash_to_group`](crate::hash::hash_to_group).
+//! leave the party. `H` is [`hash_to_group`].
 //!
 //! 1. `hello` (round 0): version, role, output mode, bucket count, batch size and
 //!    number of (distinct) ids; the leader adds a fresh 32-byte bucket salt.
 //!    Mismatched settings fail on both sides with [`PsiError::ConfigMismatch`].
 //! 2. Both sides hash-partition their ids into `N` buckets with the salted hash of
-//!    [`bucket_of`](crate::hash::bucket_of). Buckets are processed one after the
+//!    [`bucket_of`]. Buckets are processed one after the
 //!    other (memory is bounded by the largest bucket); within a bucket the curve
 //!    work runs on all cores (rayon). Every message of bucket `k` uses round `k`.
 //! 3. Per bucket: each side sends `H(x)^a` (resp. `H(y)^b`) **sorted by encoding**
@@ -64,7 +64,7 @@
 //! * the number of distinct ids of the peer (declared in `hello`), and **the number
 //!   of peer ids in each bucket** (the bucket salt is known to both sides, so this is
 //!   a histogram of the peer's set under a hash both can compute; with `N` buckets it
-//!   reveals roughly `N·log2(n/N)/2` bits about the peer's set beyond its size — use
+//!   reveals on the order of `(N/2)·log2(n/N)` bits about the peer's set beyond its size — use
 //!   `buckets = 1` if even that matters) and therefore the intersection size per
 //!   bucket;
 //! * nothing else about the peer's ids outside the intersection: the peer's blinded
@@ -539,6 +539,17 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
         ));
     }
     stats.wall_s = start.elapsed().as_secs_f64();
+    tracing::info!(
+        peer = %peer,
+        ?role,
+        mode = ?cfg.mode,
+        ids_in = stats.ids_in,
+        peer_ids = theirs.count,
+        intersection = size,
+        buckets,
+        wall_s = stats.wall_s,
+        "ECDH-PSI done"
+    );
     Ok((
         Intersection {
             ids: out_ids,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use fedra_federation::FedError;
 
-/// Errors of the PSI protocols, the RSA signature cache and [`align`](crate::align).
+/// Errors of the PSI protocols, the RSA signature cache and [`align`](crate::align()).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PsiError {

@@ -732,6 +732,16 @@ pub async fn rsa_psi_key_holder(
         }
     }
     stats.wall_s = start.elapsed().as_secs_f64();
+    tracing::info!(
+        peer = %peer,
+        ids_in = stats.ids_in,
+        own_signed = stats.own_ids_signed,
+        own_cached = stats.own_ids_cached,
+        client_ids = client_count,
+        intersection = size,
+        wall_s = stats.wall_s,
+        "RSA-PSI (key holder) done"
+    );
     Ok((
         Intersection {
             ids: out,

@@ -123,6 +123,18 @@ async fn eight_buckets_give_the_same_intersection_as_one() {
     assert_eq!(i8, r8b.unwrap().0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_sets_and_empty_buckets() {
+    let ys: Vec<String> = (0..5).map(|i| format!("y{i}")).collect();
+    let cfg = EcdhConfig::new("psi").with_buckets(16);
+    let (ra, rb) = run_ecdh(&cfg, &[], &ys).await;
+    assert_eq!((ra.unwrap().0.size, rb.unwrap().0.size), (0, 0));
+    let (ra, rb) = run_ecdh(&cfg, &ys, &ys).await;
+    assert_eq!((ra.unwrap().0.size, rb.unwrap().0.size), (5, 5));
+    let (rh, rc) = run_rsa(&RsaConfig::new("rsa"), key(), &ys, &[], None).await;
+    assert_eq!((rh.unwrap().0.size, rc.unwrap().0.size), (0, 0));
+}
+
 fn datasets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate")
 }
