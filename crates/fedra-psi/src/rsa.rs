@@ -180,6 +180,11 @@ impl RsaPsiKey {
         Ok(Zeroizing::new(self.rsa.private_key_to_pem()?))
     }
 
+    /// The public modulus `n`, big-endian.
+    pub fn modulus(&self) -> Vec<u8> {
+        self.rsa.n().to_vec()
+    }
+
     /// Modulus size in bits.
     pub fn bits(&self) -> u32 {
         self.rsa.n().num_bits() as u32

@@ -464,3 +464,69 @@ async fn rsa_offline_cache_signs_only_new_ids() {
     assert_eq!(r.unwrap_err().code(), "psi.cache_key_mismatch");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn rsa_head(kind: u8, batch: u32, count: u64) -> Vec<u8> {
+    let mut v = b"FPSI".to_vec();
+    v.extend_from_slice(&[1, kind, 1]);
+    v.extend_from_slice(&batch.to_be_bytes());
+    v.extend_from_slice(&count.to_be_bytes());
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_malformed_peers_give_clean_errors() {
+    let xs: Vec<String> = (0..4).map(|i| format!("x{i}")).collect();
+    let cfg = RsaConfig::new("rsa");
+    let tag = |n: &str| Tag::new("rsa", 0, n);
+
+    // A client sending a value that is not below the modulus.
+    let (ca, cb, a, b) = net();
+    let fake_client = async {
+        cb.send(&a, &tag("hello"), Bytes::from(rsa_head(3, 1, 1)))
+            .await
+            .unwrap();
+        cb.send(&a, &tag("blinded-0"), Bytes::from(vec![0xffu8; 256]))
+            .await
+            .unwrap();
+    };
+    let (r, ()) = tokio::join!(
+        rsa_psi_key_holder(&ca, &b, &cfg, key(), &xs, None),
+        fake_client
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "fed.decode");
+    assert!(e.to_string().contains("modulus"), "{e}");
+
+    // A key holder returning something that is not a signature.
+    let (ca, cb, a, b) = net();
+    let fake_holder = async {
+        let mut hello = rsa_head(2, 4096, 0);
+        let n = key().modulus();
+        hello.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        hello.extend_from_slice(&n);
+        cb.send(&a, &tag("hello"), Bytes::from(hello))
+            .await
+            .unwrap();
+        let blinded = cb.recv(&a, &tag("blinded-0")).await.unwrap();
+        cb.send(&a, &tag("signed-0"), blinded).await.unwrap();
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (r, ()) = tokio::join!(rsa_psi_client(&ca, &b, &cfg, &xs, &mut rng), fake_holder);
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "psi.bad_peer_value");
+    assert!(e.to_string().contains("does not verify"), "{e}");
+
+    // A key holder announcing a small modulus.
+    let (ca, cb, a, b) = net();
+    let fake_holder = async {
+        let mut hello = rsa_head(2, 4096, 0);
+        hello.extend_from_slice(&128u32.to_be_bytes());
+        hello.extend_from_slice(&[0xabu8; 128]);
+        cb.send(&a, &tag("hello"), Bytes::from(hello))
+            .await
+            .unwrap();
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (r, ()) = tokio::join!(rsa_psi_client(&ca, &b, &cfg, &xs, &mut rng), fake_holder);
+    assert_eq!(r.unwrap_err().code(), "fed.decode");
+}
