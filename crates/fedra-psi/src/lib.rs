@@ -12,7 +12,17 @@
 //!   and kept in a persistent [`rsa::SignCache`], so repeated jobs over a slowly
 //!   changing id set only sign the new ids. Asymmetric cost (cheap client).
 //! * [`align()`] — restricts a [`fedra_data::Dataset`] to the intersection, in the
-//!   canonical order both parties agree on.
+//!   canonical order both parties agree on ([`align_with`] adds a policy for ids on
+//!   several rows).
+//!
+//! **Duplicate ids.** Both protocols work on the *set* of distinct ids: repeated ids
+//! in the input are collapsed before anything is sent (first occurrence kept), count
+//! once in [`PsiStats::ids_in`] and in the size each party announces, and appear at
+//! most once in [`Intersection::ids`]. So the intersection of two files with
+//! repeated ids is the intersection of their distinct ids. Mapping an intersection
+//! id back to a row is then ambiguous when the id is on several rows: [`align()`]
+//! refuses such ids ([`PsiError::Align`]); [`align_with`] with
+//! [`Duplicates::KeepFirst`] keeps the first such row instead.
 //!
 //! Both protocols return an [`Intersection`] and [`PsiStats`]. Randomness always
 //! comes from the caller (`&mut (impl CryptoRng + RngCore)`); library functions
@@ -59,7 +69,7 @@ pub mod hash;
 pub mod rsa;
 mod wire;
 
-pub use align::align;
+pub use align::{Duplicates, align, align_with};
 pub use ecdh::{EcdhConfig, ecdh_psi};
 pub use error::PsiError;
 pub use rsa::{RsaConfig, RsaOutput, RsaPsiKey, SignCache, rsa_psi_client, rsa_psi_key_holder};

@@ -12,8 +12,9 @@ use fedra_federation::mem::{MemChannel, MemNetwork};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_psi::hash::hash_to_group;
 use fedra_psi::{
-    EcdhConfig, Intersection, OutputMode, PsiError, PsiStats, Role, RsaConfig, RsaOutput,
-    RsaPsiKey, SignCache, align, ecdh_psi, rsa_psi_client, rsa_psi_key_holder,
+    Duplicates, EcdhConfig, Intersection, OutputMode, PsiError, PsiStats, Role, RsaConfig,
+    RsaOutput, RsaPsiKey, SignCache, align, align_with, ecdh_psi, rsa_psi_client,
+    rsa_psi_key_holder,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -202,6 +203,126 @@ async fn breast_sample_id_files() {
     )
     .unwrap();
     assert_eq!(align(&guest_by_id, &ia).unwrap_err().code(), "psi.align");
+}
+
+/// The first row (in file order) of each id of column `id_col`, as the raw line
+/// without the id columns (`skip` leading columns), keyed by id.
+fn first_rows(file: &str, id_col: usize, skip: usize) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(datasets().join(file)).unwrap();
+    let mut out = std::collections::HashMap::new();
+    for l in text.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = l.trim_end_matches('\r').split(',').collect();
+        out.entry(cols[id_col].to_string())
+            .or_insert_with(|| cols[skip..].join(","));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breast_guest_files_with_repeated_ids_intersect_on_distinct_ids() {
+    // FATE's breast sample-id files: both guest files (mock_id,id,y,x0..x9; 2139
+    // rows) repeat the `id` column (569 distinct ids on 2139 rows, the copies of an
+    // id have identical y and features); the host file (sample_id,id,x0..x19; 299
+    // rows) has distinct ids.
+    //
+    // Duplicate ids: PSI works on the *distinct* ids (each protocol collapses
+    // repeats before sending anything), so the intersection is the plaintext
+    // intersection of the two sets of distinct ids, each common id listed once.
+    // `align` refuses to map an id that is on several rows (it cannot know which
+    // row the peer's row pairs with); `align_with(.., Duplicates::KeepFirst)` takes
+    // the first row of each such id, which is right here because the copies are
+    // identical.
+    let host_file = "breast_hetero_host_sample_id.csv";
+    let guests = [
+        "breast_hetero_guest_sample_id.csv",
+        "breast_hetero_guest_repeated_id.csv",
+    ];
+    if guests
+        .iter()
+        .chain([&host_file])
+        .any(|f| !datasets().join(f).exists())
+    {
+        eprintln!(
+            "breast sample-id files not found in {}; skipping",
+            datasets().display()
+        );
+        return;
+    }
+    let hid = raw_column(host_file, 1);
+    assert_eq!(hid.len(), 299);
+    let host = load(
+        &DatasetSpec::new(datasets().join(host_file))
+            .with_features((0..20).map(|j| format!("x{j}")).collect::<Vec<_>>()),
+    )
+    .unwrap();
+    for guest_file in guests {
+        let gid = raw_column(guest_file, 1);
+        let distinct: BTreeSet<&String> = gid.iter().collect();
+        assert_eq!((gid.len(), distinct.len()), (2139, 569), "{guest_file}");
+        let want = plain(&gid, &hid);
+        assert_eq!(want.len(), 299, "{guest_file}");
+
+        for (mode, buckets) in [
+            (OutputMode::Both, 1),
+            (OutputMode::Both, 8),
+            (OutputMode::LeaderOnly, 3),
+        ] {
+            let cfg = EcdhConfig::new("psi").with_mode(mode).with_buckets(buckets);
+            let (ra, rb) = run_ecdh(&cfg, &gid, &hid).await;
+            let ((ia, sa), (ib, _)) = (ra.unwrap(), rb.unwrap());
+            assert_eq!(sa.ids_in, 569, "repeats enter the protocol once");
+            assert_eq!(ia.ids.len(), ia.size, "each common id listed once");
+            assert_eq!(ia.ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+            assert_eq!(ib.size, want.len());
+            if mode == OutputMode::Both {
+                assert_eq!(ia, ib);
+            }
+        }
+
+        // RSA-PSI, the guest as client: the same distinct-id intersection.
+        let (rh, rc) = run_rsa(&RsaConfig::new("rsa"), key(), &hid, &gid, None).await;
+        let ((ih, _), (ic, sc)) = (rh.unwrap(), rc.unwrap());
+        assert_eq!(sc.ids_in, 569);
+        assert_eq!(ic.ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+        assert_eq!(ih, ic);
+
+        // Alignment on both sides, in the agreed order.
+        let (ra, rb) = run_ecdh(&EcdhConfig::new("psi").with_buckets(4), &gid, &hid).await;
+        let (ia, ib) = (ra.unwrap().0, rb.unwrap().0);
+        let guest = load(
+            &DatasetSpec::new(datasets().join(guest_file))
+                .with_allow_duplicate_ids(true)
+                .with_label("y")
+                .with_features((0..10).map(|j| format!("x{j}")).collect::<Vec<_>>()),
+        )
+        .unwrap();
+        assert_eq!(guest.n_rows(), 2139);
+        let e = align(&guest, &ia).unwrap_err();
+        assert_eq!(e.code(), "psi.align");
+        assert!(e.to_string().contains("several rows"), "{e}");
+        assert_eq!(
+            align_with(&guest, &ia, Duplicates::Error)
+                .unwrap_err()
+                .code(),
+            "psi.align"
+        );
+        let g = align_with(&guest, &ia, Duplicates::KeepFirst).unwrap();
+        let h = align(&host, &ib).unwrap();
+        assert_eq!(g.n_rows(), 299);
+        assert_eq!(
+            g.ids(),
+            h.ids(),
+            "same rows in the same order on both sides"
+        );
+        assert_eq!(g.ids(), &ia.ids[..]);
+        // KeepFirst kept each id's first row: compare with the raw file (y, x0..x9).
+        let first = first_rows(guest_file, 1, 2);
+        for (r, id) in g.ids().iter().enumerate() {
+            let raw: Vec<f64> = first[id].split(',').map(|v| v.parse().unwrap()).collect();
+            assert_eq!(g.labels().unwrap()[r], raw[0], "label of {id}");
+            assert_eq!(g.row(r), &raw[1..], "features of {id}");
+        }
+    }
 }
 
 #[test]
@@ -529,4 +650,175 @@ async fn rsa_malformed_peers_give_clean_errors() {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let (r, ()) = tokio::join!(rsa_psi_client(&ca, &b, &cfg, &xs, &mut rng), fake_holder);
     assert_eq!(r.unwrap_err().code(), "fed.decode");
+}
+
+// ---------------------------------------------------------------- count mismatches
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdh_peer_sending_fewer_points_than_announced_is_refused() {
+    let count = |n: u64| n.to_be_bytes().to_vec();
+    // The bucket's `count` says 3, the batch carries 2 points.
+    let two: Vec<u8> = (0..2).flat_map(valid_point).collect();
+    let e = leader_vs_fake(
+        fake_hello(3, 1),
+        vec![("count", count(3)), ("blinded-0", two)],
+    )
+    .await;
+    assert_eq!(e.code(), "fed.decode");
+    let msg = e.to_string();
+    assert!(msg.contains("host") && msg.contains("blinded-0"), "{msg}");
+    assert!(msg.contains("expected 3 items, got 2"), "{msg}");
+
+    // `count` says 2, the batch carries 3 points (within the batch size of 4).
+    let three: Vec<u8> = (0..3).flat_map(valid_point).collect();
+    let e = leader_vs_fake(
+        fake_hello(3, 1),
+        vec![("count", count(2)), ("blinded-0", three)],
+    )
+    .await;
+    assert_eq!(e.code(), "fed.decode");
+    assert!(e.to_string().contains("expected 2 items, got 3"), "{e}");
+
+    // A `count` message that is not 8 bytes long.
+    let e = leader_vs_fake(fake_hello(3, 1), vec![("count", vec![0, 3])]).await;
+    assert_eq!(e.code(), "fed.decode");
+    assert!(e.to_string().contains("expected 8 bytes"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdh_buckets_holding_fewer_ids_than_declared_in_hello_are_refused() {
+    // A follower that declares 3 ids in hello but puts only 2 in its (single) bucket,
+    // and otherwise follows the protocol correctly (double-blinds the leader's points,
+    // sends the right checksum for an empty intersection). The leader must notice
+    // the shortfall after the last bucket.
+    use fedra_psi::ecdh::{blind, reblind};
+    use sha2::{Digest, Sha256};
+    let (ca, cb, _a, b) = net();
+    let xs: Vec<String> = (0..3).map(|i| format!("x{i}")).collect();
+    let cfg = EcdhConfig::new("psi");
+    let fake = async {
+        let leader = cb.peers()[0].clone();
+        let tag = |n: &str| Tag::new("psi", 0, n);
+        let s = curve25519_dalek::scalar::Scalar::from(777u64);
+        let mut hello = fake_hello(3, 1).to_vec();
+        hello[12..16].copy_from_slice(&65536u32.to_be_bytes());
+        cb.send(&leader, &tag("hello"), Bytes::from(hello))
+            .await
+            .unwrap();
+        cb.recv(&leader, &tag("hello")).await.unwrap();
+        cb.send(
+            &leader,
+            &tag("count"),
+            Bytes::from(2u64.to_be_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+        let mine: Vec<u8> = [&b"y1"[..], b"y2"]
+            .iter()
+            .flat_map(|y| blind("job-psi", "psi", y, &s))
+            .collect();
+        cb.send(&leader, &tag("blinded-0"), Bytes::from(mine))
+            .await
+            .unwrap();
+        cb.recv(&leader, &tag("count")).await.unwrap();
+        let theirs = cb.recv(&leader, &tag("blinded-0")).await.unwrap();
+        let back: Vec<u8> = theirs
+            .chunks(32)
+            .flat_map(|c| reblind(c.try_into().unwrap(), &s).unwrap())
+            .collect();
+        cb.send(&leader, &tag("double-0"), Bytes::from(back))
+            .await
+            .unwrap();
+        // The checksum of bucket 0 with no common ids.
+        let mut h = Sha256::new();
+        h.update(b"fedra-psi-checksum-v1");
+        h.update(0u32.to_be_bytes());
+        h.update(0u64.to_be_bytes());
+        let sum: [u8; 32] = h.finalize().into();
+        cb.send(&leader, &tag("checksum"), Bytes::from(sum.to_vec()))
+            .await
+            .unwrap();
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+    let (r, ()) = tokio::join!(ecdh_psi(&ca, &b, Role::Leader, &cfg, &xs, &mut rng), fake);
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "fed.decode");
+    let msg = e.to_string();
+    assert!(msg.contains("host"), "{msg}");
+    assert!(
+        msg.contains("1 points fewer than the 3 ids declared in hello"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_peer_sending_a_different_number_of_items_than_announced_is_refused() {
+    let xs: Vec<String> = (0..4).map(|i| format!("x{i}")).collect();
+    let cfg = RsaConfig::new("rsa").with_batch(16);
+    let tag = |n: &str| Tag::new("rsa", 0, n);
+
+    // A client announcing 3 ids that sends 2 blinded values.
+    let (ca, cb, a, b) = net();
+    let fake_client = async {
+        cb.send(&a, &tag("hello"), Bytes::from(rsa_head(3, 16, 3)))
+            .await
+            .unwrap();
+        cb.send(&a, &tag("blinded-0"), Bytes::from(vec![1u8; 2 * 256]))
+            .await
+            .unwrap();
+    };
+    let (r, ()) = tokio::join!(
+        rsa_psi_key_holder(&ca, &b, &cfg, key(), &xs, None),
+        fake_client
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "fed.decode");
+    assert!(e.to_string().contains("expected 3 items, got 2"), "{e}");
+
+    // A client announcing 0 ids that then claims a common id.
+    let (ca, cb, a, b) = net();
+    let fake_client = async {
+        cb.send(&a, &tag("hello"), Bytes::from(rsa_head(3, 16, 0)))
+            .await
+            .unwrap();
+        cb.send(
+            &a,
+            &tag("result-count"),
+            Bytes::from(1u64.to_be_bytes().to_vec()),
+        )
+        .await
+        .unwrap();
+    };
+    let (r, ()) = tokio::join!(
+        rsa_psi_key_holder(&ca, &b, &cfg, key(), &xs, None),
+        fake_client
+    );
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "fed.decode");
+    assert!(e.to_string().contains("exceeds a set size"), "{e}");
+
+    // A key holder announcing 5 ids that sends 4 digests (to a client with no ids,
+    // so no signing round comes first).
+    let (ca, cb, a, b) = net();
+    let fake_holder = async {
+        let mut hello = rsa_head(2, 4096, 5);
+        let n = key().modulus();
+        hello.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        hello.extend_from_slice(&n);
+        cb.send(&a, &tag("hello"), Bytes::from(hello))
+            .await
+            .unwrap();
+        cb.send(&a, &tag("own-0"), Bytes::from(vec![7u8; 4 * 32]))
+            .await
+            .unwrap();
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let (r, ()) = tokio::join!(rsa_psi_client(&ca, &b, &cfg, &[], &mut rng), fake_holder);
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "fed.decode");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("own-0") && msg.contains("expected 5 items, got 4"),
+        "{msg}"
+    );
 }
