@@ -12,12 +12,12 @@
 //! about the random exponent to a co-located attacker. This is the usual
 //! trade-off of DJN/HEU-style fixed-base encryption.
 
-use crate::bn::{Ctx, Nat};
+use crate::bn::{Barrett, Ctx, Nat};
 use crate::error::HeError;
 
 /// Precomputed powers of a fixed base.
 pub(crate) struct FixedBase {
-    modulus: Nat,
+    red: Barrett,
     /// `rows[i][d - 1] = base^(d * 256^i) mod modulus`.
     rows: Vec<Vec<Nat>>,
 }
@@ -30,6 +30,7 @@ impl FixedBase {
         max_exp_bytes: usize,
         ctx: &mut Ctx,
     ) -> Result<Self, HeError> {
+        let red = Barrett::new(modulus, ctx)?;
         let mut rows = Vec::with_capacity(max_exp_bytes);
         let mut cur = base.rem(modulus, ctx)?; // base^(256^i)
         for _ in 0..max_exp_bytes {
@@ -37,22 +38,19 @@ impl FixedBase {
             row.push(cur.try_clone()?);
             for _ in 1..255 {
                 let next = match row.last() {
-                    Some(prev) => Nat::mod_mul(prev, &cur, modulus, ctx)?,
+                    Some(prev) => red.mod_mul(prev, &cur, ctx)?,
                     None => cur.try_clone()?,
                 };
                 row.push(next);
             }
             // cur^256 = cur^255 * cur
             cur = match row.last() {
-                Some(last) => Nat::mod_mul(last, &cur, modulus, ctx)?,
+                Some(last) => red.mod_mul(last, &cur, ctx)?,
                 None => cur,
             };
             rows.push(row);
         }
-        Ok(FixedBase {
-            modulus: modulus.try_clone()?,
-            rows,
-        })
+        Ok(FixedBase { red, rows })
     }
 
     /// `base^e mod m` for a big-endian exponent `e`.
@@ -66,7 +64,6 @@ impl FixedBase {
             });
         }
         let mut acc: Option<Nat> = None;
-        let mut tmp = Nat::zero()?;
         for (row, &digit) in self.rows.iter().zip(exp.iter().rev()) {
             if digit == 0 {
                 continue;
@@ -76,11 +73,7 @@ impl FixedBase {
             };
             acc = match acc {
                 None => Some(entry.try_clone()?),
-                Some(a) => {
-                    tmp.mod_mul_into(&a, entry, &self.modulus, ctx)?;
-                    let prev = std::mem::replace(&mut tmp, a);
-                    Some(prev)
-                }
+                Some(a) => Some(self.red.mod_mul(&a, entry, ctx)?),
             };
         }
         match acc {

@@ -17,7 +17,7 @@
 
 use rayon::prelude::*;
 
-use crate::bn::{Ctx, Nat, with_ctx};
+use crate::bn::{Barrett, Ctx, Nat, with_ctx};
 use crate::error::HeError;
 
 /// Checks the shape of a row-major `rows × columns` scalar matrix.
@@ -47,16 +47,16 @@ fn window(n: usize, bits: u32, sets: usize) -> u32 {
         .unwrap_or(4)
 }
 
-fn mul_opt(acc: &mut Option<Nat>, x: &Nat, m: &Nat, ctx: &mut Ctx) -> Result<(), HeError> {
+fn mul_opt(acc: &mut Option<Nat>, x: &Nat, m: &Barrett, ctx: &mut Ctx) -> Result<(), HeError> {
     *acc = Some(match acc.take() {
         None => x.try_clone()?,
-        Some(a) => Nat::mod_mul(&a, x, m, ctx)?,
+        Some(a) => m.mod_mul(&a, x, ctx)?,
     });
     Ok(())
 }
 
 /// `Σ_d d · bucket[d]` (in exponent notation) by the running-sum trick.
-fn bucket_sum(buckets: &[Option<Nat>], m: &Nat, ctx: &mut Ctx) -> Result<Option<Nat>, HeError> {
+fn bucket_sum(buckets: &[Option<Nat>], m: &Barrett, ctx: &mut Ctx) -> Result<Option<Nat>, HeError> {
     let mut running: Option<Nat> = None;
     let mut total: Option<Nat> = None;
     for b in buckets.iter().skip(1).rev() {
@@ -75,7 +75,7 @@ fn bucket_sum(buckets: &[Option<Nat>], m: &Nat, ctx: &mut Ctx) -> Result<Option<
 fn multi_exp_serial(
     bases: &[Nat],
     scalar: impl Fn(usize) -> i64,
-    m: &Nat,
+    m: &Barrett,
     ctx: &mut Ctx,
 ) -> Result<Nat, HeError> {
     let mut bits = 0u32;
@@ -106,7 +106,7 @@ fn multi_exp_serial(
         for acc in [&mut pos, &mut neg] {
             if let Some(a) = acc.as_mut() {
                 for _ in 0..w {
-                    *a = Nat::mod_mul(a, a, m, ctx)?;
+                    *a = m.mod_mul(a, a, ctx)?;
                 }
             }
         }
@@ -132,14 +132,14 @@ fn multi_exp_serial(
     combine(pos, neg, m, ctx)
 }
 
-fn combine(pos: Option<Nat>, neg: Option<Nat>, m: &Nat, ctx: &mut Ctx) -> Result<Nat, HeError> {
+fn combine(pos: Option<Nat>, neg: Option<Nat>, m: &Barrett, ctx: &mut Ctx) -> Result<Nat, HeError> {
     match (pos, neg) {
         (None, None) => Nat::one(),
         (Some(p), None) => Ok(p),
         (p, Some(n)) => {
-            let inv = n.mod_inverse(m, ctx)?;
+            let inv = n.mod_inverse(m.modulus(), ctx)?;
             match p {
-                Some(p) => Nat::mod_mul(&p, &inv, m, ctx),
+                Some(p) => m.mod_mul(&p, &inv, ctx),
                 None => Ok(inv),
             }
         }
@@ -159,6 +159,7 @@ pub(crate) fn multi_exp_columns(
     m: &Nat,
 ) -> Result<Vec<Nat>, HeError> {
     check_shape(bases.len(), scalars.len(), columns)?;
+    let m = &with_ctx(|ctx| Barrett::new(m, ctx))?;
     let threads = rayon::current_num_threads().max(1);
     let at = |i: usize, col: usize| scalars.get(i * columns + col).copied().unwrap_or(0);
     if columns >= threads || bases.len() < 2 * MIN_CHUNK_ROWS {

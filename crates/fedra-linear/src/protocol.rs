@@ -1,0 +1,699 @@
+//! The training and prediction protocols, one async function per role.
+
+use fedra_data::Dataset;
+use fedra_federation::{Channel, PartyId, Tag};
+use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, OkamotoUchiyama, Paillier, Plaintext};
+use rand_core::CryptoRng;
+use rayon::prelude::*;
+
+use crate::config::{Config, Mode, Scheme};
+use crate::core::{self, Encoded, Loss, Stopper, scale};
+use crate::error::{LinearError, Result, he};
+use crate::model::{GuestModel, HostModel};
+use crate::wire::{self, decode_err};
+
+fn tag(cfg: &Config, round: u64, name: &str) -> Tag {
+    Tag::new(&cfg.task, round, name)
+}
+
+fn role_err(field: &'static str, me: &PartyId, what: &str) -> LinearError {
+    LinearError::Config {
+        field,
+        reason: format!("this party is '{me}', which is not {what}"),
+    }
+}
+
+fn random_masks<R: CryptoRng + ?Sized>(rng: &mut R, k: usize) -> Vec<i128> {
+    // Uniform in [0, 2^126): hides values below ~2^80 statistically
+    // (distance < 2^-46) and keeps every masked sum inside an i128.
+    (0..k)
+        .map(|_| {
+            let v = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+            (v >> 2) as i128
+        })
+        .collect()
+}
+
+fn encrypt_i128<K: HePublicKey, R: CryptoRng + ?Sized>(
+    pk: &K,
+    v: &[i128],
+    rng: &mut R,
+) -> Result<Vec<K::Ciphertext>> {
+    let ms: Vec<Plaintext> = v.iter().map(|&x| Plaintext::from_i128(x)).collect();
+    pk.encrypt_batch(&ms, rng).map_err(he("encrypt"))
+}
+
+fn decrypt_i128<SK: HeSecretKey>(
+    sk: &SK,
+    cts: &[SK::Ciphertext],
+    from: &PartyId,
+    t: &Tag,
+) -> Result<Vec<i128>> {
+    sk.decrypt_batch(cts)
+        .map_err(he("decrypt"))?
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.to_i128().ok_or_else(|| {
+                decode_err(
+                    from,
+                    t,
+                    format!("decrypted value {i} is outside the masked range"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn unmask(v: &[i128], m: &[i128], from: &PartyId, t: &Tag) -> Result<Vec<i128>> {
+    v.iter()
+        .zip(m)
+        .map(|(v, m)| {
+            v.checked_sub(*m)
+                .ok_or_else(|| decode_err(from, t, "masked value out of range"))
+        })
+        .collect()
+}
+
+/// `round(v · 2^2F)` as an integer.
+fn fixed2(v: f64, f: u32) -> Result<i128> {
+    let s = (v * scale(2 * f)).round();
+    if !s.is_finite() || s.abs() >= 2f64.powi(100) {
+        return Err(LinearError::Data(format!(
+            "loss term {v} overflows the fixed-point range (diverging training? lower learning_rate)"
+        )));
+    }
+    Ok(s as i128)
+}
+
+/// `Σ_k β(y_k)/2^F · u_g,k + γ(y_k)` for the guest's rows of a batch.
+fn guest_loss_terms(loss: &Loss, rows: &[usize], y: &[f64], u_g: &[f64]) -> Result<f64> {
+    let s = scale(loss.f);
+    let mut t = 0.0;
+    for (&i, &u) in rows.iter().zip(u_g) {
+        t += loss.beta(y[i])? as f64 / s * u + loss.gamma(y[i]);
+    }
+    Ok(t)
+}
+
+struct GuestData {
+    enc: Encoded,
+    y: Vec<f64>,
+    intercept: Option<usize>,
+}
+
+fn prepare_guest(cfg: &Config, data: &Dataset) -> Result<GuestData> {
+    let labels = data
+        .labels()
+        .ok_or_else(|| LinearError::Data("the guest's dataset has no label column".into()))?;
+    if data.n_rows() == 0 {
+        return Err(LinearError::Data("the guest's dataset has no rows".into()));
+    }
+    let y = core::prepare_labels(cfg.objective, labels)?;
+    let scaling = cfg.standardize.then(|| core::fit_scaling(data));
+    let enc = core::encode_dataset(data, scaling, cfg.fit_intercept, cfg.precision_bits)?;
+    let intercept = cfg.fit_intercept.then_some(enc.cols - 1);
+    Ok(GuestData { enc, y, intercept })
+}
+
+fn prepare_host(cfg: &Config, data: &Dataset) -> Result<Encoded> {
+    if data.n_rows() == 0 {
+        return Err(LinearError::Data("the host's dataset has no rows".into()));
+    }
+    let scaling = cfg.standardize.then(|| core::fit_scaling(data));
+    core::encode_dataset(data, scaling, false, cfg.precision_bits)
+}
+
+fn check_rows(me: usize, other: usize, who: &PartyId) -> Result<()> {
+    if me != other {
+        return Err(LinearError::Data(format!(
+            "party '{who}' has {other} rows but this party has {me}; the rows must be aligned"
+        )));
+    }
+    Ok(())
+}
+
+fn guest_model(
+    cfg: &Config,
+    data: &Dataset,
+    g: &GuestData,
+    w: Vec<f64>,
+    history: Vec<f64>,
+    stopped: bool,
+) -> GuestModel {
+    let mut weights = w;
+    let intercept = match g.intercept {
+        Some(j) if j < weights.len() => weights.remove(j),
+        _ => 0.0,
+    };
+    GuestModel {
+        objective: cfg.objective,
+        feature_names: data.feature_names().to_vec(),
+        weights,
+        intercept,
+        scaling: g.enc.scaling.clone(),
+        hosts: cfg.hosts.clone(),
+        loss_history: history,
+        stopped_early: stopped,
+    }
+}
+
+fn epoch_end_payload(stop: bool, loss: f64) -> bytes::Bytes {
+    let mut v = vec![u8::from(stop)];
+    v.extend_from_slice(&loss.to_be_bytes());
+    bytes::Bytes::from(v)
+}
+
+fn dec_epoch_end(from: &PartyId, t: &Tag, b: &[u8]) -> Result<(bool, f64)> {
+    if b.len() != 9 {
+        return Err(decode_err(
+            from,
+            t,
+            format!("{} bytes, expected 9", b.len()),
+        ));
+    }
+    let stop = wire::dec_flag(from, t, &b[..1])?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[1..]);
+    Ok((stop, f64::from_be_bytes(a)))
+}
+
+/// Trains as the guest (label holder). Returns the guest's model, with the
+/// per-epoch training loss.
+pub async fn train_guest<R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    data: &Dataset,
+    rng: &mut R,
+) -> Result<GuestModel> {
+    cfg.validate()?;
+    if *ch.me() != cfg.guest {
+        return Err(role_err("guest", ch.me(), "the guest"));
+    }
+    match cfg.scheme {
+        Scheme::Paillier => guest::<Paillier, R>(ch, cfg, data, rng).await,
+        Scheme::Ou => guest::<OkamotoUchiyama, R>(ch, cfg, data, rng).await,
+    }
+}
+
+/// Trains as a host (features only). Returns the host's model.
+pub async fn train_host<R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    data: &Dataset,
+    rng: &mut R,
+) -> Result<HostModel> {
+    cfg.validate()?;
+    if !cfg.hosts.contains(ch.me()) {
+        return Err(role_err("hosts", ch.me(), "one of the hosts"));
+    }
+    match cfg.scheme {
+        Scheme::Paillier => host::<Paillier, R>(ch, cfg, data, rng).await,
+        Scheme::Ou => host::<OkamotoUchiyama, R>(ch, cfg, data, rng).await,
+    }
+}
+
+/// Runs the arbiter (key owner) of [`Mode::WithArbiter`]. Returns the
+/// per-epoch training loss it decrypted.
+pub async fn train_arbiter<R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    rng: &mut R,
+) -> Result<Vec<f64>> {
+    cfg.validate()?;
+    match &cfg.mode {
+        Mode::WithArbiter { arbiter } if arbiter == ch.me() => {}
+        _ => {
+            return Err(role_err(
+                "mode.with_arbiter.arbiter",
+                ch.me(),
+                "the arbiter",
+            ));
+        }
+    }
+    match cfg.scheme {
+        Scheme::Paillier => arbiter::<Paillier, R>(ch, cfg, rng).await,
+        Scheme::Ou => arbiter::<OkamotoUchiyama, R>(ch, cfg, rng).await,
+    }
+}
+
+async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    data: &Dataset,
+    rng: &mut R,
+) -> Result<GuestModel> {
+    let g = prepare_guest(cfg, data)?;
+    let (n, cols, f) = (g.enc.rows, g.enc.cols, cfg.precision_bits);
+    let meta = tag(cfg, 0, "meta");
+    let arbiter = match &cfg.mode {
+        Mode::WithArbiter { arbiter } => Some(arbiter.clone()),
+        Mode::NoArbiter => None,
+    };
+    for p in cfg.hosts.iter().chain(arbiter.iter()) {
+        ch.send(p, &meta, wire::enc_meta(n, cols)).await?;
+    }
+    let mut host_cols = Vec::new();
+    for h in &cfg.hosts {
+        let (rows, c) = wire::dec_meta(h, &meta, &ch.recv(h, &meta).await?)?;
+        check_rows(n, rows, h)?;
+        host_cols.push(c);
+    }
+    let loss = Loss {
+        objective: cfg.objective,
+        f,
+    };
+    let mut w = vec![0.0; cols];
+    let mut history = Vec::new();
+    let mut stopped = false;
+    let mut stopper = Stopper::new();
+    let mut round = 0u64;
+    let pk_tag = tag(cfg, 0, "pk");
+
+    match arbiter {
+        Some(arbiter) => {
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            for epoch in 0..cfg.max_epochs {
+                for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
+                    round += 1;
+                    let bl = rows.len();
+                    let u_g = g.enc.scores(&rows, &w, f);
+                    let mut plain = Vec::with_capacity(bl);
+                    for (&i, &u) in rows.iter().zip(&u_g) {
+                        plain.push(
+                            i128::from(core::encode(u, f)?) + i128::from(loss.offset(g.y[i])?),
+                        );
+                    }
+                    // [[D']] = Enc(U_g + c(y)) · Π [[U_h]]: the fresh encryption
+                    // re-randomises the product.
+                    let mut d = encrypt_i128(&pk, &plain, rng)?;
+                    let t_u = tag(cfg, round, "u");
+                    let mut u_hosts = Vec::new();
+                    for h in &cfg.hosts {
+                        let cts = wire::dec_cts(&pk, h, &t_u, &ch.recv(h, &t_u).await?, bl)?;
+                        d = pk.add_batch(&d, &cts).map_err(he("add"))?;
+                        u_hosts.push(cts);
+                    }
+                    let t_d = tag(cfg, round, "d");
+                    let d_bytes = wire::enc_cts(&pk, &d);
+                    for h in &cfg.hosts {
+                        ch.send(h, &t_d, d_bytes.clone()).await?;
+                    }
+                    let xb = g.enc.gather(&rows);
+                    let gc = pk.dot_columns(&d, &xb, cols).map_err(he("dot"))?;
+                    let masks = random_masks(rng, cols);
+                    let masked = pk
+                        .add_batch(&gc, &encrypt_i128(&pk, &masks, rng)?)
+                        .map_err(he("add"))?;
+                    let t_gm = tag(cfg, round, "g_masked");
+                    ch.send(&arbiter, &t_gm, wire::enc_cts(&pk, &masked))
+                        .await?;
+                    let betas = rows
+                        .iter()
+                        .map(|&i| loss.beta(g.y[i]))
+                        .collect::<Result<Vec<i64>>>()?;
+                    let mut loss_cts = Vec::new();
+                    for cts in &u_hosts {
+                        loss_cts.push(pk.dot(cts, &betas).map_err(he("dot"))?);
+                    }
+                    let t_gp = tag(cfg, round, "g_plain");
+                    let v =
+                        wire::dec_i128(&arbiter, &t_gp, &ch.recv(&arbiter, &t_gp).await?, cols)?;
+                    let grad = unmask(&v, &masks, &arbiter, &t_gp)?;
+                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
+                    let local = guest_loss_terms(&loss, &rows, &g.y, &u_g)? + contribution;
+                    let mut l = encrypt_i128(&pk, &[fixed2(local, f)?], rng)?;
+                    for c in &loss_cts {
+                        l = pk
+                            .add_batch(&l, std::slice::from_ref(c))
+                            .map_err(he("add"))?;
+                    }
+                    let t_s = tag(cfg, round, "s");
+                    for h in &cfg.hosts {
+                        let s = wire::dec_cts(&pk, h, &t_s, &ch.recv(h, &t_s).await?, 1)?;
+                        l = pk.add_batch(&l, &s).map_err(he("add"))?;
+                    }
+                    ch.send(&arbiter, &tag(cfg, round, "loss"), wire::enc_cts(&pk, &l))
+                        .await?;
+                }
+                let t_e = tag(cfg, round, "epoch_end");
+                let (stop, l) = dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
+                history.push(l);
+                if stop {
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+        None => {
+            let host = cfg.hosts.first().ok_or_else(|| LinearError::Config {
+                field: "hosts",
+                reason: "no host".into(),
+            })?;
+            let hcols = host_cols.first().copied().unwrap_or(0);
+            let (pk_g, sk_g) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            ch.send(host, &pk_tag, pk_g.to_bytes().into()).await?;
+            let pk_h: S::PublicKey = wire::recv_pk(ch, host, &pk_tag, cfg.key_bits).await?;
+            for epoch in 0..cfg.max_epochs {
+                let mut epoch_loss = 0.0;
+                for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
+                    round += 1;
+                    let bl = rows.len();
+                    let u_g = g.enc.scores(&rows, &w, f);
+                    let mut base = Vec::with_capacity(bl);
+                    for (&i, &u) in rows.iter().zip(&u_g) {
+                        base.push(
+                            i128::from(core::encode(u, f)?) + i128::from(loss.offset(g.y[i])?),
+                        );
+                    }
+                    let t_um = tag(cfg, round, "u_masked");
+                    let um = wire::dec_i128(host, &t_um, &ch.recv(host, &t_um).await?, bl)?;
+                    let t_ue = tag(cfg, round, "u_enc");
+                    let ue = wire::dec_cts(&pk_h, host, &t_ue, &ch.recv(host, &t_ue).await?, bl)?;
+                    // E = U_g + c(y) + (U_h - R); the host adds R under encryption.
+                    let e = base
+                        .iter()
+                        .zip(&um)
+                        .map(|(a, b)| {
+                            a.checked_add(*b)
+                                .ok_or_else(|| decode_err(host, &t_um, "masked score out of range"))
+                        })
+                        .collect::<Result<Vec<i128>>>()?;
+                    let e_cts = encrypt_i128(&pk_g, &e, rng)?;
+                    ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &e_cts))
+                        .await?;
+                    // Xᵀ_g U_h and Σ β U_h under the host's key, masked.
+                    let mut scal = Vec::with_capacity(bl * (cols + 1));
+                    for &i in &rows {
+                        scal.extend_from_slice(&g.enc.x[i * cols..(i + 1) * cols]);
+                        scal.push(loss.beta(g.y[i])?);
+                    }
+                    let gc = pk_h.dot_columns(&ue, &scal, cols + 1).map_err(he("dot"))?;
+                    let masks = random_masks(rng, cols + 1);
+                    let masked = pk_h
+                        .add_batch(&gc, &encrypt_i128(&pk_h, &masks, rng)?)
+                        .map_err(he("add"))?;
+                    ch.send(
+                        host,
+                        &tag(cfg, round, "g_masked"),
+                        wire::enc_cts(&pk_h, &masked),
+                    )
+                    .await?;
+                    // Decrypt the host's masked gradient for it.
+                    let t_hm = tag(cfg, round, "hg_masked");
+                    let hm =
+                        wire::dec_cts(&pk_g, host, &t_hm, &ch.recv(host, &t_hm).await?, hcols)?;
+                    let hv = decrypt_i128(&sk_g, &hm, host, &t_hm)?;
+                    ch.send(host, &tag(cfg, round, "hg_plain"), wire::enc_i128(&hv))
+                        .await?;
+                    let t_gp = tag(cfg, round, "g_plain");
+                    let v = wire::dec_i128(host, &t_gp, &ch.recv(host, &t_gp).await?, cols + 1)?;
+                    let cross = unmask(&v, &masks, host, &t_gp)?;
+                    let mut grad = g.enc.xt_dot(&rows, &base);
+                    for (gj, c) in grad.iter_mut().zip(&cross) {
+                        *gj = gj
+                            .checked_add(*c)
+                            .ok_or_else(|| decode_err(host, &t_gp, "gradient out of range"))?;
+                    }
+                    let host_loss = cross.get(cols).copied().unwrap_or(0);
+                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
+                    let local = guest_loss_terms(&loss, &rows, &g.y, &u_g)? + contribution;
+                    let l = fixed2(local, f)?
+                        .checked_add(host_loss)
+                        .ok_or_else(|| decode_err(host, &t_gp, "loss out of range"))?;
+                    epoch_loss += l as f64 / scale(2 * f);
+                }
+                let l = epoch_loss / n as f64;
+                history.push(l);
+                let stop = stopper.update(cfg, l);
+                ch.send(
+                    host,
+                    &tag(cfg, round, "epoch_end"),
+                    epoch_end_payload(stop, f64::NAN),
+                )
+                .await?;
+                if stop {
+                    stopped = true;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(guest_model(cfg, data, &g, w, history, stopped))
+}
+
+async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    data: &Dataset,
+    rng: &mut R,
+) -> Result<HostModel> {
+    let enc = prepare_host(cfg, data)?;
+    let (n, cols, f) = (enc.rows, enc.cols, cfg.precision_bits);
+    let guest = &cfg.guest;
+    let meta = tag(cfg, 0, "meta");
+    let arbiter = match &cfg.mode {
+        Mode::WithArbiter { arbiter } => Some(arbiter.clone()),
+        Mode::NoArbiter => None,
+    };
+    for p in std::iter::once(guest).chain(arbiter.iter()) {
+        ch.send(p, &meta, wire::enc_meta(n, cols)).await?;
+    }
+    let (grows, gcols) = wire::dec_meta(guest, &meta, &ch.recv(guest, &meta).await?)?;
+    check_rows(n, grows, guest)?;
+    let mut w = vec![0.0; cols];
+    let mut round = 0u64;
+    let pk_tag = tag(cfg, 0, "pk");
+    let s2 = |c: f64| fixed2(c, f);
+    match arbiter {
+        Some(arbiter) => {
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            'epochs: for epoch in 0..cfg.max_epochs {
+                for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
+                    round += 1;
+                    let bl = rows.len();
+                    let u = enc
+                        .scores(&rows, &w, f)
+                        .iter()
+                        .map(|&u| core::encode(u, f).map(i128::from))
+                        .collect::<Result<Vec<i128>>>()?;
+                    let u_cts = encrypt_i128(&pk, &u, rng)?;
+                    ch.send(guest, &tag(cfg, round, "u"), wire::enc_cts(&pk, &u_cts))
+                        .await?;
+                    let t_d = tag(cfg, round, "d");
+                    let d = wire::dec_cts(&pk, guest, &t_d, &ch.recv(guest, &t_d).await?, bl)?;
+                    let gc = pk
+                        .dot_columns(&d, &enc.gather(&rows), cols)
+                        .map_err(he("dot"))?;
+                    let masks = random_masks(rng, cols);
+                    let masked = pk
+                        .add_batch(&gc, &encrypt_i128(&pk, &masks, rng)?)
+                        .map_err(he("add"))?;
+                    ch.send(
+                        &arbiter,
+                        &tag(cfg, round, "g_masked"),
+                        wire::enc_cts(&pk, &masked),
+                    )
+                    .await?;
+                    let t_gp = tag(cfg, round, "g_plain");
+                    let v =
+                        wire::dec_i128(&arbiter, &t_gp, &ch.recv(&arbiter, &t_gp).await?, cols)?;
+                    let grad = unmask(&v, &masks, &arbiter, &t_gp)?;
+                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, None);
+                    let s = encrypt_i128(&pk, &[s2(contribution)?], rng)?;
+                    ch.send(guest, &tag(cfg, round, "s"), wire::enc_cts(&pk, &s))
+                        .await?;
+                }
+                let t_e = tag(cfg, round, "epoch_end");
+                let (stop, _) = dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
+                if stop {
+                    break 'epochs;
+                }
+            }
+        }
+        None => {
+            let (pk_h, sk_h) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            ch.send(guest, &pk_tag, pk_h.to_bytes().into()).await?;
+            let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg.key_bits).await?;
+            'epochs2: for epoch in 0..cfg.max_epochs {
+                for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
+                    round += 1;
+                    let bl = rows.len();
+                    let u = enc
+                        .scores(&rows, &w, f)
+                        .iter()
+                        .map(|&u| core::encode(u, f).map(i128::from))
+                        .collect::<Result<Vec<i128>>>()?;
+                    let r = random_masks(rng, bl);
+                    let um: Vec<i128> = u.iter().zip(&r).map(|(u, r)| u - r).collect();
+                    ch.send(guest, &tag(cfg, round, "u_masked"), wire::enc_i128(&um))
+                        .await?;
+                    let u_cts = encrypt_i128(&pk_h, &u, rng)?;
+                    ch.send(
+                        guest,
+                        &tag(cfg, round, "u_enc"),
+                        wire::enc_cts(&pk_h, &u_cts),
+                    )
+                    .await?;
+                    let t_d = tag(cfg, round, "d");
+                    let e = wire::dec_cts(&pk_g, guest, &t_d, &ch.recv(guest, &t_d).await?, bl)?;
+                    // [[D']] = [[E]] + R, kept local (only masked results leave).
+                    let d = e
+                        .par_iter()
+                        .zip(r.par_iter())
+                        .map(|(c, r)| pk_g.add_plain(c, &Plaintext::from_i128(*r)))
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(he("add_plain"))?;
+                    let gc = pk_g
+                        .dot_columns(&d, &enc.gather(&rows), cols)
+                        .map_err(he("dot"))?;
+                    let masks = random_masks(rng, cols);
+                    let masked = pk_g
+                        .add_batch(&gc, &encrypt_i128(&pk_g, &masks, rng)?)
+                        .map_err(he("add"))?;
+                    ch.send(
+                        guest,
+                        &tag(cfg, round, "hg_masked"),
+                        wire::enc_cts(&pk_g, &masked),
+                    )
+                    .await?;
+                    let t_hp = tag(cfg, round, "hg_plain");
+                    let v = wire::dec_i128(guest, &t_hp, &ch.recv(guest, &t_hp).await?, cols)?;
+                    let grad = unmask(&v, &masks, guest, &t_hp)?;
+                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, None);
+                    let t_gm = tag(cfg, round, "g_masked");
+                    let gm = wire::dec_cts(
+                        &pk_h,
+                        guest,
+                        &t_gm,
+                        &ch.recv(guest, &t_gm).await?,
+                        gcols + 1,
+                    )?;
+                    let mut gv = decrypt_i128(&sk_h, &gm, guest, &t_gm)?;
+                    // The last column is the guest's Σ β·U_h; add this host's
+                    // own loss contribution so the guest learns only the sum.
+                    if let Some(last) = gv.last_mut() {
+                        *last = last
+                            .checked_add(s2(contribution)?)
+                            .ok_or_else(|| decode_err(guest, &t_gm, "masked value out of range"))?;
+                    }
+                    ch.send(guest, &tag(cfg, round, "g_plain"), wire::enc_i128(&gv))
+                        .await?;
+                }
+                let t_e = tag(cfg, round, "epoch_end");
+                let (stop, _) = dec_epoch_end(guest, &t_e, &ch.recv(guest, &t_e).await?)?;
+                if stop {
+                    break 'epochs2;
+                }
+            }
+        }
+    }
+    Ok(HostModel {
+        feature_names: data.feature_names().to_vec(),
+        weights: w,
+        scaling: enc.scaling,
+        guest: guest.clone(),
+    })
+}
+
+async fn arbiter<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &Config,
+    rng: &mut R,
+) -> Result<Vec<f64>> {
+    let (pk, sk) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+    let pk_tag = tag(cfg, 0, "pk");
+    let pk_bytes: bytes::Bytes = pk.to_bytes().into();
+    for p in std::iter::once(&cfg.guest).chain(&cfg.hosts) {
+        ch.send(p, &pk_tag, pk_bytes.clone()).await?;
+    }
+    let meta = tag(cfg, 0, "meta");
+    let mut parties = Vec::new();
+    let mut n = 0;
+    for (k, p) in std::iter::once(&cfg.guest).chain(&cfg.hosts).enumerate() {
+        let (rows, cols) = wire::dec_meta(p, &meta, &ch.recv(p, &meta).await?)?;
+        if k == 0 {
+            n = rows;
+        } else {
+            check_rows(n, rows, p)?;
+        }
+        parties.push((p.clone(), cols));
+    }
+    if n == 0 {
+        return Err(LinearError::Data("the guest reported no rows".into()));
+    }
+    let f = cfg.precision_bits;
+    let mut stopper = Stopper::new();
+    let mut history = Vec::new();
+    let mut round = 0u64;
+    for epoch in 0..cfg.max_epochs {
+        let mut sum = 0.0;
+        for _ in core::batches(n, cfg.batch_size, None, epoch) {
+            round += 1;
+            let t_gm = tag(cfg, round, "g_masked");
+            let t_gp = tag(cfg, round, "g_plain");
+            for (p, cols) in &parties {
+                let cts = wire::dec_cts(&pk, p, &t_gm, &ch.recv(p, &t_gm).await?, *cols)?;
+                let v = decrypt_i128(&sk, &cts, p, &t_gm)?;
+                ch.send(p, &t_gp, wire::enc_i128(&v)).await?;
+            }
+            let t_l = tag(cfg, round, "loss");
+            let l = wire::dec_cts(&pk, &cfg.guest, &t_l, &ch.recv(&cfg.guest, &t_l).await?, 1)?;
+            let v = sk.decrypt_batch(&l).map_err(he("decrypt"))?;
+            let v = v
+                .first()
+                .and_then(Plaintext::to_i128)
+                .ok_or_else(|| decode_err(&cfg.guest, &t_l, "decrypted loss out of range"))?;
+            sum += v as f64 / scale(2 * f);
+        }
+        let l = sum / n as f64;
+        history.push(l);
+        let stop = stopper.update(cfg, l);
+        let t_e = tag(cfg, round, "epoch_end");
+        ch.send(&cfg.guest, &t_e, epoch_end_payload(stop, l))
+            .await?;
+        for h in &cfg.hosts {
+            ch.send(h, &t_e, epoch_end_payload(stop, f64::NAN)).await?;
+        }
+        if stop {
+            break;
+        }
+    }
+    Ok(history)
+}
+
+fn pred_tag(task: &str) -> Tag {
+    Tag::new(task, 0, "partial_scores")
+}
+
+/// Prediction, guest side: combines its own partial scores with each host's
+/// and returns the predictions (probabilities of class 1 for logistic
+/// regression). `task` names the prediction task (message tags).
+pub async fn predict_guest(
+    ch: &dyn Channel,
+    task: &str,
+    model: &GuestModel,
+    data: &Dataset,
+) -> Result<Vec<f64>> {
+    let mut u = model.partial_scores(data)?;
+    let t = pred_tag(task);
+    for h in &model.hosts {
+        let v = wire::dec_f64(h, &t, &ch.recv(h, &t).await?, u.len())?;
+        u.iter_mut().zip(&v).for_each(|(a, b)| *a += b);
+    }
+    Ok(u.into_iter().map(|u| model.link(u)).collect())
+}
+
+/// Prediction, host side: sends this host's partial scores to the guest
+/// (see the threat model: the guest learns them).
+pub async fn predict_host(
+    ch: &dyn Channel,
+    task: &str,
+    model: &HostModel,
+    data: &Dataset,
+) -> Result<()> {
+    let u = model.partial_scores(data)?;
+    ch.send(&model.guest, &pred_tag(task), wire::enc_f64(&u))
+        .await?;
+    Ok(())
+}
