@@ -49,7 +49,8 @@ fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
     let r = report(&out);
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["tasks"][0]["name"], "wire-check");
-    assert_eq!(r["tasks"][1]["metrics"]["rows"], 569);
+    assert_eq!(r["tasks"][1]["metrics"]["intersection_size"], 569);
+    assert_eq!(r["tasks"][2]["metrics"]["rows"], 569);
     for p in ["guest", "host"] {
         let t = &r["parties"][p];
         assert_eq!(t["status"], "succeeded");
@@ -74,7 +75,12 @@ fn stream_join_example_joins_and_hands_the_joined_rows_to_the_next_task() {
     }
     let out = tmp("streamjoin");
     let o = fedra()
-        .args(["run", "examples/stream-join-avazu/job.toml", "--local", "--out"])
+        .args([
+            "run",
+            "examples/stream-join-avazu/job.toml",
+            "--local",
+            "--out",
+        ])
         .arg(&out)
         .current_dir(repo())
         .output()
@@ -87,9 +93,62 @@ fn stream_join_example_joins_and_hands_the_joined_rows_to_the_next_task() {
     assert_eq!(r["tasks"][1]["metrics"]["rows"], 100);
     assert_eq!(r["tasks"][1]["metrics"]["features_host"], 7);
     for p in ["guest", "host"] {
-        let joined = std::fs::read_to_string(out.join(format!("parties/{p}/join.joined.csv"))).unwrap();
+        let joined =
+            std::fs::read_to_string(out.join(format!("parties/{p}/join.joined.csv"))).unwrap();
         assert_eq!(joined.lines().count(), 101);
     }
+}
+
+/// The distinct values of CSV column `col` (by header name).
+fn column_set(path: &Path, col: &str) -> std::collections::BTreeSet<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let k = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h.trim() == col)
+        .unwrap();
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split(',').nth(k).unwrap().trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn psi_example_aligns_the_breast_sample_id_files_in_the_same_order() {
+    let data = repo().join("../shared/datasets/fate");
+    if !data.exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let out = tmp("psi");
+    let o = fedra()
+        .args(["run", "examples/psi-breast/job.toml", "--local", "--out"])
+        .arg(&out)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    let guest = column_set(&data.join("breast_hetero_guest_sample_id.csv"), "id");
+    let host = column_set(&data.join("breast_hetero_host_sample_id.csv"), "id");
+    let plain = guest.intersection(&host).count();
+    assert_eq!(r["tasks"][0]["metrics"]["intersection_size"], plain);
+    assert_eq!(r["tasks"][1]["metrics"]["rows"], plain);
+    let ids = |p: &str| -> Vec<String> {
+        let t = std::fs::read_to_string(out.join(format!("parties/{p}/psi.aligned.csv"))).unwrap();
+        t.lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids("guest"),
+        ids("host"),
+        "aligned rows are in the same order on both sides"
+    );
+    assert_eq!(ids("guest").len(), plain);
 }
 
 fn write(path: &Path, text: &str) {

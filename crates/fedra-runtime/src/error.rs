@@ -58,6 +58,9 @@ pub enum TaskError {
     /// The federation failed (a peer failed or vanished, a refusal, a timeout).
     #[error(transparent)]
     Fed(#[from] FedError),
+    /// Private set intersection failed (code and message from `fedra-psi`).
+    #[error("{1}")]
+    Psi(&'static str, String),
     /// The parties disagree (different job files, different data shapes).
     #[error("{0}")]
     Mismatch(String),
@@ -80,6 +83,7 @@ impl TaskError {
         match self {
             TaskError::Data(e) => format!("data.{}", e.code()),
             TaskError::Fed(e) => e.code().to_owned(),
+            TaskError::Psi(code, _) => (*code).to_owned(),
             TaskError::Mismatch(_) => "task.mismatch".into(),
             TaskError::Setup(_) => "task.setup".into(),
             TaskError::Output { .. } => "task.output".into(),

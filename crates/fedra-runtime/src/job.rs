@@ -153,6 +153,113 @@ fn default_join_batch() -> usize {
     4096
 }
 
+/// What to do with ids that occur on several rows of a party's dataset when aligning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplicates {
+    /// Refuse to align (the dataset must have unique ids).
+    #[default]
+    Error,
+    /// Keep the first row of each id.
+    KeepFirst,
+}
+
+/// Who learns the intersection in ECDH-PSI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EcdhOutput {
+    /// Both parties learn it (and align their data).
+    #[default]
+    Both,
+    /// Only the leader learns it; the follower learns its size.
+    LeaderOnly,
+}
+
+/// Who learns the intersection in RSA-PSI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RsaOutputMode {
+    /// Both parties learn it.
+    #[default]
+    Both,
+    /// Only the client learns it; the key holder learns its size.
+    ClientOnly,
+}
+
+/// Parameters of the `psi` task: private set intersection of two parties' ids, then
+/// each party that learns the intersection continues with its dataset restricted
+/// to and ordered by the common ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Psi {
+    /// ECDH-PSI over ristretto255 (no long-term keys; the default choice).
+    Ecdh {
+        /// Draws the bucket salt; always learns the intersection.
+        leader: PartyId,
+        /// The other party.
+        follower: PartyId,
+        /// Who learns the intersection.
+        #[serde(default)]
+        output: EcdhOutput,
+        /// Hash buckets (1–65,536): memory is bounded by the largest bucket.
+        #[serde(default = "one_u32")]
+        buckets: u32,
+        /// Repeated ids in a dataset.
+        #[serde(default)]
+        on_duplicate: Duplicates,
+        /// Format of the aligned dataset.
+        #[serde(default)]
+        write: OutputFormat,
+    },
+    /// RSA blind-signature PSI (Fedlearner style), with an optional offline cache.
+    Rsa {
+        /// Holds the RSA key and signs.
+        key_holder: PartyId,
+        /// Blinds its ids; always learns the intersection.
+        client: PartyId,
+        /// Who learns the intersection.
+        #[serde(default)]
+        output: RsaOutputMode,
+        /// Size of a fresh per-job key when `key` is not given (2048–4096).
+        #[serde(default = "default_rsa_bits")]
+        key_bits: u32,
+        /// The key holder's persistent RSA key (PEM), relative to the job file.
+        #[serde(default)]
+        key: Option<PathBuf>,
+        /// The key holder's signature cache (made on first use), relative to the job file.
+        #[serde(default)]
+        cache: Option<PathBuf>,
+        /// Repeated ids in a dataset.
+        #[serde(default)]
+        on_duplicate: Duplicates,
+        /// Format of the aligned dataset.
+        #[serde(default)]
+        write: OutputFormat,
+    },
+}
+
+impl Psi {
+    /// The two parties taking part.
+    pub fn parties(&self) -> [&PartyId; 2] {
+        match self {
+            Psi::Ecdh {
+                leader, follower, ..
+            } => [leader, follower],
+            Psi::Rsa {
+                key_holder, client, ..
+            } => [key_holder, client],
+        }
+    }
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn default_rsa_bits() -> u32 {
+    2048
+}
+
 /// A task's kind and typed parameters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -163,6 +270,8 @@ pub enum TaskKind {
     Echo(Echo),
     /// Streaming join of event streams.
     StreamJoin(StreamJoin),
+    /// Private set intersection and alignment.
+    Psi(Psi),
 }
 
 impl TaskKind {
@@ -172,11 +281,12 @@ impl TaskKind {
             TaskKind::DatasetStats(_) => "dataset_stats",
             TaskKind::Echo(_) => "echo",
             TaskKind::StreamJoin(_) => "stream_join",
+            TaskKind::Psi(_) => "psi",
         }
     }
 
     /// Every kind name, for error messages.
-    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo", "stream_join"];
+    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo", "psi", "stream_join"];
 }
 
 /// One task of the job.
@@ -298,8 +408,8 @@ impl Job {
         let mut tasks = Vec::new();
         let mut names = BTreeSet::new();
         for (i, table) in raw.tasks.into_iter().enumerate() {
-            let task =
-                parse_task(i, table, &parties, &raw.runtime).map_err(|(f, m)| invalid(f, m))?;
+            let task = parse_task(i, table, &parties, &raw.runtime, base)
+                .map_err(|(f, m)| invalid(f, m))?;
             if !names.insert(task.name.clone()) {
                 return Err(invalid(
                     format!("tasks[{i}].name"),
@@ -377,6 +487,7 @@ fn parse_task(
     mut table: toml::Table,
     parties: &BTreeMap<PartyId, PartySpec>,
     runtime: &RuntimeSettings,
+    base: &Path,
 ) -> Result<TaskSpec, FieldError> {
     let at = |f: &str| format!("tasks[{i}].{f}");
     let take_str = |table: &mut toml::Table, key: &str| -> Result<String, FieldError> {
@@ -435,6 +546,52 @@ fn parse_task(
                 ));
             }
             TaskKind::Echo(p)
+        }
+        "psi" => {
+            let mut p: Psi = params.try_into().map_err(decode)?;
+            let [a, b] = p.parties();
+            let names = match p {
+                Psi::Ecdh { .. } => ["leader", "follower"],
+                Psi::Rsa { .. } => ["key_holder", "client"],
+            };
+            for (field, party) in names.into_iter().zip([a, b]) {
+                match parties.get(party) {
+                    None => return Err((at(field), format!("{party} is not a party of the job"))),
+                    Some(spec) if spec.data.is_none() => {
+                        return Err((
+                            format!("parties.{party}.data"),
+                            "psi needs a dataset on both of its parties".into(),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if a == b {
+                return Err((at(names[1]), format!("must differ from the {}", names[0])));
+            }
+            match &mut p {
+                Psi::Ecdh { buckets, .. } => range(&at("buckets"), *buckets, 1, 65_536)?,
+                Psi::Rsa {
+                    key_bits,
+                    key,
+                    cache,
+                    ..
+                } => {
+                    range(&at("key_bits"), *key_bits, 2048, 4096)?;
+                    if cache.is_some() && key.is_none() {
+                        return Err((
+                            at("cache"),
+                            "a signature cache needs a persistent `key`: with a fresh key per job nothing could be reused".into(),
+                        ));
+                    }
+                    for p in [key, cache].into_iter().flatten() {
+                        if p.is_relative() {
+                            *p = base.join(&*p);
+                        }
+                    }
+                }
+            }
+            TaskKind::Psi(p)
         }
         "stream_join" => {
             let p: StreamJoin = params.try_into().map_err(decode)?;

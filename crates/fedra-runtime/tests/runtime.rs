@@ -74,6 +74,27 @@ fn validation_errors_name_the_field_and_the_allowed_range() {
     ));
     assert_eq!(f, "parties.guest.data");
 
+    let psi = "[parties.guest.data]\npath = \"g.csv\"\n[parties.host.data]\npath = \"h.csv\"\n[[tasks]]\nname = \"p\"\nkind = \"psi\"\n";
+    let (f, m) = invalid(&format!(
+        "{PARTIES}{psi}protocol = \"ecdh\"\nleader = \"guest\"\nfollower = \"host\"\nbuckets = 0\n"
+    ));
+    assert_eq!(
+        (f.as_str(), m.as_str()),
+        ("tasks[0].buckets", "must be in 1..=65536, got 0")
+    );
+    let (f, _) = invalid(&format!(
+        "{PARTIES}{psi}protocol = \"ecdh\"\nleader = \"guest\"\nfollower = \"guest\"\n"
+    ));
+    assert_eq!(f, "tasks[0].follower");
+    let (f, m) = invalid(&format!(
+        "{PARTIES}{psi}protocol = \"rsa\"\nkey_holder = \"host\"\nclient = \"guest\"\ncache = \"c.bin\"\n"
+    ));
+    assert_eq!(f, "tasks[0].cache");
+    assert!(m.contains("persistent `key`"), "{m}");
+    let (f, m) = invalid(&format!("{PARTIES}{psi}protocol = \"dh\"\n"));
+    assert_eq!(f, "tasks[0] (p)");
+    assert!(m.contains("unknown variant `dh`"), "{m}");
+
     let (f, _) = invalid(
         "[job]\nid = \"Bad Id\"\n[parties.a]\nrole = \"guest\"\n[parties.b]\nrole = \"host\"\n",
     );
@@ -233,4 +254,56 @@ async fn parties_with_different_job_files_refuse_to_start() {
     assert_eq!(rg.status, Status::Failed);
     assert_eq!(rh.status, Status::Failed);
     assert!(rg.error.unwrap().contains("different definition of job"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_psi_with_a_persistent_key_reuses_its_signature_cache() {
+    let dir = datasets();
+    if !dir.exists() {
+        eprintln!("skipping: {} not found", dir.display());
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("fedra-rt-rsa-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let key = fedra_psi::RsaPsiKey::generate(2048).unwrap();
+    std::fs::write(out.join("key.pem"), &*key.export_private_pem().unwrap()).unwrap();
+    let text = format!(
+        r#"[job]
+id = "rsa"
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y" }}
+[parties.host]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv" }}
+[[tasks]]
+name = "psi"
+kind = "psi"
+protocol = "rsa"
+key_holder = "host"
+client = "guest"
+key = "key.pem"
+cache = "sign-cache.bin"
+"#,
+        d = dir.display()
+    );
+    let job = Job::parse(&text, &out.join("job.toml")).unwrap();
+    let first = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    assert_eq!(first.status, Status::Succeeded, "{first:?}");
+    let m = &first.tasks[0].metrics;
+    assert_eq!(m["intersection_size"], 569);
+    assert_eq!(
+        (m["own_ids_signed"].as_u64(), m["own_ids_cached"].as_u64()),
+        (Some(569), Some(0))
+    );
+    // The second job signs nothing of the host's own set: the offline cache has it all.
+    let second = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    let m = &second.tasks[0].metrics;
+    assert_eq!(m["intersection_size"], 569);
+    assert_eq!(
+        (m["own_ids_signed"].as_u64(), m["own_ids_cached"].as_u64()),
+        (Some(0), Some(569))
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod echo;
 mod join;
+mod psi;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -65,5 +66,6 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::DatasetStats(p) => stats::run(ctx, p).await?.into(),
         TaskKind::Echo(p) => echo::run(ctx, p).await?.into(),
         TaskKind::StreamJoin(p) => join::run(ctx, p).await?,
+        TaskKind::Psi(p) => psi::run(ctx, p).await?,
     })
 }

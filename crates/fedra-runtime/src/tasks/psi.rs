@@ -1,0 +1,164 @@
+//! `psi`: private set intersection (`fedra-psi`) and alignment as a job task.
+//!
+//! Each party that learns the intersection writes its dataset restricted to and
+//! ordered by the common ids (the same order on both sides) and continues with it.
+
+use std::collections::HashSet;
+
+use fedra_data::Dataset;
+use fedra_psi::{
+    EcdhConfig, OutputMode, PsiError, Role, RsaConfig, RsaOutput, RsaPsiKey, SignCache,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::{Metrics, Outcome, write_output};
+use crate::error::TaskError;
+use crate::job::{Duplicates, EcdhOutput, Psi, RsaOutputMode};
+use crate::runner::TaskCtx;
+
+fn psi_err(e: PsiError) -> TaskError {
+    match e {
+        PsiError::Fed(f) => TaskError::Fed(f),
+        other => TaskError::Psi(other.code(), other.to_string()),
+    }
+}
+
+/// Keeps the first row of every id.
+fn first_rows(d: &Dataset) -> Result<Dataset, TaskError> {
+    let mut seen = HashSet::with_capacity(d.n_rows());
+    let keep: Vec<usize> = (0..d.n_rows())
+        .filter(|&i| seen.insert(d.ids()[i].as_str()))
+        .collect();
+    Ok(d.select_rows(&keep)?)
+}
+
+pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
+    let me = &ctx.party.me;
+    let [a, b] = p.parties();
+    if me != a && me != b {
+        return Ok(Metrics::new().into());
+    }
+    let peer = if me == a { b } else { a };
+    let spec = ctx
+        .data
+        .clone()
+        .ok_or_else(|| TaskError::Setup(format!("psi needs a dataset on party '{me}'")))?;
+    let (on_duplicate, write) = match p {
+        Psi::Ecdh {
+            on_duplicate,
+            write,
+            ..
+        }
+        | Psi::Rsa {
+            on_duplicate,
+            write,
+            ..
+        } => (*on_duplicate, *write),
+    };
+    let mut load_spec = spec.clone();
+    if on_duplicate == Duplicates::KeepFirst {
+        load_spec.allow_duplicate_ids = true;
+    }
+    // With `on_duplicate = "error"` the loader itself reports repeated ids with both lines.
+    let data = tokio::task::spawn_blocking(move || fedra_data::load(&load_spec))
+        .await
+        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let data = match on_duplicate {
+        Duplicates::KeepFirst => first_rows(&data)?,
+        Duplicates::Error => data,
+    };
+    let ids = data.ids().to_vec();
+    // The CSPRNG is created here, at the edge of the library code, and passed in.
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let task = ctx.spec.name.clone();
+    let (inter, stats) = match p {
+        Psi::Ecdh {
+            leader,
+            output,
+            buckets,
+            ..
+        } => {
+            let mode = match output {
+                EcdhOutput::Both => OutputMode::Both,
+                EcdhOutput::LeaderOnly => OutputMode::LeaderOnly,
+            };
+            let cfg = EcdhConfig::new(task).with_mode(mode).with_buckets(*buckets);
+            let role = if me == leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
+            fedra_psi::ecdh_psi(ctx.ch, peer, role, &cfg, &ids, &mut rng)
+                .await
+                .map_err(psi_err)?
+        }
+        Psi::Rsa {
+            key_holder,
+            output,
+            key_bits,
+            key,
+            cache,
+            ..
+        } => {
+            let mode = match output {
+                RsaOutputMode::Both => RsaOutput::Both,
+                RsaOutputMode::ClientOnly => RsaOutput::ClientOnly,
+            };
+            let cfg = RsaConfig::new(task).with_mode(mode);
+            if me == key_holder {
+                let key = match key {
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|source| TaskError::Output {
+                            path: path.clone(),
+                            source,
+                        })?;
+                        RsaPsiKey::from_pem(&pem).map_err(psi_err)?
+                    }
+                    None => RsaPsiKey::generate(*key_bits).map_err(psi_err)?,
+                };
+                let mut cache = cache
+                    .as_ref()
+                    .map(|c| SignCache::open(c, &key))
+                    .transpose()
+                    .map_err(psi_err)?;
+                let r =
+                    fedra_psi::rsa_psi_key_holder(ctx.ch, peer, &cfg, &key, &ids, cache.as_mut())
+                        .await
+                        .map_err(psi_err)?;
+                if let Some(c) = &cache {
+                    c.save().map_err(psi_err)?;
+                }
+                r
+            } else {
+                fedra_psi::rsa_psi_client(ctx.ch, peer, &cfg, &ids, &mut rng)
+                    .await
+                    .map_err(psi_err)?
+            }
+        }
+    };
+
+    let mut m = Metrics::new();
+    m.insert("intersection_size".into(), inter.size.into());
+    m.insert(format!("ids_{me}"), stats.ids_in.into());
+    m.insert(format!("psi_bytes_sent_{me}"), stats.bytes_sent.into());
+    if stats.curve_ops > 0 {
+        m.insert(format!("curve_ops_{me}"), stats.curve_ops.into());
+    }
+    if stats.rsa_private_ops > 0 || stats.own_ids_cached > 0 {
+        m.insert("rsa_private_ops".into(), stats.rsa_private_ops.into());
+        m.insert("own_ids_signed".into(), stats.own_ids_signed.into());
+        m.insert("own_ids_cached".into(), stats.own_ids_cached.into());
+    }
+    if !inter.ids_revealed {
+        m.insert(format!("aligned_{me}"), false.into());
+        return Ok(m.into());
+    }
+    let aligned = fedra_psi::align(&data, &inter).map_err(psi_err)?;
+    let out = write_output(ctx, "aligned", &aligned, write)?;
+    m.insert(format!("aligned_{me}"), true.into());
+    Ok(Outcome {
+        metrics: m,
+        data: Some(out),
+    })
+}
