@@ -24,10 +24,131 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 4)]
         repeat: u32,
     },
+    /// Private set intersection between two party processes over loopback mutual
+    /// TLS, N ids per side with a 50% overlap; for ECDH also the curve-operation
+    /// floor of this machine (both parties' curve work spread over every core) and
+    /// the ratio of the wall time to it.
+    Psi {
+        /// Ids per side.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![100_000])]
+        ids: Vec<usize>,
+        /// The protocol.
+        #[arg(long, value_enum, default_value_t = PsiProtocol::Ecdh)]
+        protocol: PsiProtocol,
+        /// Hash buckets (ECDH).
+        #[arg(long, default_value_t = 1)]
+        buckets: u32,
+    },
+}
+
+/// A PSI protocol to benchmark.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PsiProtocol {
+    /// ECDH over ristretto255.
+    Ecdh,
+    /// RSA blind signatures (fresh 2048-bit key).
+    Rsa,
+}
+
+/// Single-core seconds per (hash + scalar mult + encode) and per (decode + mult + encode).
+fn curve_costs() -> (f64, f64) {
+    use curve25519_dalek::Scalar;
+    let s = Scalar::from_bytes_mod_order([7u8; 32]);
+    let n = 20_000u32;
+    let t0 = Instant::now();
+    let mut enc = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        enc.push(fedra_psi::ecdh::blind(
+            "bench",
+            "psi",
+            format!("u{i}").as_bytes(),
+            &s,
+        ));
+    }
+    let hash = t0.elapsed().as_secs_f64() / f64::from(n);
+    let t1 = Instant::now();
+    for e in &enc {
+        let _ = std::hint::black_box(fedra_psi::ecdh::reblind(e, &s));
+    }
+    (hash, t1.elapsed().as_secs_f64() / f64::from(n))
+}
+
+async fn bench_psi(ids: &[usize], protocol: PsiProtocol, buckets: u32) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    let costs = matches!(protocol, PsiProtocol::Ecdh).then(curve_costs);
+    for &n in ids {
+        let dir = tempfile::tempdir()?;
+        let write = |name: &str, range: std::ops::Range<usize>| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut w = std::io::BufWriter::new(std::fs::File::create(dir.path().join(name))?);
+            writeln!(w, "id,x")?;
+            for i in range {
+                writeln!(w, "u{i},{}", i % 7)?;
+            }
+            w.flush()
+        };
+        write("guest.csv", 0..n)?;
+        write("host.csv", n / 2..n / 2 + n)?;
+        let task = match protocol {
+            PsiProtocol::Ecdh => {
+                format!(
+                    "protocol = \"ecdh\"\nleader = \"guest\"\nfollower = \"host\"\nbuckets = {buckets}\n"
+                )
+            }
+            PsiProtocol::Rsa => {
+                "protocol = \"rsa\"\nkey_holder = \"host\"\nclient = \"guest\"\n".to_owned()
+            }
+        };
+        let job = format!(
+            "[job]\nid = \"bench-psi\"\n[parties.guest]\nrole = \"guest\"\ndata = {{ path = \"guest.csv\" }}\n\
+             [parties.host]\nrole = \"host\"\ndata = {{ path = \"host.csv\" }}\n\
+             [[tasks]]\nname = \"psi\"\nkind = \"psi\"\n{task}"
+        );
+        let job_path = dir.path().join("job.toml");
+        std::fs::write(&job_path, job)?;
+        let (report, _) =
+            crate::local::run_job(&job_path, Some(dir.path().join("out")), false).await?;
+        let t = report
+            .tasks
+            .first()
+            .ok_or_else(|| anyhow::anyhow!("no task in the report"))?;
+        anyhow::ensure!(
+            t.status == fedra_runtime::report::Status::Succeeded,
+            "the PSI job failed: {}",
+            t.error.as_deref().unwrap_or("see the logs")
+        );
+        let party = |p: &str| report.parties.get(p);
+        let mut line = json!({
+            "name": match protocol { PsiProtocol::Ecdh => "psi_ecdh", PsiProtocol::Rsa => "psi_rsa" },
+            "ids_per_side": n,
+            "overlap": n / 2,
+            "buckets": buckets,
+            "intersection_size": t.metrics.get("intersection_size"),
+            "wall_s": t.wall_s,
+            "guest_wire_bytes_sent": party("guest").map(|s| s.traffic.wire_bytes_sent),
+            "host_wire_bytes_sent": party("host").map(|s| s.traffic.wire_bytes_sent),
+            "guest_peak_rss_mb": party("guest").and_then(|s| s.peak_rss_mb),
+            "host_peak_rss_mb": party("host").and_then(|s| s.peak_rss_mb),
+            "cores": cores,
+        });
+        if let Some((hash, mult)) = costs {
+            // Each party hashes and blinds its own n ids and re-blinds the peer's n:
+            // 2n(hash + mult) core-seconds in all, over every core of this machine.
+            let floor = 2.0 * n as f64 * (hash + mult) / cores;
+            line["curve_floor_s"] = json!(floor);
+            line["ratio_to_floor"] = json!(t.wall_s / floor);
+            line["hash_blind_per_s_core"] = json!(1.0 / hash);
+            line["reblind_per_s_core"] = json!(1.0 / mult);
+        }
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
-fn peak_rss_mb() -> Option<f64> {
+pub fn peak_rss_mb() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = s
         .lines()
@@ -108,6 +229,11 @@ async fn pair() -> anyhow::Result<(GrpcChannel, GrpcChannel)> {
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::Psi {
+            ids,
+            protocol,
+            buckets,
+        } => bench_psi(&ids, protocol, buckets).await,
         BenchCommand::Transport { sizes_mb, repeat } => {
             let (a, b) = pair().await?;
             // Warm up: connection, TLS handshake, HTTP/2 windows.

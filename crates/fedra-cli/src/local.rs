@@ -61,7 +61,34 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Runs the job with every party as a child process, prints the human report and
+/// returns the exit code.
 pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let (merged, out) = run_job(job_path, out, true).await?;
+    let path = out.join("report.json");
+    crate::summary::print(&merged, &path);
+    if merged.status == Status::Succeeded {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for party in merged
+        .parties
+        .iter()
+        .filter(|(_, s)| s.status != Status::Succeeded)
+        .map(|(p, _)| p)
+    {
+        let log = out.join("logs").join(format!("{party}.log"));
+        eprintln!("--- last lines of {} ---\n{}", log.display(), tail(&log, 8));
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Runs the job with every party as a child process and writes `report.json`;
+/// `progress` shows progress bars. Returns the merged report and the output folder.
+pub async fn run_job(
+    job_path: &Path,
+    out: Option<PathBuf>,
+    progress: bool,
+) -> anyhow::Result<(JobReport, PathBuf)> {
     let job = Job::load(job_path)?;
     let out = out.unwrap_or_else(|| PathBuf::from("out").join(&job.id));
     let logs = out.join("logs");
@@ -85,7 +112,11 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
     drop(listeners);
 
     let started = Instant::now();
-    let multi = MultiProgress::new();
+    let multi = if progress {
+        MultiProgress::new()
+    } else {
+        MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
+    };
     let style = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {prefix:>10} {bar:20} {wide_msg}",
     )
@@ -225,13 +256,5 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&merged)?)
         .with_context(|| format!("writing {}", path.display()))?;
-    crate::summary::print(&merged, &path);
-    if merged.status == Status::Succeeded {
-        return Ok(ExitCode::SUCCESS);
-    }
-    for r in reports.iter().filter(|r| r.status != Status::Succeeded) {
-        let log = logs.join(format!("{}.log", r.party));
-        eprintln!("--- last lines of {} ---\n{}", log.display(), tail(&log, 8));
-    }
-    Ok(ExitCode::FAILURE)
+    Ok((merged, out))
 }

@@ -95,7 +95,8 @@ pub async fn run(
         out_dir: out.clone(),
         events: &on_event,
     };
-    let report = run_party(&ctx, &channel).await;
+    let mut report = run_party(&ctx, &channel).await;
+    report.peak_rss_mb = crate::bench::peak_rss_mb();
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -60,6 +60,9 @@ pub fn print(r: &JobReport, path: &Path) {
             bytes(t.wire_bytes_sent),
             bytes(t.wire_bytes_received),
         );
+        if let Some(mb) = s.peak_rss_mb {
+            println!("      peak memory {mb:.0} MiB");
+        }
         if let Some(e) = &s.error {
             println!("      error: {e}");
         }

@@ -116,6 +116,9 @@ pub struct PartyReport {
     pub tasks: Vec<TaskReport>,
     /// Traffic with the other parties.
     pub traffic: Traffic,
+    /// Peak resident memory of the party's process in MiB, if the platform tells.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_rss_mb: Option<f64>,
     /// The error that stopped this party, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
@@ -146,6 +149,7 @@ impl PartyReport {
             wall_s: 0.0,
             tasks: job.tasks.iter().map(TaskReport::skipped).collect(),
             traffic: Traffic::default(),
+            peak_rss_mb: None,
             error: Some(error),
         }
     }
@@ -159,6 +163,9 @@ pub struct PartySummary {
     /// Its error, if it failed.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Peak resident memory of its process in MiB.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub peak_rss_mb: Option<f64>,
     /// Its traffic.
     #[serde(flatten)]
     pub traffic: Traffic,
@@ -221,6 +228,7 @@ impl JobReport {
                     let s = PartySummary {
                         status: r.status,
                         error: r.error.clone(),
+                        peak_rss_mb: r.peak_rss_mb,
                         traffic: r.traffic.clone(),
                     };
                     (r.party.clone(), s)

@@ -205,6 +205,7 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
         wall_s: started.elapsed().as_secs_f64(),
         tasks: reports,
         traffic: Traffic::from_stats(&ch.stats()),
+        peak_rss_mb: None,
         error,
     }
 }
