@@ -189,6 +189,50 @@ pub(crate) fn multi_exp_columns(
         .collect()
 }
 
+/// Index of the first value not coprime to `n`, or `None`: one gcd of the
+/// product `Π v_i mod n` instead of one (constant-time, slow) `BN_gcd` per
+/// value. Values must be below `n²`.
+pub(crate) fn first_not_coprime(values: &[Nat], n: &Nat) -> Result<Option<usize>, HeError> {
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let red = with_ctx(|ctx| Barrett::new(n, ctx))?;
+    let chunk = values
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(64);
+    let parts: Vec<Nat> = values
+        .par_chunks(chunk)
+        .map(|ch| {
+            with_ctx(|ctx| {
+                let mut acc = Nat::one()?;
+                for v in ch {
+                    let r = red.reduce(v, ctx)?;
+                    acc = red.mod_mul(&acc, &r, ctx)?;
+                }
+                Ok(acc)
+            })
+        })
+        .collect::<Result<_, HeError>>()?;
+    let all = with_ctx(|ctx| {
+        let mut acc = Nat::one()?;
+        for p in &parts {
+            acc = red.mod_mul(&acc, p, ctx)?;
+        }
+        acc.gcd(n, ctx)
+    })?;
+    if all.is_one() {
+        return Ok(None);
+    }
+    // Rare path (malformed input): locate the offending value.
+    for (i, v) in values.iter().enumerate() {
+        if !with_ctx(|ctx| v.gcd(n, ctx))?.is_one() {
+            return Ok(Some(i));
+        }
+    }
+    Ok(Some(0))
+}
+
 /// Parses ciphertext bytes into big integers on the rayon pool.
 pub(crate) fn parse_all<'a>(
     cts: impl IndexedParallelIterator<Item = &'a [u8]>,

@@ -396,6 +396,29 @@ impl HePublicKey for OuPublicKey {
         })
     }
 
+    fn ciphertexts_from_bytes(
+        &self,
+        items: &[&[u8]],
+    ) -> Result<Vec<OuCiphertext>, (usize, HeError)> {
+        let nats: Vec<Nat> = items
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| self.parse_ranged(b).map_err(|e| (i, e)))
+            .collect::<Result<_, _>>()?;
+        match crate::multiexp::first_not_coprime(&nats, &self.inner.n).map_err(|e| (0, e))? {
+            Some(i) => Err((
+                i,
+                HeError::InvalidCiphertext {
+                    reason: "ciphertext not coprime to n",
+                },
+            )),
+            None => Ok(items
+                .iter()
+                .map(|b| OuCiphertext { bytes: b.to_vec() })
+                .collect()),
+        }
+    }
+
     /// `"FHOU" || u32 bits || u32 plaintext_bits || u32 r_bits || n || G ||
     /// H`, each integer `n_len` bytes big-endian.
     fn to_bytes(&self) -> Vec<u8> {
@@ -616,5 +639,26 @@ impl AdditiveScheme for OkamotoUchiyama {
             };
             Ok((pk, sk))
         })
+    }
+}
+
+impl OuPublicKey {
+    /// Length, zero and range checks of a received ciphertext (no gcd).
+    fn parse_ranged(&self, bytes: &[u8]) -> Result<Nat, HeError> {
+        if bytes.len() != self.inner.n_len {
+            return Err(HeError::InvalidLength {
+                what: "okamoto-uchiyama ciphertext",
+                expected: self.inner.n_len,
+                actual: bytes.len(),
+            });
+        }
+        let c = Nat::from_be(bytes)?;
+        if c.is_zero() {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext is zero",
+            });
+        }
+        self.check_below_n(&c)?;
+        Ok(c)
     }
 }

@@ -421,6 +421,29 @@ impl HePublicKey for PaillierPublicKey {
         })
     }
 
+    fn ciphertexts_from_bytes(
+        &self,
+        items: &[&[u8]],
+    ) -> Result<Vec<PaillierCiphertext>, (usize, HeError)> {
+        let nats: Vec<Nat> = items
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| self.parse_ranged(b).map_err(|e| (i, e)))
+            .collect::<Result<_, _>>()?;
+        match crate::multiexp::first_not_coprime(&nats, &self.inner.n).map_err(|e| (0, e))? {
+            Some(i) => Err((
+                i,
+                HeError::InvalidCiphertext {
+                    reason: "ciphertext not coprime to n",
+                },
+            )),
+            None => Ok(items
+                .iter()
+                .map(|b| PaillierCiphertext { bytes: b.to_vec() })
+                .collect()),
+        }
+    }
+
     /// `"FHPA" || u32 bits || n (n_len bytes) || hs (ct_len bytes)`, all
     /// big-endian.
     fn to_bytes(&self) -> Vec<u8> {
@@ -675,5 +698,30 @@ impl AdditiveScheme for Paillier {
             }
             Err(HeError::PrimeGeneration { attempts: 64 })
         })
+    }
+}
+
+impl PaillierPublicKey {
+    /// Length, zero and range checks of a received ciphertext (no gcd).
+    fn parse_ranged(&self, bytes: &[u8]) -> Result<Nat, HeError> {
+        if bytes.len() != self.inner.ct_len {
+            return Err(HeError::InvalidLength {
+                what: "paillier ciphertext",
+                expected: self.inner.ct_len,
+                actual: bytes.len(),
+            });
+        }
+        let c = Nat::from_be(bytes)?;
+        if c.is_zero() {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext is zero",
+            });
+        }
+        if c.ucmp(&self.inner.n2) != Ordering::Less {
+            return Err(HeError::InvalidCiphertext {
+                reason: "ciphertext not below n^2",
+            });
+        }
+        Ok(c)
     }
 }

@@ -130,6 +130,23 @@ pub trait HePublicKey: Clone + Debug + Send + Sync + 'static {
     /// coprimality with `n`).
     fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<Self::Ciphertext, HeError>;
 
+    /// Parses and validates many received ciphertexts (the same checks as
+    /// [`HePublicKey::ciphertext_from_bytes`]); on failure returns the index
+    /// of the first bad item with its error. Paillier and OU check
+    /// coprimality with `n` with a single gcd for the whole batch (OpenSSL
+    /// 3's constant-time `BN_gcd` otherwise dominates the cost of receiving
+    /// ciphertexts).
+    fn ciphertexts_from_bytes(
+        &self,
+        items: &[&[u8]],
+    ) -> Result<Vec<Self::Ciphertext>, (usize, HeError)> {
+        items
+            .par_iter()
+            .enumerate()
+            .map(|(i, b)| self.ciphertext_from_bytes(b).map_err(|e| (i, e)))
+            .collect()
+    }
+
     /// Serialises the public key.
     fn to_bytes(&self) -> Vec<u8>;
 

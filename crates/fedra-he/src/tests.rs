@@ -757,3 +757,48 @@ fn dot_rejects_bad_shapes() {
     let z = pk.dot(&[c.clone(), c], &[0, 0]).unwrap();
     assert_eq!(paillier().1.decrypt(&z).unwrap().to_i64(), Some(0));
 }
+
+#[test]
+fn batch_ciphertext_parsing_matches_single_and_finds_bad_items() {
+    let sk =
+        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
+            .unwrap();
+    let pk = sk.public_key();
+    let cts = pk
+        .encrypt_batch(
+            &(0..300).map(Plaintext::from_i64).collect::<Vec<_>>(),
+            &mut rng(4),
+        )
+        .unwrap();
+    let bytes: Vec<Vec<u8>> = cts.iter().map(|c| pk.ciphertext_to_bytes(c)).collect();
+    let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+    assert_eq!(pk.ciphertexts_from_bytes(&refs).unwrap(), cts);
+    // A multiple of the secret prime p is below n² but not coprime to n.
+    let mut bad = bytes.clone();
+    let mut p_bytes = vec![0u8; pk.ciphertext_len() - 8];
+    p_bytes.extend_from_slice(&KAT_P.to_be_bytes());
+    bad[217] = p_bytes;
+    let refs: Vec<&[u8]> = bad.iter().map(Vec::as_slice).collect();
+    let (i, e) = pk.ciphertexts_from_bytes(&refs).unwrap_err();
+    assert_eq!(i, 217);
+    assert_eq!(
+        e.code(),
+        pk.ciphertext_from_bytes(&bad[217]).unwrap_err().code()
+    );
+    bad[5] = vec![0u8; pk.ciphertext_len()];
+    let refs: Vec<&[u8]> = bad.iter().map(Vec::as_slice).collect();
+    assert_eq!(pk.ciphertexts_from_bytes(&refs).unwrap_err().0, 5);
+    // OU as well.
+    let (opk, _) = ou();
+    let octs = opk
+        .encrypt_batch(
+            &[Plaintext::from_i64(1), Plaintext::from_i64(2)],
+            &mut rng(5),
+        )
+        .unwrap();
+    let ob: Vec<Vec<u8>> = octs.iter().map(|c| opk.ciphertext_to_bytes(c)).collect();
+    let orefs: Vec<&[u8]> = ob.iter().map(Vec::as_slice).collect();
+    assert_eq!(opk.ciphertexts_from_bytes(&orefs).unwrap(), octs);
+    let short = [&ob[0][1..], ob[1].as_slice()];
+    assert_eq!(opk.ciphertexts_from_bytes(&short).unwrap_err().0, 0);
+}

@@ -5,7 +5,6 @@
 use bytes::Bytes;
 use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::HePublicKey;
-use rayon::prelude::*;
 
 use crate::error::{LinearError, Result};
 
@@ -77,13 +76,9 @@ pub(crate) fn dec_cts<K: HePublicKey>(
 ) -> Result<Vec<K::Ciphertext>> {
     let w = pk.ciphertext_len();
     let rest = body(from, tag, b, expected, w)?;
-    rest.par_chunks(w.max(1))
-        .enumerate()
-        .map(|(i, c)| {
-            pk.ciphertext_from_bytes(c)
-                .map_err(|e| decode_err(from, tag, format!("ciphertext {i}: {e}")))
-        })
-        .collect()
+    let items: Vec<&[u8]> = rest.chunks(w.max(1)).collect();
+    pk.ciphertexts_from_bytes(&items)
+        .map_err(|(i, e)| decode_err(from, tag, format!("ciphertext {i}: {e}")))
 }
 
 pub(crate) fn enc_i128(v: &[i128]) -> Bytes {
