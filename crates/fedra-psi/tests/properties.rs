@@ -11,9 +11,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use fedra_federation::PartyId;
-use fedra_federation::mem::MemNetwork;
+use fedra_federation::mem::{MemNetwork, MemOptions};
 use fedra_psi::{
     EcdhConfig, Intersection, OutputMode, PsiStats, Role, RsaConfig, RsaOutput, RsaPsiKey,
     ecdh_psi, rsa_psi_client, rsa_psi_key_holder,
@@ -26,6 +27,7 @@ type Run = (Intersection, PsiStats);
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap()
 }
@@ -40,7 +42,13 @@ fn parties() -> (
         PartyId::new("guest").unwrap(),
         PartyId::new("host").unwrap(),
     );
-    let mut net = MemNetwork::new("job-prop", &[a.clone(), b.clone()]);
+    // A receive deadline turns a protocol bug that leaves one party waiting (its peer
+    // failed) into a test failure instead of a hang.
+    let opts = MemOptions {
+        recv_timeout: Some(Duration::from_secs(20)),
+        ..MemOptions::default()
+    };
+    let mut net = MemNetwork::with_options("job-prop", &[a.clone(), b.clone()], opts);
     (net.take(&a).unwrap(), net.take(&b).unwrap(), a, b)
 }
 
@@ -203,6 +211,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: 16,
         failure_persistence: None,
+        max_shrink_time: 30_000,
         ..ProptestConfig::default()
     })]
 
@@ -246,6 +255,7 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: 8,
         failure_persistence: None,
+        max_shrink_time: 30_000,
         ..ProptestConfig::default()
     })]
 

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use fedra_data::{DatasetSpec, load};
-use fedra_federation::mem::{MemChannel, MemNetwork};
+use fedra_federation::mem::{MemChannel, MemNetwork, MemOptions};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_psi::hash::hash_to_group;
 use fedra_psi::{
@@ -26,7 +26,13 @@ fn net() -> (MemChannel, MemChannel, PartyId, PartyId) {
         PartyId::new("guest").unwrap(),
         PartyId::new("host").unwrap(),
     );
-    let mut n = MemNetwork::new("job-psi", &[a.clone(), b.clone()]);
+    // A receive deadline turns "one party failed, the other waits forever" into a
+    // test failure instead of a hang.
+    let opts = MemOptions {
+        recv_timeout: Some(std::time::Duration::from_secs(60)),
+        ..MemOptions::default()
+    };
+    let mut n = MemNetwork::with_options("job-psi", &[a.clone(), b.clone()], opts);
     (n.take(&a).unwrap(), n.take(&b).unwrap(), a, b)
 }
 
