@@ -151,6 +151,39 @@ fn psi_example_aligns_the_breast_sample_id_files_in_the_same_order() {
     assert_eq!(ids("guest").len(), plain);
 }
 
+#[test]
+fn hetero_lr_trains_and_predicts_across_two_processes() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let out = tmp("lr");
+    let o = fedra()
+        .args([
+            "run",
+            "examples/hetero-lr-breast/job.toml",
+            "--local",
+            "--out",
+        ])
+        .arg(&out)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    let m = &r["tasks"][1]["metrics"];
+    // Issue bar for the breast vertical split: held-out AUC >= 0.98.
+    assert!(m["auc"].as_f64().unwrap() >= 0.98, "{m}");
+    assert!(m["train_auc"].as_f64().unwrap() >= 0.95, "{m}");
+    // Stratified: round(0.2 x 212) + round(0.2 x 357) = 42 + 71 held-out rows.
+    assert_eq!(m["rows_test"], 113, "{m}");
+    for p in ["guest", "host"] {
+        let model =
+            std::fs::read_to_string(out.join(format!("parties/{p}/lr.model.json"))).unwrap();
+        assert!(model.contains("\"weights\""), "{model}");
+    }
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }

@@ -252,6 +252,21 @@ impl Psi {
     }
 }
 
+/// Parameters of the `hetero_lr` task: vertical logistic or linear regression with
+/// Paillier/OU (`fedra-linear`) on the parties' aligned rows, evaluated on a held-out
+/// split agreed by the guest; each party saves its part of the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeteroLr {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (logistic regression).
+    pub stratify: bool,
+    /// Training settings; every other key of the task table (see `fedra_linear::Config`).
+    pub config: fedra_linear::Config,
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -272,6 +287,8 @@ pub enum TaskKind {
     StreamJoin(StreamJoin),
     /// Private set intersection and alignment.
     Psi(Psi),
+    /// Vertical logistic / linear regression.
+    HeteroLr(HeteroLr),
 }
 
 impl TaskKind {
@@ -282,11 +299,13 @@ impl TaskKind {
             TaskKind::Echo(_) => "echo",
             TaskKind::StreamJoin(_) => "stream_join",
             TaskKind::Psi(_) => "psi",
+            TaskKind::HeteroLr(_) => "hetero_lr",
         }
     }
 
     /// Every kind name, for error messages.
-    pub const ALL: &'static [&'static str] = &["dataset_stats", "echo", "psi", "stream_join"];
+    pub const ALL: &'static [&'static str] =
+        &["dataset_stats", "echo", "hetero_lr", "psi", "stream_join"];
 }
 
 /// One task of the job.
@@ -508,6 +527,12 @@ fn parse_task(
         ));
     }
     let kind = take_str(&mut table, "kind")?;
+    if kind == "hetero_lr" {
+        return parse_hetero_lr(i, &name, table, parties).map(|p| TaskSpec {
+            name,
+            kind: TaskKind::HeteroLr(p),
+        });
+    }
     let params = toml::Value::Table(table);
     let decode = |e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned());
     let kind = match kind.as_str() {
@@ -628,4 +653,75 @@ fn parse_task(
         }
     };
     Ok(TaskSpec { name, kind })
+}
+
+fn parse_hetero_lr(
+    i: usize,
+    name: &str,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+) -> Result<HeteroLr, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let holdout = match table.remove("holdout") {
+        None => 0.2,
+        Some(toml::Value::Float(f)) => f,
+        Some(toml::Value::Integer(n)) => n as f64,
+        Some(v) => {
+            return Err((
+                at("holdout"),
+                format!("must be a number, got {}", v.type_str()),
+            ));
+        }
+    };
+    range(&at("holdout"), holdout, 0.0, 0.9)?;
+    let split_seed = match table.remove("split_seed") {
+        None => 42,
+        Some(toml::Value::Integer(n)) if n >= 0 => n as u64,
+        Some(v) => {
+            return Err((
+                at("split_seed"),
+                format!("must be a non-negative integer, got {v}"),
+            ));
+        }
+    };
+    let stratify = match table.remove("stratify") {
+        None => None,
+        Some(toml::Value::Boolean(b)) => Some(b),
+        Some(v) => return Err((at("stratify"), format!("must be true or false, got {v}"))),
+    };
+    if table.contains_key("task") {
+        return Err((at("task"), "is set by the runtime (the task's name)".into()));
+    }
+    table.insert("task".into(), toml::Value::String(name.to_owned()));
+    let config: fedra_linear::Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned()))?;
+    config.validate().map_err(|e| match e {
+        fedra_linear::LinearError::Config { field, reason } => (at(field), reason),
+        other => (format!("tasks[{i}] ({name})"), other.to_string()),
+    })?;
+    let mut needed: Vec<(&str, &PartyId, bool)> = vec![("guest", &config.guest, true)];
+    needed.extend(config.hosts.iter().map(|h| ("hosts", h, true)));
+    if let fedra_linear::Mode::WithArbiter { arbiter } = &config.mode {
+        needed.push(("mode.with_arbiter.arbiter", arbiter, false));
+    }
+    for (field, party, data) in needed {
+        match parties.get(party) {
+            None => return Err((at(field), format!("{party} is not a party of the job"))),
+            Some(spec) if data && spec.data.is_none() => {
+                return Err((
+                    format!("parties.{party}.data"),
+                    "hetero_lr needs a dataset on the guest and every host".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let stratify = stratify.unwrap_or(config.objective == fedra_linear::Objective::Logistic);
+    Ok(HeteroLr {
+        holdout,
+        split_seed,
+        stratify,
+        config,
+    })
 }

@@ -95,6 +95,19 @@ fn validation_errors_name_the_field_and_the_allowed_range() {
     assert_eq!(f, "tasks[0] (p)");
     assert!(m.contains("unknown variant `dh`"), "{m}");
 
+    let lr = "[parties.guest.data]\npath = \"g.csv\"\nlabel = \"y\"\n[parties.host.data]\npath = \"h.csv\"\n[[tasks]]\nname = \"lr\"\nkind = \"hetero_lr\"\nguest = \"guest\"\nhosts = [\"host\"]\nobjective = \"logistic\"\nmode = \"no_arbiter\"\n";
+    let (f, m) = invalid(&format!("{PARTIES}{lr}max_epochs = 0\n"));
+    assert_eq!(f, "tasks[0].max_epochs");
+    assert!(m.contains("10000") || m.contains("10_000"), "{m}");
+    let (f, _) = invalid(&format!("{PARTIES}{lr}holdout = 0.95\n"));
+    assert_eq!(f, "tasks[0].holdout");
+    let lr_arb = lr.replace(
+        "mode = \"no_arbiter\"",
+        "mode = { with_arbiter = { arbiter = \"carol\" } }",
+    );
+    let (f, m) = invalid(&format!("{PARTIES}{lr_arb}"));
+    assert_eq!(f, "tasks[0].mode.with_arbiter.arbiter", "{m}");
+
     let (f, _) = invalid(
         "[job]\nid = \"Bad Id\"\n[parties.a]\nrole = \"guest\"\n[parties.b]\nrole = \"host\"\n",
     );

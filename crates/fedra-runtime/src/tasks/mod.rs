@@ -3,7 +3,9 @@
 
 mod echo;
 mod join;
+mod lr;
 mod psi;
+pub(crate) mod split;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -67,5 +69,6 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::Echo(p) => echo::run(ctx, p).await?.into(),
         TaskKind::StreamJoin(p) => join::run(ctx, p).await?,
         TaskKind::Psi(p) => psi::run(ctx, p).await?,
+        TaskKind::HeteroLr(p) => lr::run(ctx, p).await?.into(),
     })
 }

@@ -1,0 +1,164 @@
+//! `hetero_lr`: vertical logistic / linear regression (`fedra-linear`) as a job task:
+//! held-out split, secure training, federated prediction on both parts, metrics at
+//! the guest, and each party's model saved to its output folder.
+
+use fedra_linear::{GuestModel, HostModel, LinearError, Mode, Objective};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::Metrics;
+use super::split;
+use crate::error::TaskError;
+use crate::job::HeteroLr;
+use crate::runner::TaskCtx;
+
+fn lin_err(e: LinearError) -> TaskError {
+    match e {
+        LinearError::Fed(f) => TaskError::Fed(f),
+        other => TaskError::Psi(other.code(), other.to_string()),
+    }
+}
+
+fn metric_err(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Setup(format!("evaluation: {e}"))
+}
+
+/// Classification or regression metrics of `pred` against `y`, keys prefixed.
+fn evaluate(
+    objective: Objective,
+    y: &[f64],
+    pred: &[f64],
+    prefix: &str,
+    m: &mut Metrics,
+) -> Result<(), TaskError> {
+    if y.is_empty() {
+        return Ok(());
+    }
+    let mut put = |k: &str, v: f64| {
+        m.insert(format!("{prefix}{k}"), serde_json::json!(v));
+    };
+    match objective {
+        Objective::Logistic => {
+            // Labels may be given as -1/1; the metrics want 0/1.
+            let y01: Vec<f64> = y.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+            put(
+                "auc",
+                fedra_metrics::roc_auc(&y01, pred).map_err(metric_err)?,
+            );
+            put("ks", fedra_metrics::ks(&y01, pred).map_err(metric_err)?);
+            put(
+                "accuracy",
+                fedra_metrics::accuracy(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "precision",
+                fedra_metrics::precision(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "recall",
+                fedra_metrics::recall(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "f1",
+                fedra_metrics::f1(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "log_loss",
+                fedra_metrics::log_loss(&y01, pred).map_err(metric_err)?,
+            );
+        }
+        Objective::Linear => {
+            put("rmse", fedra_metrics::rmse(y, pred).map_err(metric_err)?);
+            put("mae", fedra_metrics::mae(y, pred).map_err(metric_err)?);
+            put("r2", fedra_metrics::r2(y, pred).map_err(metric_err)?);
+        }
+    }
+    Ok(())
+}
+
+fn save(ctx: &TaskCtx<'_>, json: Result<String, LinearError>) -> Result<(), TaskError> {
+    let path = ctx
+        .party
+        .out_dir
+        .join(format!("{}.model.json", ctx.spec.name));
+    std::fs::write(&path, json.map_err(lin_err)?)
+        .map_err(|source| TaskError::Output { path, source })
+}
+
+pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, TaskError> {
+    let cfg = &p.config;
+    let me = &ctx.party.me;
+    let is_guest = *me == cfg.guest;
+    let is_host = cfg.hosts.contains(me);
+    let is_arbiter = matches!(&cfg.mode, Mode::WithArbiter { arbiter } if arbiter == me);
+    // The CSPRNG is created at the edge of the library code and passed in.
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let mut m = Metrics::new();
+    if is_arbiter {
+        let losses = fedra_linear::train_arbiter(ctx.ch, cfg, &mut rng)
+            .await
+            .map_err(lin_err)?;
+        m.insert("epochs".into(), losses.len().into());
+        return Ok(m);
+    }
+    if !is_guest && !is_host {
+        return Ok(m);
+    }
+    let spec = ctx
+        .data
+        .clone()
+        .ok_or_else(|| TaskError::Setup(format!("hetero_lr needs a dataset on party '{me}'")))?;
+    let data = tokio::task::spawn_blocking(move || fedra_data::load(&spec))
+        .await
+        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let parts = split::agree(
+        ctx,
+        &cfg.guest,
+        &cfg.hosts,
+        &data,
+        p.holdout,
+        p.split_seed,
+        p.stratify,
+    )
+    .await?;
+    let train = data.select_rows(&parts.train)?;
+    let test = data.select_rows(&parts.test)?;
+    let task = &ctx.spec.name;
+    let (pred_train, pred_test) = (
+        format!("{task}.predict-train"),
+        format!("{task}.predict-test"),
+    );
+    if is_guest {
+        let model: GuestModel = fedra_linear::train_guest(ctx.ch, cfg, &train, &mut rng)
+            .await
+            .map_err(lin_err)?;
+        let on_train = fedra_linear::predict_guest(ctx.ch, &pred_train, &model, &train)
+            .await
+            .map_err(lin_err)?;
+        let on_test = fedra_linear::predict_guest(ctx.ch, &pred_test, &model, &test)
+            .await
+            .map_err(lin_err)?;
+        save(ctx, model.to_json())?;
+        let label = |d: &fedra_data::Dataset| d.labels().map(<[f64]>::to_vec).unwrap_or_default();
+        evaluate(cfg.objective, &label(&train), &on_train, "train_", &mut m)?;
+        evaluate(cfg.objective, &label(&test), &on_test, "", &mut m)?;
+        m.insert("epochs".into(), model.loss_history.len().into());
+        if let Some(l) = model.loss_history.last() {
+            m.insert("train_loss".into(), serde_json::json!(l));
+        }
+        m.insert("rows_train".into(), train.n_rows().into());
+        m.insert("rows_test".into(), test.n_rows().into());
+    } else {
+        let model: HostModel = fedra_linear::train_host(ctx.ch, cfg, &train, &mut rng)
+            .await
+            .map_err(lin_err)?;
+        fedra_linear::predict_host(ctx.ch, &pred_train, &model, &train)
+            .await
+            .map_err(lin_err)?;
+        fedra_linear::predict_host(ctx.ch, &pred_test, &model, &test)
+            .await
+            .map_err(lin_err)?;
+        save(ctx, model.to_json())?;
+    }
+    Ok(m)
+}
