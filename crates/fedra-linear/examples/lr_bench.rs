@@ -1,9 +1,10 @@
 //! Secure hetero LR on default_credit (24,000 training rows of 30,000; guest
 //! 13 features + labels, host 10 features), guest and host in memory
-//! (MemNetwork), no arbiter, real 2048-bit keys. Prints one JSON line.
+//! (MemNetwork), no arbiter by default (or a third, arbiter party), real
+//! 2048-bit keys. Prints one JSON line.
 //!
 //! ```text
-//! cargo run --release -p fedra-linear --example lr_bench -- [epochs] [paillier|ou] [batch_size]
+//! cargo run --release -p fedra-linear --example lr_bench -- [epochs] [paillier|ou] [batch_size] [no_arbiter|arbiter]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -25,6 +26,7 @@ fn main() {
         _ => Scheme::Paillier,
     };
     let batch: usize = args.get(3).map_or(1024, |s| s.parse().expect("batch size"));
+    let with_arbiter = args.get(4).is_some_and(|s| s == "arbiter");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
     let g = load(&DatasetSpec::new(dir.join("default_credit_hetero_guest.csv")).with_label("y"))
         .unwrap();
@@ -52,12 +54,15 @@ fn main() {
         PartyId::new("guest").unwrap(),
         PartyId::new("host").unwrap(),
     );
-    let mut cfg = Config::new(
-        guest.clone(),
-        vec![host.clone()],
-        Objective::Logistic,
-        Mode::NoArbiter,
-    );
+    let arbiter = PartyId::new("arbiter").unwrap();
+    let mode = if with_arbiter {
+        Mode::WithArbiter {
+            arbiter: arbiter.clone(),
+        }
+    } else {
+        Mode::NoArbiter
+    };
+    let mut cfg = Config::new(guest.clone(), vec![host.clone()], Objective::Logistic, mode);
     cfg.max_epochs = epochs;
     cfg.batch_size = batch;
     cfg.scheme = scheme;
@@ -69,8 +74,17 @@ fn main() {
         .unwrap();
     let start = Instant::now();
     let (gm, hm) = rt.block_on(async {
-        let mut net = MemNetwork::new("bench", &[guest.clone(), host.clone()]);
+        let mut net = MemNetwork::new("bench", &cfg.parties());
         let (gch, hch) = (net.take(&guest).unwrap(), net.take(&host).unwrap());
+        let at = if with_arbiter {
+            let ach = net.take(&arbiter).unwrap();
+            let c = cfg.clone();
+            Some(tokio::spawn(async move {
+                train_arbiter(&ach, &c, &mut ChaCha20Rng::from_os_rng()).await
+            }))
+        } else {
+            None
+        };
         let (c1, c2) = (cfg.clone(), cfg.clone());
         let gt = tokio::spawn(async move {
             train_guest(&gch, &c1, &gtr, &mut ChaCha20Rng::from_os_rng()).await
@@ -78,7 +92,11 @@ fn main() {
         let ht = tokio::spawn(async move {
             train_host(&hch, &c2, &htr, &mut ChaCha20Rng::from_os_rng()).await
         });
-        (gt.await.unwrap().unwrap(), ht.await.unwrap().unwrap())
+        let out = (gt.await.unwrap().unwrap(), ht.await.unwrap().unwrap());
+        if let Some(a) = at {
+            a.await.unwrap().unwrap();
+        }
+        out
     });
     let secs = start.elapsed().as_secs_f64();
     let epochs_run = gm.loss_history.len();
@@ -88,10 +106,15 @@ fn main() {
     }
     let auc = fedra_metrics::roc_auc(gte.labels().unwrap(), &u).unwrap();
     println!(
-        "{{\"name\":\"hetero_lr\",\"scheme\":\"{}\",\"mode\":\"no_arbiter\",\"rows\":{},\"batch_size\":{},\"epochs\":{},\"epoch_s\":{:.2},\"total_s\":{:.2},\"auc\":{:.5}}}",
+        "{{\"name\":\"hetero_lr\",\"scheme\":\"{}\",\"mode\":\"{}\",\"rows\":{},\"batch_size\":{},\"epochs\":{},\"epoch_s\":{:.2},\"total_s\":{:.2},\"auc\":{:.5}}}",
         match scheme {
             Scheme::Paillier => "paillier-2048",
             Scheme::Ou => "ou-2048",
+        },
+        if with_arbiter {
+            "arbiter"
+        } else {
+            "no_arbiter"
         },
         tr.len(),
         batch,
