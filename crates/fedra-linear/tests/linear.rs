@@ -280,10 +280,11 @@ fn secure_equals_plaintext_without_arbiter_linear_l1_early_stop() {
 }
 
 #[test]
-fn secure_equals_plaintext_without_arbiter_logistic() {
+fn secure_equals_plaintext_without_arbiter_logistic_ou() {
     let Some(dir) = fate_dir() else { return };
     let (g, h) = load_pair(&dir, "breast");
     let mut cfg = small_cfg(&["host"], Objective::Logistic, Mode::NoArbiter);
+    cfg.scheme = Scheme::Ou;
     cfg.batch_size = 200;
     cfg.max_epochs = 2;
     cfg.shuffle_seed = Some(3);
