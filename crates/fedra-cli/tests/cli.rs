@@ -182,6 +182,43 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
             std::fs::read_to_string(out.join(format!("parties/{p}/lr.model.json"))).unwrap();
         assert!(model.contains("\"weights\""), "{model}");
     }
+
+    // A later job predicts with the saved model parts, each party loading its own.
+    let data = repo()
+        .join("../shared/datasets/fate")
+        .canonicalize()
+        .unwrap();
+    let parties = out.join("parties").display().to_string();
+    let job = format!(
+        "[job]\nid = \"lr-predict\"\n\
+         [parties.guest]\nrole = \"guest\"\ndata = {{ path = \"{d}/breast_hetero_guest.csv\", label = \"y\" }}\n\
+         [parties.host]\nrole = \"host\"\ndata = {{ path = \"{d}/breast_hetero_host.csv\" }}\n\
+         [[tasks]]\nname = \"predict\"\nkind = \"hetero_lr_predict\"\nguest = \"guest\"\n\
+         models = {{ guest = \"{parties}/guest/lr.model.json\", host = \"{parties}/host/lr.model.json\" }}\n",
+        d = data.display()
+    );
+    let job_path = out.join("predict.toml");
+    std::fs::write(&job_path, job).unwrap();
+    let o = fedra()
+        .arg("run")
+        .arg(&job_path)
+        .args(["--local", "--out"])
+        .arg(out.join("predict"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out.join("predict"));
+    let m = &r["tasks"][0]["metrics"];
+    assert_eq!(m["rows"], 569);
+    assert!(m["auc"].as_f64().unwrap() >= 0.98, "{m}");
+    let preds =
+        std::fs::read_to_string(out.join("predict/parties/guest/predict.predictions.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 570);
+    // The host learns no prediction.
+    assert!(
+        !out.join("predict/parties/host/predict.predictions.csv")
+            .exists()
+    );
 }
 
 fn write(path: &Path, text: &str) {

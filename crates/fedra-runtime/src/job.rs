@@ -267,6 +267,18 @@ pub struct HeteroLr {
     pub config: fedra_linear::Config,
 }
 
+/// Parameters of the `hetero_lr_predict` task: federated prediction with a model saved
+/// by an earlier `hetero_lr` task (each party loads its own part); the guest writes
+/// the predictions and, if its data has labels, the metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeteroLrPredict {
+    /// The party holding the guest part of the model (it learns the predictions).
+    pub guest: PartyId,
+    /// Each party's model file (`<task>.model.json` of the training job), relative to the job file.
+    pub models: BTreeMap<PartyId, PathBuf>,
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -289,6 +301,8 @@ pub enum TaskKind {
     Psi(Psi),
     /// Vertical logistic / linear regression.
     HeteroLr(HeteroLr),
+    /// Prediction with a saved vertical linear model.
+    HeteroLrPredict(HeteroLrPredict),
 }
 
 impl TaskKind {
@@ -300,6 +314,7 @@ impl TaskKind {
             TaskKind::StreamJoin(_) => "stream_join",
             TaskKind::Psi(_) => "psi",
             TaskKind::HeteroLr(_) => "hetero_lr",
+            TaskKind::HeteroLrPredict(_) => "hetero_lr_predict",
         }
     }
 
@@ -617,6 +632,36 @@ fn parse_task(
                 }
             }
             TaskKind::Psi(p)
+        }
+        "hetero_lr_predict" => {
+            let mut p: HeteroLrPredict = params.try_into().map_err(decode)?;
+            if !p.models.contains_key(&p.guest) {
+                return Err((
+                    at("models"),
+                    format!("has no model file for the guest '{}'", p.guest),
+                ));
+            }
+            for (party, path) in &mut p.models {
+                match parties.get(party) {
+                    None => {
+                        return Err((
+                            format!("{}.{party}", at("models")),
+                            format!("{party} is not a party of the job"),
+                        ));
+                    }
+                    Some(spec) if spec.data.is_none() => {
+                        return Err((
+                            format!("parties.{party}.data"),
+                            "hetero_lr_predict needs data on every party with a model".into(),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
+            }
+            TaskKind::HeteroLrPredict(p)
         }
         "stream_join" => {
             let p: StreamJoin = params.try_into().map_err(decode)?;

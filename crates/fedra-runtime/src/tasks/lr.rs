@@ -9,7 +9,7 @@ use rand_core::SeedableRng;
 use super::Metrics;
 use super::split;
 use crate::error::TaskError;
-use crate::job::HeteroLr;
+use crate::job::{HeteroLr, HeteroLrPredict};
 use crate::runner::TaskCtx;
 
 fn lin_err(e: LinearError) -> TaskError {
@@ -159,6 +159,51 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, Task
             .await
             .map_err(lin_err)?;
         save(ctx, model.to_json())?;
+    }
+    Ok(m)
+}
+
+/// Federated prediction with saved model parts; the guest writes `<task>.predictions.csv`.
+pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
+    let me = &ctx.party.me;
+    let Some(path) = p.models.get(me) else {
+        return Ok(Metrics::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| TaskError::Output {
+        path: path.clone(),
+        source,
+    })?;
+    let spec = ctx.data.clone().ok_or_else(|| {
+        TaskError::Setup(format!("hetero_lr_predict needs a dataset on party '{me}'"))
+    })?;
+    let data = tokio::task::spawn_blocking(move || fedra_data::load(&spec))
+        .await
+        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let task = &ctx.spec.name;
+    let mut m = Metrics::new();
+    if *me == p.guest {
+        let model = GuestModel::from_json(&text).map_err(lin_err)?;
+        let pred = fedra_linear::predict_guest(ctx.ch, task, &model, &data)
+            .await
+            .map_err(lin_err)?;
+        let out = ctx.party.out_dir.join(format!("{task}.predictions.csv"));
+        let mut csv = format!("{},prediction\n", data.id_column());
+        for (id, y) in data.ids().iter().zip(&pred) {
+            csv.push_str(&format!("{id},{y}\n"));
+        }
+        std::fs::write(&out, csv).map_err(|source| TaskError::Output {
+            path: out.clone(),
+            source,
+        })?;
+        if let Some(y) = data.labels() {
+            evaluate(model.objective, y, &pred, "", &mut m)?;
+        }
+        m.insert("rows".into(), pred.len().into());
+    } else {
+        let model = HostModel::from_json(&text).map_err(lin_err)?;
+        fedra_linear::predict_host(ctx.ch, task, &model, &data)
+            .await
+            .map_err(lin_err)?;
     }
     Ok(m)
 }

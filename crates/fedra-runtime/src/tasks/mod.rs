@@ -70,5 +70,6 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::StreamJoin(p) => join::run(ctx, p).await?,
         TaskKind::Psi(p) => psi::run(ctx, p).await?,
         TaskKind::HeteroLr(p) => lr::run(ctx, p).await?.into(),
+        TaskKind::HeteroLrPredict(p) => lr::predict(ctx, p).await?.into(),
     })
 }
