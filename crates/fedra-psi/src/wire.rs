@@ -2,7 +2,10 @@
 //! length-checked receives, id de-duplication.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::task::Poll;
 
 use bytes::Bytes;
 use fedra_federation::{Channel, PartyId, Tag};
@@ -31,6 +34,52 @@ where
         }),
         Err(_) => Err(PsiError::Internal {
             detail: "a PSI worker thread vanished".into(),
+        }),
+    }
+}
+
+/// Drives three fallible futures concurrently on the current task (no runtime
+/// needed) and returns their outputs once all have finished, or the first error as
+/// soon as one fails (the others are then dropped, which cancels them).
+pub(crate) async fn try_join3<A, B, C, TA, TB, TC>(
+    a: A,
+    b: B,
+    c: C,
+) -> Result<(TA, TB, TC), PsiError>
+where
+    A: Future<Output = Result<TA, PsiError>>,
+    B: Future<Output = Result<TB, PsiError>>,
+    C: Future<Output = Result<TC, PsiError>>,
+{
+    let (mut a, mut b, mut c) = (pin!(a), pin!(b), pin!(c));
+    let (mut ra, mut rb, mut rc) = (None, None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let Poll::Ready(r) = a.as_mut().poll(cx)
+        {
+            ra = Some(r?);
+        }
+        if rb.is_none()
+            && let Poll::Ready(r) = b.as_mut().poll(cx)
+        {
+            rb = Some(r?);
+        }
+        if rc.is_none()
+            && let Poll::Ready(r) = c.as_mut().poll(cx)
+        {
+            rc = Some(r?);
+        }
+        if ra.is_some() && rb.is_some() && rc.is_some() {
+            Poll::Ready(Ok::<(), PsiError>(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await?;
+    match (ra, rb, rc) {
+        (Some(a), Some(b), Some(c)) => Ok((a, b, c)),
+        _ => Err(PsiError::Internal {
+            detail: "a joined PSI step finished without a result".into(),
         }),
     }
 }
