@@ -368,8 +368,6 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     }
                     let t_um = tag(cfg, round, "u_masked");
                     let um = wire::dec_i128(host, &t_um, &ch.recv(host, &t_um).await?, bl)?;
-                    let t_ue = tag(cfg, round, "u_enc");
-                    let ue = wire::dec_cts(&pk_h, host, &t_ue, &ch.recv(host, &t_ue).await?, bl)?;
                     // E = U_g + c(y) + (U_h - R); the host adds R under encryption.
                     let e = base
                         .iter()
@@ -382,6 +380,10 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let e_cts = encrypt_i128(&pk_g, &e, rng)?;
                     ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &e_cts))
                         .await?;
+                    // Received only now, so that the host's encryption of U_h
+                    // overlaps with ours of E.
+                    let t_ue = tag(cfg, round, "u_enc");
+                    let ue = wire::dec_cts(&pk_h, host, &t_ue, &ch.recv(host, &t_ue).await?, bl)?;
                     // Xᵀ_g U_h and Σ β U_h under the host's key, masked.
                     let mut scal = Vec::with_capacity(bl * (cols + 1));
                     for &i in &rows {
