@@ -13,7 +13,9 @@
 //! pipeline bubbles, `cores·wall − run − wait`) and `idle_ratio_est`, the ratio
 //! expected on an idle machine, `(run + stall) / cores / floor`.
 //!
-//! * ECDH-PSI: `cargo run --release -p fedra-psi --example psi_bench -- [N=100000] [buckets=1]`
+//! * ECDH-PSI: `cargo run --release -p fedra-psi --example psi_bench -- [N=100000] [buckets=1] [shared]`
+//!   (each party on its own executor and rayon pool, like two processes; `shared`:
+//!   both on one runtime and one rayon pool)
 //! * RSA-PSI (2048-bit, no cache): `... --example psi_bench -- rsa [N=10000]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -92,6 +94,21 @@ fn curve_costs() -> ((f64, f64), (f64, f64)) {
     )
 }
 
+/// Runs `f` on a fresh single-thread executor on a thread of `pool`, so the rayon
+/// work `f` offloads stays in that pool.
+fn own_pool<F: std::future::Future + Send>(pool: &rayon::ThreadPool, f: F) -> F::Output
+where
+    F::Output: Send,
+{
+    pool.install(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    })
+}
+
 fn net() -> (MemChannel, MemChannel, PartyId, PartyId) {
     let (a, b) = (
         PartyId::new("guest").unwrap(),
@@ -134,20 +151,43 @@ fn main() {
     }
     let n: usize = args.first().map_or(100_000, |s| s.parse().unwrap());
     let buckets: u32 = args.get(1).map_or(1, |s| s.parse().unwrap());
+    let shared = args.get(2).map(String::as_str) == Some("shared");
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get()) as f64;
     let ((hash, mult), (hash_cpu, mult_cpu)) = curve_costs();
     let floor = 2.0 * n as f64 * (hash + mult) / cores;
     let floor_cpu = 2.0 * n as f64 * (hash_cpu + mult_cpu);
     let (xs, ys, common) = sets(n);
     let cfg = EcdhConfig::new("psi").with_buckets(buckets);
+    // Per-party pools (kept alive until the scheduler statistics are read).
+    let pools: Vec<rayon::ThreadPool> = (0..2)
+        .map(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores as usize + 1)
+                .build()
+                .unwrap()
+        })
+        .collect();
     let sched0 = process_sched();
     let start = Instant::now();
-    let (ra, rb) = rt.block_on(async {
-        tokio::join!(
-            ecdh_psi(&ca, &b, Role::Leader, &cfg, &xs, &mut ra),
-            ecdh_psi(&cb, &a, Role::Follower, &cfg, &ys, &mut rb),
-        )
-    });
+    let (ra, rb) = if shared {
+        rt.block_on(async {
+            tokio::join!(
+                ecdh_psi(&ca, &b, Role::Leader, &cfg, &xs, &mut ra),
+                ecdh_psi(&cb, &a, Role::Follower, &cfg, &ys, &mut rb),
+            )
+        })
+    } else {
+        // Like two processes: each party has its own rayon pool with one thread per
+        // core (plus the thread that drives its future) and its own executor.
+        let fa = ecdh_psi(&ca, &b, Role::Leader, &cfg, &xs, &mut ra);
+        let fb = ecdh_psi(&cb, &a, Role::Follower, &cfg, &ys, &mut rb);
+        let (pa, pb) = (&pools[0], &pools[1]);
+        std::thread::scope(|s| {
+            let ha = s.spawn(move || own_pool(pa, fa));
+            let hb = s.spawn(move || own_pool(pb, fb));
+            (ha.join().unwrap(), hb.join().unwrap())
+        })
+    };
     let wall = start.elapsed().as_secs_f64();
     let sched1 = process_sched();
     let (run, wait) = (sched1.0 - sched0.0, sched1.1 - sched0.1);
@@ -155,7 +195,8 @@ fn main() {
     let ((ia, sa), (ib, sb)) = (ra.unwrap(), rb.unwrap());
     assert_eq!((ia.size, ib.size), (common, common));
     println!(
-        "{{\"name\":\"psi_ecdh\",\"ids_per_side\":{n},\"buckets\":{buckets},\"wall_s\":{wall:.3},\"points_per_s\":{:.0},\"curve_ops_per_s\":{:.0},\"bytes_per_party\":{},\"hash_blind_per_s_core\":{:.0},\"reblind_per_s_core\":{:.0},\"cores\":{cores},\"curve_floor_s\":{floor:.3},\"ratio_to_floor\":{:.3},\"cpu_s\":{run:.3},\"wait_s\":{wait:.3},\"stall_s\":{stall:.3},\"cpu_ratio\":{:.3},\"idle_ratio_est\":{:.3}}}",
+        "{{\"name\":\"psi_ecdh\",\"ids_per_side\":{n},\"buckets\":{buckets},\"pools\":\"{}\",\"wall_s\":{wall:.3},\"points_per_s\":{:.0},\"curve_ops_per_s\":{:.0},\"bytes_per_party\":{},\"hash_blind_per_s_core\":{:.0},\"reblind_per_s_core\":{:.0},\"cores\":{cores},\"curve_floor_s\":{floor:.3},\"ratio_to_floor\":{:.3},\"cpu_s\":{run:.3},\"wait_s\":{wait:.3},\"stall_s\":{stall:.3},\"cpu_ratio\":{:.3},\"idle_ratio_est\":{:.3}}}",
+        if shared { "shared" } else { "per_party" },
         (sa.points_sent + sb.points_sent) as f64 / wall,
         (sa.curve_ops + sb.curve_ops) as f64 / wall,
         sa.bytes_sent.max(sb.bytes_sent),
