@@ -591,7 +591,7 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
                 ));
             }
             let n = peer_n as usize;
-            let mut peer_double: Vec<[u8; 32]> = Vec::with_capacity(n);
+            let mut peer_double: Vec<[u8; 32]> = Vec::with_capacity(n.min(1 << 20)); // grow with what really arrives
             for i in 0..n.div_ceil(peer_batch) {
                 let items = peer_batch.min(n - i * peer_batch);
                 let btag = tag(format!("blinded-{i}"));
