@@ -13,10 +13,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &StreamJoin) -> Result<Outcome, Ta
     if !leading && *me != p.follower {
         return Ok(Metrics::new().into());
     }
-    let spec = ctx
-        .data
-        .clone()
-        .ok_or_else(|| TaskError::Setup(format!("stream_join needs a dataset on party '{me}'")))?;
+    let spec = super::dataset(ctx)?;
     let reader = fedra_data::open(&spec)?;
     let cfg = JoinConfig {
         task: ctx.spec.name.clone(),

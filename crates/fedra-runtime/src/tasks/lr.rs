@@ -104,13 +104,8 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, Task
     if !is_guest && !is_host {
         return Ok(m);
     }
-    let spec = ctx
-        .data
-        .clone()
-        .ok_or_else(|| TaskError::Setup(format!("hetero_lr needs a dataset on party '{me}'")))?;
-    let data = tokio::task::spawn_blocking(move || fedra_data::load(&spec))
-        .await
-        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let spec = super::dataset(ctx)?;
+    let data = super::load(spec).await?;
     let parts = split::agree(
         ctx,
         &cfg.guest,
@@ -173,12 +168,8 @@ pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Me
         path: path.clone(),
         source,
     })?;
-    let spec = ctx.data.clone().ok_or_else(|| {
-        TaskError::Setup(format!("hetero_lr_predict needs a dataset on party '{me}'"))
-    })?;
-    let data = tokio::task::spawn_blocking(move || fedra_data::load(&spec))
-        .await
-        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let spec = super::dataset(ctx)?;
+    let data = super::load(spec).await?;
     let task = &ctx.spec.name;
     let mut m = Metrics::new();
     if *me == p.guest {

@@ -62,6 +62,26 @@ pub(crate) fn write_output(
     Ok(spec)
 }
 
+/// Loads a whole dataset on a blocking thread (file parsing must not stall the
+/// async workers that carry heartbeats and messages).
+pub(crate) async fn load(spec: fedra_data::DatasetSpec) -> Result<fedra_data::Dataset, TaskError> {
+    tokio::task::spawn_blocking(move || fedra_data::load(&spec))
+        .await
+        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))?
+        .map_err(TaskError::from)
+}
+
+/// The party's current dataset, or an error saying which task needs one.
+pub(crate) fn dataset(ctx: &TaskCtx<'_>) -> Result<fedra_data::DatasetSpec, TaskError> {
+    ctx.data.clone().ok_or_else(|| {
+        TaskError::Setup(format!(
+            "task kind {} needs a dataset on party '{}'",
+            ctx.spec.kind.name(),
+            ctx.party.me
+        ))
+    })
+}
+
 /// Runs the task described by `ctx.spec` on this party.
 pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
     Ok(match &ctx.spec.kind {

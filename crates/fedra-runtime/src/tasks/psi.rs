@@ -40,10 +40,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError
         return Ok(Metrics::new().into());
     }
     let peer = if me == a { b } else { a };
-    let spec = ctx
-        .data
-        .clone()
-        .ok_or_else(|| TaskError::Setup(format!("psi needs a dataset on party '{me}'")))?;
+    let spec = super::dataset(ctx)?;
     let (on_duplicate, write) = match p {
         Psi::Ecdh {
             on_duplicate,
@@ -61,9 +58,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError
         load_spec.allow_duplicate_ids = true;
     }
     // With `on_duplicate = "error"` the loader itself reports repeated ids with both lines.
-    let data = tokio::task::spawn_blocking(move || fedra_data::load(&load_spec))
-        .await
-        .map_err(|e| TaskError::Setup(format!("loading worker failed: {e}")))??;
+    let data = super::load(load_spec).await?;
     let data = match on_duplicate {
         Duplicates::KeepFirst => first_rows(&data)?,
         Duplicates::Error => data,

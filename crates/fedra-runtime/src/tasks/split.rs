@@ -143,6 +143,9 @@ mod tests {
         assert_eq!(s, draw(&labels, 0.2, 42, true));
         assert_ne!(s, draw(&labels, 0.2, 43, true));
         assert_eq!(decode(&encode(&s, 1000), 1000).unwrap(), s);
-        assert!(decode(&encode(&s, 1000), 999).is_err());
+        // A bitmap for another row count is refused (length, or bits past the end).
+        assert!(decode(&encode(&s, 1000), 992).is_err());
+        assert!(decode(&[0x80], 7).is_err());
+        assert!(decode(&[0x40], 7).is_ok());
     }
 }
