@@ -506,6 +506,23 @@ fn range<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// Checks that `party` (named by task field `field`) is in the job and, when `data_reason`
+/// is given, that it has a dataset (the reason is the error message otherwise).
+fn check_party(
+    parties: &BTreeMap<PartyId, PartySpec>,
+    field: String,
+    party: &PartyId,
+    data_reason: Option<&str>,
+) -> Result<(), FieldError> {
+    match (parties.get(party), data_reason) {
+        (None, _) => Err((field, format!("{party} is not a party of the job"))),
+        (Some(spec), Some(reason)) if spec.data.is_none() => {
+            Err((format!("parties.{party}.data"), reason.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_settings(s: &RuntimeSettings) -> Result<(), FieldError> {
     range("peer_timeout_s", s.peer_timeout_s, 1.0, 3600.0)?;
     range("send_timeout_s", s.send_timeout_s, 1.0, 86_400.0)?;
@@ -595,16 +612,12 @@ fn parse_task(
                 Psi::Rsa { .. } => ["key_holder", "client"],
             };
             for (field, party) in names.into_iter().zip([a, b]) {
-                match parties.get(party) {
-                    None => return Err((at(field), format!("{party} is not a party of the job"))),
-                    Some(spec) if spec.data.is_none() => {
-                        return Err((
-                            format!("parties.{party}.data"),
-                            "psi needs a dataset on both of its parties".into(),
-                        ));
-                    }
-                    Some(_) => {}
-                }
+                check_party(
+                    parties,
+                    at(field),
+                    party,
+                    Some("psi needs a dataset on both of its parties"),
+                )?;
             }
             if a == b {
                 return Err((at(names[1]), format!("must differ from the {}", names[0])));
@@ -642,21 +655,12 @@ fn parse_task(
                 ));
             }
             for (party, path) in &mut p.models {
-                match parties.get(party) {
-                    None => {
-                        return Err((
-                            format!("{}.{party}", at("models")),
-                            format!("{party} is not a party of the job"),
-                        ));
-                    }
-                    Some(spec) if spec.data.is_none() => {
-                        return Err((
-                            format!("parties.{party}.data"),
-                            "hetero_lr_predict needs data on every party with a model".into(),
-                        ));
-                    }
-                    Some(_) => {}
-                }
+                check_party(
+                    parties,
+                    format!("{}.{party}", at("models")),
+                    party,
+                    Some("hetero_lr_predict needs data on every party with a model"),
+                )?;
                 if path.is_relative() {
                     *path = base.join(&*path);
                 }
@@ -666,16 +670,12 @@ fn parse_task(
         "stream_join" => {
             let p: StreamJoin = params.try_into().map_err(decode)?;
             for (field, party) in [("leader", &p.leader), ("follower", &p.follower)] {
-                match parties.get(party) {
-                    None => return Err((at(field), format!("{party} is not a party of the job"))),
-                    Some(spec) if spec.data.is_none() => {
-                        return Err((
-                            format!("parties.{party}.data"),
-                            "stream_join needs a dataset on the leader and the follower".into(),
-                        ));
-                    }
-                    Some(_) => {}
-                }
+                check_party(
+                    parties,
+                    at(field),
+                    party,
+                    Some("stream_join needs a dataset on the leader and the follower"),
+                )?;
             }
             if p.leader == p.follower {
                 return Err((at("follower"), "must differ from the leader".into()));
@@ -751,16 +751,8 @@ fn parse_hetero_lr(
         needed.push(("mode.with_arbiter.arbiter", arbiter, false));
     }
     for (field, party, data) in needed {
-        match parties.get(party) {
-            None => return Err((at(field), format!("{party} is not a party of the job"))),
-            Some(spec) if data && spec.data.is_none() => {
-                return Err((
-                    format!("parties.{party}.data"),
-                    "hetero_lr needs a dataset on the guest and every host".into(),
-                ));
-            }
-            Some(_) => {}
-        }
+        let reason = data.then_some("hetero_lr needs a dataset on the guest and every host");
+        check_party(parties, at(field), party, reason)?;
     }
     let stratify = stratify.unwrap_or(config.objective == fedra_linear::Objective::Logistic);
     Ok(HeteroLr {

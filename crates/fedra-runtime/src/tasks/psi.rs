@@ -3,9 +3,6 @@
 //! Each party that learns the intersection writes its dataset restricted to and
 //! ordered by the common ids (the same order on both sides) and continues with it.
 
-use std::collections::HashSet;
-
-use fedra_data::Dataset;
 use fedra_psi::{
     EcdhConfig, OutputMode, PsiError, Role, RsaConfig, RsaOutput, RsaPsiKey, SignCache,
 };
@@ -22,15 +19,6 @@ fn psi_err(e: PsiError) -> TaskError {
         PsiError::Fed(f) => TaskError::Fed(f),
         other => TaskError::Psi(other.code(), other.to_string()),
     }
-}
-
-/// Keeps the first row of every id.
-fn first_rows(d: &Dataset) -> Result<Dataset, TaskError> {
-    let mut seen = HashSet::with_capacity(d.n_rows());
-    let keep: Vec<usize> = (0..d.n_rows())
-        .filter(|&i| seen.insert(d.ids()[i].as_str()))
-        .collect();
-    Ok(d.select_rows(&keep)?)
 }
 
 pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
@@ -59,10 +47,6 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError
     }
     // With `on_duplicate = "error"` the loader itself reports repeated ids with both lines.
     let data = super::load(load_spec).await?;
-    let data = match on_duplicate {
-        Duplicates::KeepFirst => first_rows(&data)?,
-        Duplicates::Error => data,
-    };
     let ids = data.ids().to_vec();
     // The CSPRNG is created here, at the edge of the library code, and passed in.
     let mut rng = ChaCha20Rng::from_os_rng();
@@ -149,7 +133,11 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError
         m.insert(format!("aligned_{me}"), false.into());
         return Ok(m.into());
     }
-    let aligned = fedra_psi::align(&data, &inter).map_err(psi_err)?;
+    let duplicates = match on_duplicate {
+        Duplicates::KeepFirst => fedra_psi::Duplicates::KeepFirst,
+        Duplicates::Error => fedra_psi::Duplicates::Error,
+    };
+    let aligned = fedra_psi::align_with(&data, &inter, duplicates).map_err(psi_err)?;
     let out = write_output(ctx, "aligned", &aligned, write)?;
     m.insert(format!("aligned_{me}"), true.into());
     Ok(Outcome {
