@@ -27,15 +27,16 @@ fn report(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
-#[test]
-fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
-    let out = tmp("quickstart");
+/// Runs `examples/<name>/job.toml --local` into a fresh folder; asserts success.
+fn run_example(name: &str) -> (PathBuf, std::process::Output) {
+    let out = tmp(name);
     let o = fedra()
-        .args(["run", "examples/quickstart/job.toml", "--local", "--out"])
+        .args([
+            "run",
+            &format!("examples/{name}/job.toml"),
+            "--local",
+            "--out",
+        ])
         .arg(&out)
         .current_dir(repo())
         .output()
@@ -46,6 +47,16 @@ fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    (out, o)
+}
+
+#[test]
+fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let (out, o) = run_example("quickstart");
     let r = report(&out);
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["tasks"][0]["name"], "wire-check");
@@ -73,19 +84,7 @@ fn stream_join_example_joins_and_hands_the_joined_rows_to_the_next_task() {
         eprintln!("skipping: shared datasets not found");
         return;
     }
-    let out = tmp("streamjoin");
-    let o = fedra()
-        .args([
-            "run",
-            "examples/stream-join-avazu/job.toml",
-            "--local",
-            "--out",
-        ])
-        .arg(&out)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (out, _) = run_example("stream-join-avazu");
     let r = report(&out);
     assert_eq!(r["tasks"][0]["metrics"]["joined"], 100);
     assert_eq!(r["tasks"][0]["metrics"]["follower_unmatched"], 0);
@@ -122,14 +121,7 @@ fn psi_example_aligns_the_breast_sample_id_files_in_the_same_order() {
         eprintln!("skipping: shared datasets not found");
         return;
     }
-    let out = tmp("psi");
-    let o = fedra()
-        .args(["run", "examples/psi-breast/job.toml", "--local", "--out"])
-        .arg(&out)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (out, _) = run_example("psi-breast");
     let r = report(&out);
     let guest = column_set(&data.join("breast_hetero_guest_sample_id.csv"), "id");
     let host = column_set(&data.join("breast_hetero_host_sample_id.csv"), "id");
@@ -157,19 +149,7 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
         eprintln!("skipping: shared datasets not found");
         return;
     }
-    let out = tmp("lr");
-    let o = fedra()
-        .args([
-            "run",
-            "examples/hetero-lr-breast/job.toml",
-            "--local",
-            "--out",
-        ])
-        .arg(&out)
-        .current_dir(repo())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (out, _) = run_example("hetero-lr-breast");
     let r = report(&out);
     let m = &r["tasks"][1]["metrics"];
     // This checks the two-process mechanics; the accuracy bar (held-out AUC >= 0.98,
