@@ -1,0 +1,3 @@
+//! Criterion benchmarks of the aggregation rules (placeholder).
+
+fn main() {}
