@@ -159,8 +159,13 @@ pub fn delta(
 /// upper end of the final bisection bracket), so it may exceed the exact threshold by
 /// at most that relative amount.
 ///
-/// The search brackets σ by doubling/halving from 1 and then bisects; ε(σ) is
-/// non-increasing in σ.
+/// The search brackets σ by doubling/halving from 1 and then bisects. ε(σ) is
+/// non-increasing in σ in practice, with one inherited exception: dp-accounting counts a
+/// fractional order whose series has not converged after 1000 terms as infinite RDP,
+/// and when that hits the optimal low order (α < 2, i.e. large ε, typically > 10), ε
+/// can jump up slightly as σ grows. There the result still meets the target but may
+/// not be the smallest such σ (dp-accounting's `calibrate_dp_mechanism` has the same
+/// limitation).
 ///
 /// # Errors
 /// [`DpError::InvalidParameter`] for an out-of-range argument;
