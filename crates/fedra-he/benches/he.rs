@@ -127,5 +127,26 @@ fn dot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, paillier, ou, dot);
+/// One modular multiplication: pure-Rust Montgomery vs OpenSSL.
+fn modmul(c: &mut Criterion) {
+    let mut g = c.benchmark_group("modmul");
+    for bits in [1024u32, 1366, 2048, 4096] {
+        let mut mb = fedra_he::bench_support::MulBench::new(bits, 1).unwrap();
+        g.bench_function(format!("montgomery_{bits}"), |b| {
+            b.iter(|| black_box(mb.montgomery()))
+        });
+        g.bench_function(format!("montgomery_in_place_{bits}"), |b| {
+            b.iter(|| black_box(mb.montgomery_in_place()))
+        });
+        g.bench_function(format!("openssl_mod_mul_{bits}"), |b| {
+            b.iter(|| black_box(mb.openssl_mod_mul().unwrap()))
+        });
+        g.bench_function(format!("openssl_barrett_{bits}"), |b| {
+            b.iter(|| black_box(mb.openssl_barrett().unwrap()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, modmul, paillier, ou, dot);
 criterion_main!(benches);

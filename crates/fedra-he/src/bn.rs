@@ -82,6 +82,14 @@ impl Nat {
         BigNum::from_u32(1).map(Nat).map_err(backend("bn_from_u32"))
     }
 
+    /// `2^bits`.
+    pub(crate) fn power_of_two(bits: u32) -> Result<Self, HeError> {
+        let mut n = Nat::zero()?;
+        n.0.set_bit(to_i32(bits, "bn_set_bit")?)
+            .map_err(backend("bn_set_bit"))?;
+        Ok(n)
+    }
+
     /// Parses an unsigned big-endian byte string.
     pub(crate) fn from_be(bytes: &[u8]) -> Result<Self, HeError> {
         BigNum::from_slice(bytes)

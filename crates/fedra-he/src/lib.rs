@@ -80,9 +80,12 @@
 //! reproducible key. Batch APIs draw one seed per item serially and expand
 //! it with ChaCha20 in parallel, so results do not depend on scheduling.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod bn;
 pub mod encoding;
 mod fixed_base;
+mod mont;
 mod multiexp;
 pub mod ou;
 pub mod packing;
@@ -98,9 +101,11 @@ mod serde_impls;
 
 pub use encoding::{Encoded, FixedPoint};
 pub use error::HeError;
-pub use ou::{OkamotoUchiyama, OuCiphertext, OuPublicKey, OuSecretKey};
+pub use ou::{OkamotoUchiyama, OuAcc, OuCiphertext, OuPublicKey, OuSecretKey};
 pub use packing::Packer;
-pub use paillier::{Paillier, PaillierCiphertext, PaillierPublicKey, PaillierSecretKey};
+pub use paillier::{
+    Paillier, PaillierAcc, PaillierCiphertext, PaillierPublicKey, PaillierSecretKey,
+};
 pub use plaintext::Plaintext;
 pub use scheme::{
     AdditiveScheme, DEFAULT_MODULUS_BITS, HePublicKey, HeSecretKey, MIN_MODULUS_BITS,

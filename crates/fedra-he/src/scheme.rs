@@ -123,6 +123,51 @@ pub trait HePublicKey: Clone + Debug + Send + Sync + 'static {
         rng: &mut R,
     ) -> Result<Self::Ciphertext, HeError>;
 
+    /// A ciphertext prepared for repeated homomorphic additions (for
+    /// Paillier and OU: the residue in Montgomery form, so that one
+    /// addition is one Montgomery multiplication with no parsing,
+    /// serialisation or allocation).
+    ///
+    /// Typical use (e.g. histogram bins): [`HePublicKey::acc_prepare_batch`]
+    /// the received ciphertexts once, start every bin at
+    /// [`HePublicKey::acc_zero`], [`HePublicKey::acc_add`] into the bins,
+    /// then [`HePublicKey::acc_finish`] each bin and **re-randomise** the
+    /// results before they leave the party (the sums are deterministic).
+    ///
+    /// Accumulators are only meaningful with the key that prepared them:
+    /// mixing in a value of another key of a different size does not
+    /// panic but poisons the accumulator (it finishes to an invalid
+    /// ciphertext that fails to decrypt).
+    type Acc: Clone + Debug + Send + Sync + 'static;
+
+    /// `Enc(0)` with no randomness (the residue 1), the neutral element of
+    /// [`HePublicKey::acc_add`].
+    fn acc_zero(&self) -> Self::Acc;
+
+    /// Converts a ciphertext for accumulation (one multiplication).
+    fn acc_prepare(&self, c: &Self::Ciphertext) -> Self::Acc;
+
+    /// [`HePublicKey::acc_prepare`] for many ciphertexts on the rayon pool.
+    fn acc_prepare_batch(&self, cs: &[Self::Ciphertext]) -> Vec<Self::Acc> {
+        cs.par_iter().map(|c| self.acc_prepare(c)).collect()
+    }
+
+    /// `acc = acc ⊞ x`, i.e. `Enc(a + x)`, in place without allocating.
+    fn acc_add(&self, acc: &mut Self::Acc, x: &Self::Acc);
+
+    /// `Enc(Σ x_i)` of prepared ciphertexts (`acc_zero` for none).
+    fn acc_sum(&self, xs: &[Self::Acc]) -> Self::Acc {
+        let mut acc = self.acc_zero();
+        for x in xs {
+            self.acc_add(&mut acc, x);
+        }
+        acc
+    }
+
+    /// Converts back to a normal ciphertext (deterministic: re-randomise
+    /// before sending it to another party).
+    fn acc_finish(&self, acc: &Self::Acc) -> Self::Ciphertext;
+
     /// Fixed-width big-endian encoding of a ciphertext.
     fn ciphertext_to_bytes(&self, c: &Self::Ciphertext) -> Vec<u8>;
 
@@ -327,13 +372,43 @@ pub trait HeSecretKey: Send + Sync + 'static {
     /// Decrypts to a signed plaintext (centered lift).
     fn decrypt(&self, c: &Self::Ciphertext) -> Result<Plaintext, HeError>;
 
+    /// Encrypts like [`HePublicKey::encrypt`], using the secret
+    /// factorisation to compute the same value faster where the scheme
+    /// supports it (Paillier and OU compute modulo the prime-power factors
+    /// and recombine by CRT).
+    ///
+    /// The randomness is drawn from `rng` exactly as by
+    /// [`HePublicKey::encrypt`], so for the same RNG state the ciphertext
+    /// is **bit for bit identical** to the public-key encryption and hence
+    /// has the same distribution; only the running time differs. The
+    /// default calls the public-key path.
+    fn encrypt_crt<R: CryptoRng + ?Sized>(
+        &self,
+        m: &Plaintext,
+        rng: &mut R,
+    ) -> Result<Self::Ciphertext, HeError> {
+        self.public_key().encrypt(m, rng)
+    }
+
+    /// [`HeSecretKey::encrypt_crt`] for a batch on the rayon pool, seeded
+    /// like [`HePublicKey::encrypt_batch`] (one 32-byte seed per item drawn
+    /// serially from `rng`, ChaCha20 per item), so the output equals
+    /// `self.public_key().encrypt_batch(ms, rng)` for the same RNG state.
+    fn encrypt_batch_crt<R: CryptoRng + ?Sized>(
+        &self,
+        ms: &[Plaintext],
+        rng: &mut R,
+    ) -> Result<Vec<Self::Ciphertext>, HeError> {
+        self.public_key().encrypt_batch(ms, rng)
+    }
+
     /// Decrypts a batch on the rayon pool.
     fn decrypt_batch(&self, cs: &[Self::Ciphertext]) -> Result<Vec<Plaintext>, HeError> {
         cs.par_iter().map(|c| self.decrypt(c)).collect()
     }
 }
 
-fn draw_seeds<R: CryptoRng + ?Sized>(count: usize, rng: &mut R) -> Vec<[u8; 32]> {
+pub(crate) fn draw_seeds<R: CryptoRng + ?Sized>(count: usize, rng: &mut R) -> Vec<[u8; 32]> {
     (0..count)
         .map(|_| {
             let mut s = [0u8; 32];

@@ -802,3 +802,218 @@ fn batch_ciphertext_parsing_matches_single_and_finds_bad_items() {
     let short = [&ob[0][1..], ob[1].as_slice()];
     assert_eq!(opk.ciphertexts_from_bytes(&short).unwrap_err().0, 0);
 }
+
+// ---------------------------------------------------------------------
+// Montgomery tables, CRT encryption and the accumulator API.
+
+fn edge_plaintexts<P: HePublicKey>(pk: &P) -> Vec<Plaintext> {
+    let cap = pk.plaintext_capacity_bits();
+    let max = {
+        // 2^cap - 1
+        let nbytes = cap.div_ceil(8) as usize;
+        let mut be = vec![0xffu8; nbytes];
+        be[0] = 0xff >> (nbytes as u32 * 8 - cap);
+        be
+    };
+    vec![
+        Plaintext::zero(),
+        Plaintext::from_i64(1),
+        Plaintext::from_i64(-1),
+        Plaintext::from_i64(123_456_789),
+        Plaintext::from_i64(-987_654_321),
+        Plaintext::from_i128((1i128 << 100) + 12345),
+        Plaintext::from_sign_magnitude_be(false, &max),
+        Plaintext::from_sign_magnitude_be(true, &max),
+    ]
+}
+
+#[test]
+fn montgomery_encryption_is_bit_identical_to_openssl_reference() {
+    let (opk, _) = ou();
+    let (ppk, _) = paillier();
+    for (i, m) in edge_plaintexts(opk).iter().enumerate() {
+        let seed = 100 + i as u64;
+        assert_eq!(
+            opk.encrypt(m, &mut rng(seed)).unwrap(),
+            opk.encrypt_reference(m, &mut rng(seed)).unwrap(),
+            "ou {m:?}"
+        );
+    }
+    for (i, m) in edge_plaintexts(ppk).iter().enumerate() {
+        let seed = 200 + i as u64;
+        assert_eq!(
+            ppk.encrypt(m, &mut rng(seed)).unwrap(),
+            ppk.encrypt_reference(m, &mut rng(seed)).unwrap(),
+            "paillier {m:?}"
+        );
+    }
+}
+
+/// `add`, `add_plain` and `rerandomize` against OpenSSL `BN_mod_mul`.
+fn check_evaluation_against_openssl<P: HePublicKey>(
+    pk: &P,
+    modulus: &crate::bn::Nat,
+    a: &P::Ciphertext,
+    b: &P::Ciphertext,
+) {
+    use crate::bn::{Nat, with_ctx};
+    let nat = |c: &P::Ciphertext| Nat::from_be(&pk.ciphertext_to_bytes(c)).unwrap();
+    let want = with_ctx(|ctx| Nat::mod_mul(&nat(a), &nat(b), modulus, ctx)).unwrap();
+    assert_eq!(nat(&pk.add(a, b).unwrap()).to_be(), want.to_be());
+    let acc = pk.acc_sum(&[pk.acc_prepare(a), pk.acc_prepare(b)]);
+    assert_eq!(pk.acc_finish(&acc), pk.add(a, b).unwrap());
+}
+
+#[test]
+fn montgomery_add_matches_openssl() {
+    let (opk, _) = ou();
+    let (ppk, _) = paillier();
+    let mut r = rng(5);
+    let n = crate::bn::Nat::from_be(&opk.to_bytes()[16..16 + opk.ciphertext_len()]).unwrap();
+    let a = opk.encrypt(&Plaintext::from_i64(-3), &mut r).unwrap();
+    let b = opk.encrypt(&Plaintext::from_i64(10), &mut r).unwrap();
+    check_evaluation_against_openssl(opk, &n, &a, &b);
+    let n = crate::bn::Nat::from_be(&ppk.modulus_be()).unwrap();
+    let n2 = crate::bn::with_ctx(|ctx| n.mul(&n, ctx)).unwrap();
+    let a = ppk.encrypt(&Plaintext::from_i64(-3), &mut r).unwrap();
+    let b = ppk.encrypt(&Plaintext::from_i64(10), &mut r).unwrap();
+    check_evaluation_against_openssl(ppk, &n2, &a, &b);
+    // Edge ciphertext values: 1 and n-1 (both valid units).
+    let one = {
+        let mut v = vec![0u8; opk.ciphertext_len()];
+        *v.last_mut().unwrap() = 1;
+        opk.ciphertext_from_bytes(&v).unwrap()
+    };
+    let n = crate::bn::Nat::from_be(&opk.to_bytes()[16..16 + opk.ciphertext_len()]).unwrap();
+    let nm1 = n.sub(&crate::bn::Nat::one().unwrap()).unwrap();
+    let nm1 = opk
+        .ciphertext_from_bytes(&nm1.to_be_padded(opk.ciphertext_len()).unwrap())
+        .unwrap();
+    check_evaluation_against_openssl(opk, &n, &one, &nm1);
+    check_evaluation_against_openssl(opk, &n, &nm1, &nm1);
+    assert_eq!(opk.acc_finish(&opk.acc_zero()), one);
+}
+
+fn check_crt_equals_public<S: AdditiveScheme>(pk: &S::PublicKey, sk: &S::SecretKey) {
+    let ms = edge_plaintexts(pk);
+    for (i, m) in ms.iter().enumerate() {
+        let seed = 300 + i as u64;
+        let c = sk.encrypt_crt(m, &mut rng(seed)).unwrap();
+        assert_eq!(c, pk.encrypt(m, &mut rng(seed)).unwrap(), "{m:?}");
+        assert_eq!(&sk.decrypt(&c).unwrap(), m);
+    }
+    let batch = sk.encrypt_batch_crt(&ms, &mut rng(9)).unwrap();
+    assert_eq!(batch, pk.encrypt_batch(&ms, &mut rng(9)).unwrap());
+    assert_eq!(sk.decrypt_batch(&batch).unwrap(), ms);
+    // Out-of-range plaintexts are refused like the public path does.
+    let too_big = Plaintext::from_sign_magnitude_be(
+        false,
+        &vec![0xff; pk.plaintext_capacity_bits().div_ceil(8) as usize + 1],
+    );
+    assert!(sk.encrypt_crt(&too_big, &mut rng(1)).is_err());
+}
+
+#[test]
+fn crt_encryption_is_identical_to_public_encryption() {
+    let (opk, osk) = ou();
+    check_crt_equals_public::<OkamotoUchiyama>(opk, osk);
+    assert!(osk.crt_table_bytes() > 0);
+    let (ppk, psk) = paillier();
+    check_crt_equals_public::<Paillier>(ppk, psk);
+    assert!(psk.crt_table_bytes() > 0);
+}
+
+fn check_acc_sum<S: AdditiveScheme>(
+    pk: &S::PublicKey,
+    sk: &S::SecretKey,
+    ms: &[i64],
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let pts: Vec<Plaintext> = ms.iter().map(|&m| Plaintext::from_i64(m)).collect();
+    let cts = pk.encrypt_batch(&pts, &mut rng(seed)).unwrap();
+    let prepared = pk.acc_prepare_batch(&cts);
+    // Two "bins": even and odd positions, plus the total.
+    let mut bins = [pk.acc_zero(), pk.acc_zero()];
+    for (i, x) in prepared.iter().enumerate() {
+        pk.acc_add(&mut bins[i % 2], x);
+    }
+    for (b, bin) in bins.iter().enumerate() {
+        let want: i64 = ms.iter().skip(b).step_by(2).sum();
+        let c = pk.acc_finish(bin);
+        prop_assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(want));
+    }
+    let total = pk.acc_finish(&pk.acc_sum(&prepared));
+    prop_assert_eq!(
+        sk.decrypt(&total).unwrap().to_i64(),
+        Some(ms.iter().sum::<i64>())
+    );
+    if !cts.is_empty() {
+        // Bit-identical to the ordinary `add` chain.
+        prop_assert_eq!(&total, &pk.sum(&cts).unwrap());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn prop_acc_sum_decrypts_to_sum_ou(ms in proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), 0..12), seed in any::<u64>()) {
+        let (pk, sk) = ou();
+        check_acc_sum::<OkamotoUchiyama>(pk, sk, &ms, seed)?;
+    }
+
+    #[test]
+    fn prop_acc_sum_decrypts_to_sum_paillier(ms in proptest::collection::vec(-(1i64 << 40)..(1i64 << 40), 0..12), seed in any::<u64>()) {
+        let (pk, sk) = paillier();
+        check_acc_sum::<Paillier>(pk, sk, &ms, seed)?;
+    }
+
+    #[test]
+    fn prop_crt_roundtrip(m in any::<i64>(), seed in any::<u64>()) {
+        let (opk, osk) = ou();
+        let c = osk.encrypt_crt(&Plaintext::from_i64(m >> 16), &mut rng(seed)).unwrap();
+        prop_assert_eq!(&c, &opk.encrypt(&Plaintext::from_i64(m >> 16), &mut rng(seed)).unwrap());
+        prop_assert_eq!(osk.decrypt(&c).unwrap().to_i64(), Some(m >> 16));
+        let (ppk, psk) = paillier();
+        let c = psk.encrypt_crt(&Plaintext::from_i64(m), &mut rng(seed)).unwrap();
+        prop_assert_eq!(&c, &ppk.encrypt(&Plaintext::from_i64(m), &mut rng(seed)).unwrap());
+        prop_assert_eq!(psk.decrypt(&c).unwrap().to_i64(), Some(m));
+    }
+}
+
+#[test]
+fn acc_with_foreign_key_poisons_instead_of_panicking() {
+    let (opk, osk) = ou();
+    let (ppk, _) = paillier();
+    let mut r = rng(77);
+    let oc = opk.encrypt(&Plaintext::from_i64(5), &mut r).unwrap();
+    let pc = ppk.encrypt(&Plaintext::from_i64(5), &mut r).unwrap();
+    let wide = ppk.acc_prepare(&pc);
+    let mut acc = ppk.acc_zero();
+    ppk.acc_add(&mut acc, &wide);
+    assert_eq!(ppk.acc_finish(&acc), pc);
+    // Mixing widths: OU accumulator with a Paillier-width value.
+    let mut oacc = opk.acc_prepare(&oc);
+    let bogus = OuAcc {
+        limbs: vec![1u64; 3].into(),
+    };
+    opk.acc_add(&mut oacc, &bogus);
+    let fin = opk.acc_finish(&oacc);
+    assert!(osk.decrypt(&fin).is_err());
+}
+
+/// CRT encryption with real 2048-bit parameters (|t| = 224, r reduced
+/// modulo t on the p² side, 22- and 11-limb moduli).
+#[test]
+fn crt_encryption_2048_bit_ou() {
+    let (pk, sk) = OkamotoUchiyama::generate_keypair(2048, &mut rng(43)).unwrap();
+    let ms = [
+        Plaintext::from_i64(-5),
+        Plaintext::from_u128(u128::MAX >> 2),
+        Plaintext::zero(),
+    ];
+    let a = sk.encrypt_batch_crt(&ms, &mut rng(1)).unwrap();
+    assert_eq!(a, pk.encrypt_batch(&ms, &mut rng(1)).unwrap());
+    assert_eq!(sk.decrypt_batch(&a).unwrap(), ms);
+}
