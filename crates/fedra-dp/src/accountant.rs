@@ -375,10 +375,17 @@ impl Accountant {
         })?;
         serde_json::from_str(&text).map_err(|e| {
             let at = (e.line() > 0).then(|| (e.line(), e.column()));
+            let mut reason = e.to_string();
+            // serde_json appends " at line L column C"; the location is in `at`.
+            if at.is_some()
+                && let Some(i) = reason.rfind(" at line ")
+            {
+                reason.truncate(i);
+            }
             DpError::MalformedState {
                 path: path.to_path_buf(),
                 at,
-                reason: e.to_string(),
+                reason,
             }
         })
     }
@@ -431,7 +438,7 @@ impl TryFrom<State> for Accountant {
         }
         let mut acc = Accountant::with_orders(s.orders).map_err(|e| e.to_string())?;
         for (i, event) in s.events.into_iter().enumerate() {
-            acc.record(event).map_err(|e| format!("event {i}: {e}"))?;
+            acc.record(event).map_err(|e| format!("events[{i}]: {e}"))?;
         }
         Ok(acc)
     }

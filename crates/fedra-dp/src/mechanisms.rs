@@ -1,9 +1,11 @@
 //! Mechanisms: Gaussian noise, L2 clipping, and the DP-SGD aggregation step
 //! (per-example and micro-batch clipping, sum, noise, normalisation).
 //!
-//! Randomness is always passed in as a cryptographically secure generator
-//! (`&mut impl rand_core::CryptoRng`, which in rand_core 0.9 implies `RngCore`); nothing
-//! here creates or seeds one.
+//! Randomness is always passed in as a cryptographically secure generator,
+//! `&mut impl rand_core::CryptoRng` — in rand_core 0.9 `CryptoRng: RngCore`, so this is
+//! the house `&mut (impl CryptoRng + RngCore)` (clippy's `implied_bounds_in_impls`
+//! rejects spelling out the redundant `+ RngCore`). Nothing here creates or seeds a
+//! generator; a `&mut dyn`-style generator works through rand_core's `&mut R` impls.
 //!
 //! ## Normal sampling
 //! Standard normals come from the Box–Muller transform applied to two uniforms built

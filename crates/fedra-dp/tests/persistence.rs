@@ -163,7 +163,7 @@ fn corrupted_files_are_clear_errors() {
     let (_, msg) = malformed(&path, &good.replace("add_or_remove_one", "replace_one"));
     assert!(msg.contains("neighbouring relation"), "{msg}");
     let (_, msg) = malformed(&path, &good.replace("\"steps\": 7", "\"steps\": 0"));
-    assert!(msg.contains("event 1") && msg.contains("steps"), "{msg}");
+    assert!(msg.contains("events[1]") && msg.contains("steps"), "{msg}");
     let (_, msg) = malformed(&path, &good.replace("\"steps\": 7", "\"steps\": -7"));
     assert!(msg.contains("line"), "{msg}");
     let (_, msg) = malformed(
