@@ -158,6 +158,34 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Checks that rounds with `min_results` results are enough for the
+    /// rule (`2f + 3` for Krum, `2·trim + 1` for trimmed mean, ...), so
+    /// that a round accepted by the min-results check is never refused by
+    /// the rule.
+    pub fn check_min_results(&self, min_results: usize) -> Result<()> {
+        let need = self.rule.min_updates();
+        if min_results < need {
+            let why = match self.rule {
+                AggregationRule::TrimmedMean { trim } => format!("2·trim + 1 with trim = {trim}"),
+                AggregationRule::Krum { f } | AggregationRule::MultiKrum { f, m: None } => {
+                    format!("2f + 3 with f = {f}")
+                }
+                AggregationRule::MultiKrum { f, m: Some(m) } => {
+                    format!("max(2f + 3, m + f) with f = {f}, m = {m}")
+                }
+                _ => "at least one".to_owned(),
+            };
+            return Err(config_err(
+                "sampling.min_results",
+                format!(
+                    "aggregation rule {} ({why}) needs at least {need} results per round (got {min_results})",
+                    self.rule.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Clips (if configured) the deltas of `results` in place, then
     /// aggregates them with the rule, weights = `num_examples`.
     pub fn aggregate_results(&self, results: &mut [ClientResult]) -> Result<Vec<f32>> {

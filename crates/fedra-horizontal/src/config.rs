@@ -28,7 +28,7 @@
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::aggregate::{AggregationRule, Aggregator};
+use crate::aggregate::Aggregator;
 use crate::error::{Result, config_err};
 use crate::fedavg::{FedAvg, check_mu};
 use crate::fedopt::{FedOpt, ServerOptimizer};
@@ -181,18 +181,7 @@ impl HorizontalConfig {
                 ));
             }
             agg.validate()?;
-            let need = agg.rule.min_updates();
-            if self.sampling.min_results < need {
-                return Err(config_err(
-                    "sampling.min_results",
-                    format!(
-                        "aggregation rule {} ({}) needs at least {need} results per round (got {})",
-                        agg.rule.name(),
-                        rule_requirement(&agg.rule),
-                        self.sampling.min_results
-                    ),
-                ));
-            }
+            agg.check_min_results(self.sampling.min_results)?;
         }
         Ok(())
     }
@@ -225,17 +214,5 @@ impl HorizontalConfig {
     /// The randomness to pass to [`Strategy::configure_round`] in `round`.
     pub fn round_rng(&self, round: u32) -> ChaCha20Rng {
         round_rng(self.seed, round)
-    }
-}
-
-fn rule_requirement(rule: &AggregationRule) -> String {
-    match *rule {
-        AggregationRule::TrimmedMean { trim } => format!("2·trim + 1 with trim = {trim}"),
-        AggregationRule::Krum { f } => format!("2f + 3 with f = {f}"),
-        AggregationRule::MultiKrum { f, m } => match m {
-            Some(m) => format!("max(2f + 3, m + f) with f = {f}, m = {m}"),
-            None => format!("2f + 3 with f = {f}"),
-        },
-        _ => "at least one".to_owned(),
     }
 }

@@ -34,6 +34,7 @@ impl FedAvg {
         aggregator: Aggregator,
     ) -> Result<Self> {
         aggregator.validate()?;
+        aggregator.check_min_results(scheduler.config().min_results)?;
         Ok(FedAvg {
             num_params,
             scheduler,

@@ -151,6 +151,7 @@ impl FedOpt {
     ) -> Result<Self> {
         optimizer.validate()?;
         aggregator.validate()?;
+        aggregator.check_min_results(scheduler.config().min_results)?;
         let tau = optimizer.params().3;
         Ok(FedOpt {
             num_params,

@@ -60,6 +60,31 @@ fn fedavg_weighted_mean_exact() {
 }
 
 #[test]
+fn constructors_check_rule_against_min_results() {
+    let krum = Aggregator::new(AggregationRule::Krum { f: 2 }, None).unwrap();
+    let e = FedAvg::new(3, scheduler(6), krum).unwrap_err();
+    match e {
+        HorizontalError::Config { field, reason } => {
+            assert_eq!(field, "sampling.min_results");
+            assert!(
+                reason.contains("at least 7") && reason.contains("got 6"),
+                "{reason}"
+            );
+        }
+        e => panic!("{e}"),
+    }
+    assert!(FedAvg::new(3, scheduler(7), krum).is_ok());
+    let adagrad = ServerOptimizer::Adagrad {
+        eta: 0.1,
+        beta1: 0.0,
+        tau: 1e-3,
+    };
+    let trimmed = Aggregator::new(AggregationRule::TrimmedMean { trim: 2 }, None).unwrap();
+    assert!(FedOpt::new(3, scheduler(4), trimmed, adagrad).is_err());
+    assert!(FedOpt::new(3, scheduler(5), trimmed, adagrad).is_ok());
+}
+
+#[test]
 fn fedprox_sends_mu_and_client_term() {
     let mut s = FedAvg::fedprox(2, scheduler(1), Aggregator::default(), 0.5).unwrap();
     assert_eq!(s.kind(), StrategyKind::FedProx);
