@@ -7,9 +7,9 @@
 //!
 //! * means accumulate in `f64` per chunk, streaming each update once;
 //! * median / trimmed mean gather a chunk of every update into a
-//!   coordinate-major scratch buffer (reused per worker) and run
-//!   `select_nth_unstable_by` on each coordinate's `n` values (`O(n)`, no
-//!   sort);
+//!   coordinate-major scratch buffer (reused per worker), as integer keys
+//!   ordered like `f32::total_cmp`, and run `select_nth_unstable` on each
+//!   coordinate's `n` keys (`O(n)`, no sort);
 //! * Krum's `n(n−1)/2` squared distances are accumulated block by block
 //!   (each block of all `n` updates stays in cache), blocks in parallel.
 //!
@@ -272,27 +272,46 @@ pub fn mean<U: AsRef<[f32]> + Sync>(updates: &[U]) -> Result<Vec<f32>> {
     })
 }
 
-/// Applies `stat` to every coordinate's `n` values (in a scratch slice it
-/// may reorder), in parallel over chunks of coordinates.
+/// An `i32` whose integer order is [`f32::total_cmp`]'s order (the same
+/// transform `total_cmp` applies on every comparison; an involution).
+#[inline]
+fn order_key(bits: i32) -> i32 {
+    bits ^ ((((bits >> 31) as u32) >> 1) as i32)
+}
+
+#[inline]
+fn to_key(x: f32) -> i32 {
+    order_key(x.to_bits() as i32)
+}
+
+#[inline]
+fn from_key(k: i32) -> f32 {
+    f32::from_bits(order_key(k) as u32)
+}
+
+/// Applies `stat` to every coordinate's `n` values (as [`to_key`] keys, in
+/// a scratch slice it may reorder), in parallel over chunks of
+/// coordinates. Selecting on integer keys is cheaper than on floats with
+/// `total_cmp`.
 fn per_coordinate<U, F>(rule: &'static str, updates: &[U], stat: F) -> Result<Vec<f32>>
 where
     U: AsRef<[f32]> + Sync,
-    F: Fn(&mut [f32]) -> f32 + Sync,
+    F: Fn(&mut [i32]) -> f32 + Sync,
 {
     let d = common_len(rule, updates)?;
     let n = updates.len();
     let chunk = (ORDER_SCRATCH / n).clamp(16, 4096);
     let mut out = vec![0f32; d];
     out.par_chunks_mut(chunk).enumerate().for_each_init(
-        || vec![0f32; n * chunk],
+        || vec![0i32; n * chunk],
         |buf, (ci, o)| {
             let start = ci * chunk;
             let len = o.len();
-            // Gather: buf[j·n + k] = update_k[start + j].
+            // Gather: buf[j·n + k] = key(update_k[start + j]).
             for (k, u) in updates.iter().enumerate() {
                 let src = &u.as_ref()[start..start + len];
-                for (j, &x) in src.iter().enumerate() {
-                    buf[j * n + k] = x;
+                for (slot, &x) in buf[k..].iter_mut().step_by(n).zip(src) {
+                    *slot = to_key(x);
                 }
             }
             for (o, vals) in o.iter_mut().zip(buf.chunks_exact_mut(n)) {
@@ -303,17 +322,17 @@ where
     Ok(out)
 }
 
-/// The median of `vals` (mean of the two middle values if even), by
-/// selection. `vals` must be non-empty.
-fn median_of(vals: &mut [f32]) -> f32 {
-    let n = vals.len();
+/// The median of the keyed values (mean of the two middle values if
+/// even), by selection. `keys` must be non-empty.
+fn median_of(keys: &mut [i32]) -> f32 {
+    let n = keys.len();
     let mid = n / 2;
-    let (lower, m, _) = vals.select_nth_unstable_by(mid, f32::total_cmp);
-    let upper = *m;
+    let (lower, m, _) = keys.select_nth_unstable(mid);
+    let upper = from_key(*m);
     if n % 2 == 1 {
         upper
     } else {
-        let below = lower.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let below = lower.iter().copied().max().map_or(upper, from_key);
         ((f64::from(below) + f64::from(upper)) / 2.0) as f32
     }
 }
@@ -339,12 +358,12 @@ pub fn trimmed_mean<U: AsRef<[f32]> + Sync>(updates: &[U], trim: usize) -> Resul
         return mean(updates);
     }
     let kept = n - 2 * trim;
-    per_coordinate("trimmed_mean", updates, move |vals| {
-        // vals[..trim] = the `trim` smallest; then, in the rest, push the
+    per_coordinate("trimmed_mean", updates, move |keys| {
+        // keys[..trim] = the `trim` smallest; then, in the rest, push the
         // `trim` largest behind index `kept`.
-        let (_, _, rest) = vals.select_nth_unstable_by(trim - 1, f32::total_cmp);
-        rest.select_nth_unstable_by(kept, f32::total_cmp);
-        let sum: f64 = rest[..kept].iter().map(|&x| f64::from(x)).sum();
+        let (_, _, rest) = keys.select_nth_unstable(trim - 1);
+        rest.select_nth_unstable(kept);
+        let sum: f64 = rest[..kept].iter().map(|&k| f64::from(from_key(k))).sum();
         (sum / kept as f64) as f32
     })
 }
