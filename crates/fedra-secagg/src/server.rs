@@ -80,7 +80,10 @@ impl fmt::Debug for Aggregate {
 }
 
 /// The server's state for one round. It holds no secrets of its own; the
-/// seeds it reconstructs at the end live only inside [`Server::finish`].
+/// seeds it reconstructs at the end live only inside [`Server::finish`]
+/// (the clients' shares it collects for that are zeroized on drop).
+/// `Clone` forks the whole state, e.g. to checkpoint or benchmark it.
+#[derive(Clone)]
 pub struct Server {
     params: Params,
     phase: Phase,
