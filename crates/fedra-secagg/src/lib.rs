@@ -123,7 +123,7 @@
 //! | [`UnmaskRequest`] | down | 20 + 4·N2 |
 //! | [`UnmaskResponse`] | up | 24 + 44·N2 |
 //!
-//! So a client sends `177 + 144·n + w·d` bytes at most; for `d = 10^6`,
+//! So a client sends `77 + 144·n + w·d` bytes at most; for `d = 10^6`,
 //! `k = 32` and `n = 100` that is 4.0 MB, of which the masked vector is
 //! 99.6%. Computation: a client expands `N2` PRG streams of `w·d` bytes,
 //! the server `N3 + N3·D`.

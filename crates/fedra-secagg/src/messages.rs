@@ -596,6 +596,13 @@ mod tests {
         };
         assert_eq!(u.encode().len(), 24 + 44 * 2);
         assert_eq!(UnmaskResponse::decode(&u.encode(), 1000).unwrap(), u);
+        // the size formulas of the crate docs, for one list entry each
+        let s = samples();
+        assert_eq!(s[1].len(), 16 + 68); // KeyList
+        assert_eq!(s[2].len(), 52 + 100); // ShareKeys
+        assert_eq!(s[3].len(), 20 + 100); // ForwardedShares
+        assert_eq!(s[6].len(), 20 + 4 * 3); // UnmaskRequest
+        assert_eq!(s[7].len(), 24 + 44); // UnmaskResponse
         // every sample decodes as exactly its own type
         for s in samples() {
             assert_eq!(decode_all(&s, 1 << 20), 1);
