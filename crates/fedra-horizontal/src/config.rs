@@ -1,29 +1,6 @@
 //! Typed configuration of a horizontal federation (serde: TOML/JSON), its
-//! validation, and building a [`Strategy`] from it.
-//!
-//! ```toml
-//! seed = 42                      # per-round sampling randomness: round_rng(seed, round)
-//!
-//! [sampling]                     # optional; defaults shown
-//! fraction = 1.0
-//! min_clients = 2
-//! min_available = 2
-//! min_results = 2
-//!
-//! [strategy]                     # one of:
-//! kind = "fed_avg"
-//! # kind = "fed_prox",    mu = 0.01
-//! # kind = "fed_adam",    eta = 0.1, beta1 = 0.9, beta2 = 0.99, tau = 1e-3
-//! # kind = "fed_yogi",    eta = 0.01, beta1 = 0.9, beta2 = 0.99, tau = 1e-3
-//! # kind = "fed_adagrad", eta = 0.1, beta1 = 0.0, tau = 1e-3
-//! # kind = "scaffold",    eta_g = 1.0, num_clients = 100   (num_clients optional)
-//!
-//! [aggregation]                  # optional (not with scaffold); default weighted mean
-//! rule = { kind = "multi_krum", f = 2, m = 6 }
-//! # rule = { kind = "krum", f = 2 } | { kind = "median" } | { kind = "mean" }
-//! #      | { kind = "trimmed_mean", trim = 2 } | { kind = "weighted_mean" }
-//! norm_bound = 10.0              # optional: clip every update's L2 norm first
-//! ```
+//! validation, and building a [`Strategy`] from it (TOML form: see
+//! [`HorizontalConfig`]).
 
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
@@ -150,8 +127,31 @@ impl StrategyConfig {
     }
 }
 
-/// A horizontal federation's server configuration. See the
-/// [module docs](self) for the TOML form.
+/// A horizontal federation's server configuration.
+///
+/// ```toml
+/// seed = 42                      # per-round sampling randomness: round_rng(seed, round)
+///
+/// [sampling]                     # optional; defaults 1.0, 2, 2, 2
+/// fraction = 0.5
+/// min_clients = 8
+/// min_available = 10
+/// min_results = 8                # must feed the rule: multi_krum needs max(2f + 3, m + f)
+///
+/// [strategy]                     # one of:
+/// kind = "fed_avg"
+/// # kind = "fed_prox",    mu = 0.01
+/// # kind = "fed_adam",    eta = 0.1, beta1 = 0.9, beta2 = 0.99, tau = 1e-3
+/// # kind = "fed_yogi",    eta = 0.01, beta1 = 0.9, beta2 = 0.99, tau = 1e-3
+/// # kind = "fed_adagrad", eta = 0.1, beta1 = 0.0, tau = 1e-3
+/// # kind = "scaffold",    eta_g = 1.0, num_clients = 100   (num_clients optional)
+///
+/// [aggregation]                  # optional (not with scaffold); default weighted mean
+/// rule = { kind = "multi_krum", f = 2, m = 6 }
+/// # rule = { kind = "krum", f = 2 } | { kind = "median" } | { kind = "mean" }
+/// #      | { kind = "trimmed_mean", trim = 2 } | { kind = "weighted_mean" }
+/// norm_bound = 10.0              # optional: clip every update's L2 norm first
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HorizontalConfig {
