@@ -66,3 +66,45 @@ impl MulBench {
         with_ctx(|ctx| self.barrett.mod_mul(&self.a_nat, &self.b_nat, ctx)).map(|r| r.bits())
     }
 }
+
+/// One fixed-base exponentiation `b^e mod n` with a Montgomery table of a
+/// given window width (to choose window sizes).
+pub struct FixedBaseBench {
+    table: crate::fixed_base::MontFixedBase,
+    m: std::sync::Arc<Modulus>,
+    exp_bytes: usize,
+    rng: ChaCha20Rng,
+}
+
+impl FixedBaseBench {
+    /// A random `mod_bits`-bit modulus, base and table for `exp_bits`-bit
+    /// exponents with `window`-bit digits.
+    pub fn new(mod_bits: u32, exp_bits: u32, window: u32, seed: u64) -> Result<Self, HeError> {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let n = Nat::random_bits(&mut rng, mod_bits, true, true)?;
+        let base = Nat::random_below(&mut rng, &n)?;
+        let m = std::sync::Arc::new(Modulus::new(&n)?);
+        let table = crate::fixed_base::MontFixedBase::new(&base, m.clone(), exp_bits, window)?;
+        Ok(FixedBaseBench {
+            table,
+            m,
+            exp_bytes: exp_bits.div_ceil(8) as usize,
+            rng,
+        })
+    }
+
+    /// Table size in bytes.
+    pub fn table_bytes(&self) -> usize {
+        self.table.table_bytes()
+    }
+
+    /// One exponentiation by a fresh random exponent.
+    pub fn pow_random(&mut self) -> Result<u64, HeError> {
+        use rand_core::RngCore;
+        let mut e = vec![0u8; self.exp_bytes];
+        self.rng.fill_bytes(&mut e);
+        let mut acc = crate::mont::MontAcc::new(&self.m);
+        self.table.accumulate(&mut acc, &e)?;
+        Ok(acc.value(&self.m).first().copied().unwrap_or(0))
+    }
+}
