@@ -13,9 +13,10 @@
 //! * `BN_CTX` scratch values are released with `BN_clear_free` by OpenSSL
 //!   itself when a context is freed.
 //! * The `openssl` crate does not expose `BN_MONT_CTX`, and this workspace
-//!   forbids `unsafe`, so fixed-base tables use `BN_mod_mul` (multiply and
-//!   divide) rather than Montgomery multiplication. `BN_mod_exp` internally
-//!   uses Montgomery arithmetic.
+//!   forbids `unsafe`, so the hot loops of encryption and addition use the
+//!   crate's own pure-Rust Montgomery arithmetic (module `mont`) instead of
+//!   this backend. `BN_mod_exp` (decryption, scalar multiplication)
+//!   internally uses OpenSSL's Montgomery arithmetic.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -352,8 +353,11 @@ impl Nat {
 /// 4096 bits (Paillier ciphertexts) the division costs about five
 /// multiplications. The `openssl` crate does not expose `BN_MONT_CTX` (and
 /// this workspace forbids `unsafe`), so Barrett reduction built from safe
-/// `BN_mul`/`BN_rshift`/`BN_sub` is the cheapest reduction available: it
-/// roughly halves the cost of a modular multiplication (see BENCHMARKS.md).
+/// `BN_mul`/`BN_rshift`/`BN_sub` is the cheapest OpenSSL-based reduction.
+/// Chains of products (fixed-base tables, accumulation) use the pure-Rust
+/// Montgomery code in `mont` instead; Barrett remains the cheapest option
+/// for a *single* product of normal-form values at 4096 bits (Paillier
+/// `add`) and in the multi-exponentiation (see BENCHMARKS.md).
 pub(crate) struct Barrett {
     m: Nat,
     /// `floor(2^(2k) / m)`.

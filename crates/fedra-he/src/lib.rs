@@ -11,6 +11,17 @@
 //! plus signed big-integer [`Plaintext`]s, a fixed-point [`FixedPoint`]
 //! encoder with overflow detection, and a slot [`Packer`].
 //!
+//! Encryption and homomorphic addition run on pure-Rust Montgomery
+//! arithmetic (private module `mont`; the `openssl` crate exposes no
+//! Montgomery contexts and `unsafe` is forbidden): fixed-base tables are
+//! kept in Montgomery form, the key holder can encrypt about 2–2.5× faster
+//! with [`HeSecretKey::encrypt_crt`] / [`HeSecretKey::encrypt_batch_crt`]
+//! (same ciphertexts as the public-key path), and many additions into the
+//! same sums (histograms, aggregation) should use the accumulator API
+//! ([`HePublicKey::acc_prepare`], [`HePublicKey::acc_add`],
+//! [`HePublicKey::acc_finish`]): one Montgomery multiplication per
+//! addition, no parsing or allocation. Numbers in `BENCHMARKS.md`.
+//!
 //! ```
 //! use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, Paillier, Plaintext};
 //! use rand_chacha::ChaCha20Rng;
@@ -65,12 +76,17 @@
 //! [`HePublicKey::from_bytes`]).
 //!
 //! **Side channels:** decryption exponentiations by secret values use
-//! OpenSSL's constant-time `BN_mod_exp_mont_consttime`. Fixed-base table
-//! lookups for the encryption randomness are not cache-timing constant.
+//! OpenSSL's constant-time `BN_mod_exp_mont_consttime` (decryption does not
+//! use the pure-Rust Montgomery code). Fixed-base table lookups for the
+//! encryption randomness are not cache-timing constant, and zero digits
+//! are skipped. A single Montgomery multiplication takes the same time for
+//! all operands (branch-free final subtraction), which matters for CRT
+//! encryption modulo the secret `p²`, `q` (`q²`).
 //!
 //! **Key material:** secret keys have no `Serialize` and a `Debug` that
 //! prints only the modulus size; their big integers are `BN_clear`ed on
-//! drop. Moduli below 2048 bits are refused unless the loudly named cargo
+//! drop, and the CRT encryption tables (residues modulo the secret
+//! factors) are zeroized on drop. Moduli below 2048 bits are refused unless the loudly named cargo
 //! feature `insecure-small-keys-for-tests` is enabled (tests only).
 //!
 //! ## Randomness

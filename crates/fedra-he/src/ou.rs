@@ -308,6 +308,29 @@ impl OuPublicKey {
         })
     }
 
+    /// Reference encryption `G^m · H^r mod n` with OpenSSL `BN_mod_exp`
+    /// (no tables; cheap enough for 2048-bit keys in debug builds).
+    #[cfg(test)]
+    pub(crate) fn encrypt_modexp<R: CryptoRng + ?Sized>(
+        &self,
+        m: &Plaintext,
+        rng: &mut R,
+    ) -> Result<OuCiphertext, HeError> {
+        self.check_plain(m)?;
+        let r = self.draw_r(rng);
+        let (n, g, h) = (&self.inner.n, &self.inner.g, &self.inner.h);
+        with_ctx(|ctx| {
+            let base = if m.is_negative() {
+                g.mod_inverse(n, ctx)?
+            } else {
+                g.try_clone()?
+            };
+            let gm = base.mod_exp(&m.magnitude_nat()?, n, ctx)?;
+            let hr = h.mod_exp(&Nat::from_be(&r)?, n, ctx)?;
+            self.nat_to_ct(&Nat::mod_mul(&gm, &hr, n, ctx)?)
+        })
+    }
+
     /// Reference encryption with the original OpenSSL/Barrett fixed-base
     /// tables (built per call; small test keys only).
     #[cfg(test)]

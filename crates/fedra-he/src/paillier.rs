@@ -33,7 +33,7 @@ use rand_core::{CryptoRng, SeedableRng};
 use rayon::prelude::*;
 use zeroize::Zeroize;
 
-use crate::bn::{Ctx, Nat, SecretNat, with_ctx};
+use crate::bn::{Barrett, Ctx, Nat, SecretNat, with_ctx};
 use crate::error::HeError;
 use crate::fixed_base::{DEFAULT_WINDOW, MontFixedBase};
 use crate::mont::{Crt, Modulus, MontAcc, limbs_to_be};
@@ -61,6 +61,8 @@ struct PkInner {
     exp_bytes: usize,
     /// Montgomery constants of `n²`.
     mont: Arc<Modulus>,
+    /// Barrett constants of `n²` (one-off products: `add`, `add_plain`).
+    barrett: Barrett,
     table: OnceLock<MontFixedBase>,
 }
 
@@ -136,6 +138,7 @@ impl PaillierPublicKey {
         let ct_len = n2.bytes();
         let exp_bytes = bits.div_ceil(2).div_ceil(8) as usize;
         let mont = Arc::new(Modulus::new(&n2)?);
+        let barrett = Barrett::new(&n2, ctx)?;
         Ok(PaillierPublicKey {
             inner: Arc::new(PkInner {
                 n,
@@ -147,6 +150,7 @@ impl PaillierPublicKey {
                 ct_len,
                 exp_bytes,
                 mont,
+                barrett,
                 table: OnceLock::new(),
             }),
         })
@@ -368,20 +372,19 @@ impl HePublicKey for PaillierPublicKey {
         self.limbs_to_ct(&out)
     }
 
-    /// Two Montgomery multiplications (`a·R`, then `(a·R)·b·R^(-1)`).
+    /// One Barrett multiplication modulo `n²` (OpenSSL `BN_mul` plus
+    /// reduction): for a single product of normal-form values this is
+    /// cheaper at 4096 bits than the two Montgomery multiplications needed
+    /// to enter and leave Montgomery form (see BENCHMARKS.md); repeated
+    /// additions should use the accumulator API instead.
     fn add(
         &self,
         a: &PaillierCiphertext,
         b: &PaillierCiphertext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let m = &self.inner.mont;
-        let x = m.limbs_from_be(&a.bytes)?;
-        let y = m.limbs_from_be(&b.bytes)?;
-        let mut xm = m.zero();
-        m.to_mont(&mut xm, &x);
-        let mut out = x;
-        m.mul(&mut out, &xm, &y);
-        self.limbs_to_ct(&out)
+        let x = self.ct_to_nat(a)?;
+        let y = self.ct_to_nat(b)?;
+        with_ctx(|ctx| self.nat_to_ct(&self.inner.barrett.mod_mul(&x, &y, ctx)?))
     }
 
     fn add_plain(
@@ -389,15 +392,11 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         m: &Plaintext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let mont = &self.inner.mont;
-        let gm = with_ctx(|ctx| self.g_pow_m(m, ctx))?;
-        let gm = mont.limbs_from_nat(&gm)?;
-        let x = mont.limbs_from_be(&a.bytes)?;
-        let mut xm = mont.zero();
-        mont.to_mont(&mut xm, &x);
-        let mut out = x;
-        mont.mul(&mut out, &xm, &gm);
-        self.limbs_to_ct(&out)
+        let x = self.ct_to_nat(a)?;
+        with_ctx(|ctx| {
+            let gm = self.g_pow_m(m, ctx)?;
+            self.nat_to_ct(&self.inner.barrett.mod_mul(&x, &gm, ctx)?)
+        })
     }
 
     fn mul_plain(
