@@ -1,0 +1,320 @@
+//! Mlp: parameter round trip, training reduces the loss, determinism,
+//! gradients against finite differences, shape errors, optimiser
+//! checkpoints, DP-SGD micro-batch clipping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use fedra_nn::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Two Gaussian-ish blobs in 4 dimensions, separable on the first feature.
+fn blobs(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut r = rng(seed);
+    let mut x = Vec::with_capacity(rows * 4);
+    let mut y = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let label = (i % 2) as f32;
+        for j in 0..4 {
+            let noise = (r.next_u32() as f32 / u32::MAX as f32) - 0.5;
+            let centre = if j == 0 { 2.0 * label - 1.0 } else { 0.0 };
+            x.push(centre + noise);
+        }
+        y.push(label);
+    }
+    (x, y)
+}
+
+#[test]
+fn params_round_trip_exactly_in_name_order() {
+    let m = Mlp::new(MlpSpec::binary(5, vec![7, 3]), &mut rng(1)).unwrap();
+    let names: Vec<&str> = m.layout().iter().map(|p| p.name.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+    assert_eq!(m.num_params(), 5 * 7 + 7 + 7 * 3 + 3 + 3 + 1);
+    let p = m.params_flat();
+    let mut other = Mlp::new(MlpSpec::binary(5, vec![7, 3]), &mut rng(2)).unwrap();
+    assert_ne!(other.params_flat(), p);
+    other.set_params_flat(&p).unwrap();
+    assert_eq!(
+        other
+            .params_flat()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>(),
+        p.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    let x: Vec<f32> = (0..10).map(|i| i as f32 * 0.1).collect();
+    assert_eq!(m.predict(&x, 2).unwrap(), other.predict(&x, 2).unwrap());
+    let rebuilt = Mlp::from_params(m.spec().clone(), &p).unwrap();
+    assert_eq!(rebuilt.params(), m.params());
+}
+
+#[test]
+fn same_seed_same_weights_and_training() {
+    let spec = MlpSpec::binary(4, vec![16, 16]);
+    let (x, y) = blobs(32, 3);
+    let run = |seed| {
+        let mut m = Mlp::new(spec.clone(), &mut rng(seed)).unwrap();
+        let mut opt = Optimizer::new(OptimizerConfig::adam(0.01)).unwrap();
+        for _ in 0..5 {
+            m.train_step(&mut opt, &x, &y, 32).unwrap();
+        }
+        m.params_flat()
+    };
+    assert_eq!(run(9), run(9));
+    assert_ne!(run(9), run(10));
+}
+
+#[test]
+fn training_reduces_the_loss_on_separable_data() {
+    let (x, y) = blobs(64, 4);
+    for (spec, opt) in [
+        (MlpSpec::binary(4, vec![8]), OptimizerConfig::adam(0.05)),
+        (
+            MlpSpec::logistic_regression(4),
+            OptimizerConfig::Sgd {
+                lr: 0.5,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+            },
+        ),
+    ] {
+        let mut m = Mlp::new(spec, &mut rng(5)).unwrap();
+        let mut opt = Optimizer::new(opt).unwrap();
+        let before = m.loss(&x, &y, 64).unwrap();
+        for _ in 0..60 {
+            m.train_step(&mut opt, &x, &y, 64).unwrap();
+        }
+        let after = m.loss(&x, &y, 64).unwrap();
+        assert!(after < 0.2 * before, "{before} -> {after}");
+        let p = m.predict(&x, 64).unwrap();
+        let correct = p
+            .iter()
+            .zip(&y)
+            .filter(|(p, y)| (**p > 0.5) == (**y > 0.5))
+            .count();
+        assert_eq!(correct, 64);
+    }
+}
+
+#[test]
+fn softmax_and_mse_train_too() {
+    let (x, y) = blobs(40, 6);
+    let mut spec = MlpSpec::binary(4, vec![8]);
+    spec.loss = LossKind::SoftmaxCrossEntropy;
+    spec.outputs = 2;
+    spec.activation = Activation::Tanh;
+    let mut m = Mlp::new(spec, &mut rng(7)).unwrap();
+    let mut opt = Optimizer::new(OptimizerConfig::adam(0.05)).unwrap();
+    let before = m.loss(&x, &y, 40).unwrap();
+    for _ in 0..40 {
+        m.train_step(&mut opt, &x, &y, 40).unwrap();
+    }
+    assert!(m.loss(&x, &y, 40).unwrap() < 0.3 * before);
+    let p = m.predict(&x, 40).unwrap();
+    assert_eq!(p.len(), 80);
+    for row in p.chunks(2) {
+        assert!((row[0] + row[1] - 1.0).abs() < 1e-5);
+    }
+
+    let mut spec = MlpSpec::binary(4, vec![]);
+    spec.loss = LossKind::Mse;
+    let mut m = Mlp::new(spec, &mut rng(8)).unwrap();
+    let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1)).unwrap();
+    let target: Vec<f32> = x.chunks(4).map(|r| 2.0 * r[0] - r[1] + 0.5).collect();
+    for _ in 0..300 {
+        m.train_step(&mut opt, &x, &target, 40).unwrap();
+    }
+    assert!(m.loss(&x, &target, 40).unwrap() < 1e-3);
+}
+
+/// Central differences in f32 on a smooth (tanh) model.
+#[test]
+fn gradient_matches_finite_differences() {
+    let (x, y) = blobs(6, 11);
+    for loss in [
+        LossKind::BinaryCrossEntropy,
+        LossKind::SoftmaxCrossEntropy,
+        LossKind::Mse,
+    ] {
+        let mut spec = MlpSpec::binary(4, vec![5, 3]);
+        spec.activation = Activation::Tanh;
+        spec.loss = loss;
+        let y = match loss {
+            LossKind::SoftmaxCrossEntropy => {
+                spec.outputs = 3;
+                vec![0.0, 1.0, 2.0, 1.0, 0.0, 2.0]
+            }
+            _ => y.clone(),
+        };
+        let mut m = Mlp::new(spec, &mut rng(12)).unwrap();
+        let (_, g) = m.gradient(&x, &y, 6).unwrap();
+        let p0 = m.params_flat();
+        let h = 1e-2f32;
+        let mut worst = 0f32;
+        for i in 0..p0.len() {
+            let mut p = p0.clone();
+            p[i] = p0[i] + h;
+            m.set_params_flat(&p).unwrap();
+            let up = m.loss(&x, &y, 6).unwrap();
+            p[i] = p0[i] - h;
+            m.set_params_flat(&p).unwrap();
+            let down = m.loss(&x, &y, 6).unwrap();
+            let fd = (up - down) / (2.0 * h);
+            worst = worst.max((fd - g[i]).abs() / (1e-2 + g[i].abs()));
+        }
+        assert!(worst < 2e-2, "{loss:?}: worst relative error {worst}");
+    }
+}
+
+#[test]
+fn bad_shapes_and_values_are_errors() {
+    let mut m = Mlp::new(MlpSpec::binary(3, vec![4]), &mut rng(1)).unwrap();
+    let mut opt = Optimizer::new(OptimizerConfig::adam(0.01)).unwrap();
+    let x = vec![0.5f32; 6];
+    assert_eq!(m.predict(&x, 3).unwrap_err().code(), "nn.shape");
+    assert_eq!(m.predict(&x, 0).unwrap_err().code(), "nn.shape");
+    assert_eq!(
+        m.train_step(&mut opt, &x, &[1.0], 2).unwrap_err().code(),
+        "nn.shape"
+    );
+    assert_eq!(
+        m.train_step(&mut opt, &x, &[1.0, 2.0], 2)
+            .unwrap_err()
+            .code(),
+        "nn.target"
+    );
+    let mut bad = x.clone();
+    bad[3] = f32::NAN;
+    assert_eq!(m.predict(&bad, 2).unwrap_err().code(), "nn.non_finite");
+    assert_eq!(m.set_params_flat(&[0.0; 3]).unwrap_err().code(), "nn.shape");
+    let mut p = m.params_flat();
+    p[0] = f32::INFINITY;
+    assert_eq!(m.set_params_flat(&p).unwrap_err().code(), "nn.non_finite");
+    assert_eq!(
+        opt.step(&mut [0.0; 2], &[0.0]).unwrap_err().code(),
+        "nn.shape"
+    );
+    for spec in [
+        MlpSpec::binary(0, vec![]),
+        MlpSpec::binary(3, vec![0]),
+        MlpSpec {
+            outputs: 2,
+            ..MlpSpec::binary(3, vec![])
+        },
+        MlpSpec::binary(1 << 16, vec![1 << 16, 1 << 16]),
+    ] {
+        assert_eq!(Mlp::new(spec, &mut rng(1)).unwrap_err().code(), "nn.config");
+    }
+    assert!(Optimizer::new(OptimizerConfig::sgd(-1.0)).is_err());
+    assert!(
+        Optimizer::new(OptimizerConfig::Adam {
+            lr: 0.1,
+            beta1: 1.0,
+            beta2: 0.9,
+            eps: 1e-8,
+            weight_decay: 0.0
+        })
+        .is_err()
+    );
+}
+
+#[test]
+fn optimizer_checkpoint_resumes_identically() {
+    let (x, y) = blobs(16, 2);
+    for cfg in [
+        OptimizerConfig::adam(0.01),
+        OptimizerConfig::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 0.01,
+        },
+    ] {
+        let mut a = Mlp::new(MlpSpec::binary(4, vec![6]), &mut rng(3)).unwrap();
+        let mut opt = Optimizer::new(cfg).unwrap();
+        for _ in 0..3 {
+            a.train_step(&mut opt, &x, &y, 16).unwrap();
+        }
+        let saved = serde_json::to_string(&opt).unwrap();
+        let mut b = a.clone();
+        let mut opt_b: Optimizer = serde_json::from_str(&saved).unwrap();
+        for _ in 0..3 {
+            a.train_step(&mut opt, &x, &y, 16).unwrap();
+            b.train_step(&mut opt_b, &x, &y, 16).unwrap();
+        }
+        assert_eq!(a.params(), b.params());
+        let mut c = Optimizer::new(cfg).unwrap();
+        c.restore(opt.state().clone()).unwrap();
+        assert_eq!(c, opt);
+    }
+}
+
+#[test]
+fn dp_gradient_clips_each_microbatch_and_adds_noise() {
+    let (x, y) = blobs(8, 5);
+    let m = Mlp::new(MlpSpec::binary(4, vec![6]), &mut rng(3)).unwrap();
+    // No noise, huge clip: the mean of the micro-batch gradients = the batch gradient.
+    let dp = DpSgd {
+        clip_norm: 1e6,
+        noise_multiplier: 0.0,
+        microbatch_size: 2,
+    };
+    let (_, g) = m.dp_gradient(&x, &y, 8, &dp, &mut rng(1)).unwrap();
+    let (_, full) = m.gradient(&x, &y, 8).unwrap();
+    for (a, b) in g.iter().zip(&full) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+    // Tiny clip, no noise: each per-example gradient has norm <= C, so the mean does.
+    let dp = DpSgd {
+        clip_norm: 1e-3,
+        noise_multiplier: 0.0,
+        microbatch_size: 1,
+    };
+    let (_, g) = m.dp_gradient(&x, &y, 8, &dp, &mut rng(1)).unwrap();
+    let norm = g.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt();
+    assert!(norm <= 1e-3 * (1.0 + 1e-5), "{norm}");
+    // With noise: deterministic for a given generator, different across seeds.
+    let dp = DpSgd {
+        noise_multiplier: 1.0,
+        ..dp
+    };
+    let a = m.dp_gradient(&x, &y, 8, &dp, &mut rng(1)).unwrap().1;
+    let b = m.dp_gradient(&x, &y, 8, &dp, &mut rng(1)).unwrap().1;
+    let c = m.dp_gradient(&x, &y, 8, &dp, &mut rng(2)).unwrap().1;
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    // Noise std per coordinate = σC / #micro-batches = 1.25e-4.
+    let std = (c.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / c.len() as f64).sqrt();
+    assert!((0.8e-4..1.8e-4).contains(&std), "{std}");
+    let bad = DpSgd {
+        microbatch_size: 0,
+        ..dp
+    };
+    assert_eq!(
+        m.dp_gradient(&x, &y, 8, &bad, &mut rng(1))
+            .unwrap_err()
+            .code(),
+        "nn.config"
+    );
+}
+
+#[test]
+fn spec_reads_from_toml_like_json() {
+    let spec: MlpSpec = serde_json::from_str(
+        r#"{"inputs": 30, "hidden": [128, 128, 128], "outputs": 1, "activation": "tanh"}"#,
+    )
+    .unwrap();
+    assert_eq!(spec.loss, LossKind::BinaryCrossEntropy);
+    assert_eq!(
+        spec.count_params(),
+        30 * 128 + 128 + 2 * (128 * 128 + 128) + 129
+    );
+    let opt: OptimizerConfig = serde_json::from_str(r#"{"kind": "adam", "lr": 0.01}"#).unwrap();
+    assert_eq!(opt, OptimizerConfig::adam(0.01));
+}
