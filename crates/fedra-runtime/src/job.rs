@@ -279,6 +279,22 @@ pub struct HeteroLrPredict {
     pub models: BTreeMap<PartyId, PathBuf>,
 }
 
+/// Parameters of the `secureboost` task: vertical gradient-boosted trees with
+/// OU/Paillier-encrypted gradients (`fedra-tree`) on the parties' aligned rows,
+/// evaluated on a held-out split agreed by the guest; each party saves its part of
+/// the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecureBoost {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (classification).
+    pub stratify: bool,
+    /// Training settings; every other key of the task table (see `fedra_tree::Config`).
+    pub config: fedra_tree::Config,
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -303,6 +319,10 @@ pub enum TaskKind {
     HeteroLr(HeteroLr),
     /// Prediction with a saved vertical linear model.
     HeteroLrPredict(HeteroLrPredict),
+    /// Vertical gradient-boosted trees (SecureBoost).
+    Secureboost(SecureBoost),
+    /// Prediction with a saved SecureBoost model (same fields as `hetero_lr_predict`).
+    SecureboostPredict(HeteroLrPredict),
 }
 
 impl TaskKind {
@@ -315,12 +335,22 @@ impl TaskKind {
             TaskKind::Psi(_) => "psi",
             TaskKind::HeteroLr(_) => "hetero_lr",
             TaskKind::HeteroLrPredict(_) => "hetero_lr_predict",
+            TaskKind::Secureboost(_) => "secureboost",
+            TaskKind::SecureboostPredict(_) => "secureboost_predict",
         }
     }
 
     /// Every kind name, for error messages.
-    pub const ALL: &'static [&'static str] =
-        &["dataset_stats", "echo", "hetero_lr", "psi", "stream_join"];
+    pub const ALL: &'static [&'static str] = &[
+        "dataset_stats",
+        "echo",
+        "hetero_lr",
+        "hetero_lr_predict",
+        "psi",
+        "secureboost",
+        "secureboost_predict",
+        "stream_join",
+    ];
 }
 
 /// One task of the job.
@@ -565,6 +595,12 @@ fn parse_task(
             kind: TaskKind::HeteroLr(p),
         });
     }
+    if kind == "secureboost" {
+        return parse_secureboost(i, &name, table, parties).map(|p| TaskSpec {
+            name,
+            kind: TaskKind::Secureboost(p),
+        });
+    }
     let params = toml::Value::Table(table);
     let decode = |e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned());
     let kind = match kind.as_str() {
@@ -646,7 +682,7 @@ fn parse_task(
             }
             TaskKind::Psi(p)
         }
-        "hetero_lr_predict" => {
+        "hetero_lr_predict" | "secureboost_predict" => {
             let mut p: HeteroLrPredict = params.try_into().map_err(decode)?;
             if !p.models.contains_key(&p.guest) {
                 return Err((
@@ -659,13 +695,17 @@ fn parse_task(
                     parties,
                     format!("{}.{party}", at("models")),
                     party,
-                    Some("hetero_lr_predict needs data on every party with a model"),
+                    Some("prediction needs data on every party with a model"),
                 )?;
                 if path.is_relative() {
                     *path = base.join(&*path);
                 }
             }
-            TaskKind::HeteroLrPredict(p)
+            if kind == "hetero_lr_predict" {
+                TaskKind::HeteroLrPredict(p)
+            } else {
+                TaskKind::SecureboostPredict(p)
+            }
         }
         "stream_join" => {
             let p: StreamJoin = params.try_into().map_err(decode)?;
@@ -700,12 +740,8 @@ fn parse_task(
     Ok(TaskSpec { name, kind })
 }
 
-fn parse_hetero_lr(
-    i: usize,
-    name: &str,
-    mut table: toml::Table,
-    parties: &BTreeMap<PartyId, PartySpec>,
-) -> Result<HeteroLr, FieldError> {
+/// The held-out split keys shared by training tasks: `holdout`, `split_seed`, `stratify`.
+fn take_split(i: usize, table: &mut toml::Table) -> Result<(f64, u64, Option<bool>), FieldError> {
     let at = |f: &str| format!("tasks[{i}].{f}");
     let holdout = match table.remove("holdout") {
         None => 0.2,
@@ -734,6 +770,17 @@ fn parse_hetero_lr(
         Some(toml::Value::Boolean(b)) => Some(b),
         Some(v) => return Err((at("stratify"), format!("must be true or false, got {v}"))),
     };
+    Ok((holdout, split_seed, stratify))
+}
+
+fn parse_hetero_lr(
+    i: usize,
+    name: &str,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+) -> Result<HeteroLr, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let (holdout, split_seed, stratify) = take_split(i, &mut table)?;
     if table.contains_key("task") {
         return Err((at("task"), "is set by the runtime (the task's name)".into()));
     }
@@ -756,6 +803,40 @@ fn parse_hetero_lr(
     }
     let stratify = stratify.unwrap_or(config.objective == fedra_linear::Objective::Logistic);
     Ok(HeteroLr {
+        holdout,
+        split_seed,
+        stratify,
+        config,
+    })
+}
+
+fn parse_secureboost(
+    i: usize,
+    name: &str,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+) -> Result<SecureBoost, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let (holdout, split_seed, stratify) = take_split(i, &mut table)?;
+    let config: fedra_tree::Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned()))?;
+    config.validate().map_err(|e| match e {
+        fedra_tree::TreeError::Config { field, reason } => (at(field), reason),
+        other => (format!("tasks[{i}] ({name})"), other.to_string()),
+    })?;
+    for (field, party) in
+        std::iter::once(("guest", &config.guest)).chain(config.hosts.iter().map(|h| ("hosts", h)))
+    {
+        check_party(
+            parties,
+            at(field),
+            party,
+            Some("secureboost needs a dataset on the guest and every host"),
+        )?;
+    }
+    let stratify = stratify.unwrap_or(config.objective != fedra_tree::Objective::Regression);
+    Ok(SecureBoost {
         holdout,
         split_seed,
         stratify,

@@ -18,8 +18,14 @@ pub(crate) trait Codec: Send + Sync {
     fn write(&self, it: &Self::Item, out: &mut Vec<u8>);
     /// Parses and validates received items; on failure the index of the first bad one.
     fn parse(&self, items: &[&[u8]]) -> std::result::Result<Vec<Self::Item>, (usize, String)>;
-    /// `acc += x` (homomorphically).
-    fn add(&self, acc: &mut Self::Item, x: &Self::Item) -> Result<()>;
+    /// An item prepared for repeated additions (Montgomery form for HE).
+    type Acc: Clone + Send + Sync;
+    /// Converts received items once per tree.
+    fn prepare(&self, items: &[Self::Item]) -> Vec<Self::Acc>;
+    /// `acc += x` (homomorphically), in place.
+    fn acc_add(&self, acc: &mut Self::Acc, x: &Self::Acc) -> Result<()>;
+    /// Back to a sendable item (to be re-randomised).
+    fn finish(&self, acc: &Self::Acc) -> Self::Item;
     /// Fresh randomness for items about to leave this party.
     fn rerandomize<R: CryptoRng + ?Sized>(
         &self,
@@ -63,9 +69,19 @@ impl<S: AdditiveScheme> Codec for He<S> {
             .map_err(|(i, e)| (i, e.to_string()))
     }
 
-    fn add(&self, acc: &mut Self::Item, x: &Self::Item) -> Result<()> {
-        *acc = self.pk.add(acc, x).map_err(he("ciphertext addition"))?;
+    type Acc = <S::PublicKey as HePublicKey>::Acc;
+
+    fn prepare(&self, items: &[Self::Item]) -> Vec<Self::Acc> {
+        self.pk.acc_prepare_batch(items)
+    }
+
+    fn acc_add(&self, acc: &mut Self::Acc, x: &Self::Acc) -> Result<()> {
+        self.pk.acc_add(acc, x);
         Ok(())
+    }
+
+    fn finish(&self, acc: &Self::Acc) -> Self::Item {
+        self.pk.acc_finish(acc)
     }
 
     fn rerandomize<R: CryptoRng + ?Sized>(
@@ -136,7 +152,17 @@ impl Codec for Clear {
             .collect()
     }
 
-    fn add(&self, acc: &mut Plaintext, x: &Plaintext) -> Result<()> {
+    type Acc = Plaintext;
+
+    fn prepare(&self, items: &[Plaintext]) -> Vec<Plaintext> {
+        items.to_vec()
+    }
+
+    fn finish(&self, acc: &Plaintext) -> Plaintext {
+        acc.clone()
+    }
+
+    fn acc_add(&self, acc: &mut Plaintext, x: &Plaintext) -> Result<()> {
         *acc = acc.checked_add(x).map_err(he("plaintext addition"))?;
         if acc.bits() > CLEAR_BITS {
             return Err(TreeError::Model("plaintext sum overflow".into()));

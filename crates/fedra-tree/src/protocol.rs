@@ -627,6 +627,7 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
             .parse(&raw)
             .map_err(|(i, e)| decode_err(g, &t, format!("ciphertext {i}: {e}")))?;
         drop(msg);
+        let items = codec.prepare(&items);
         state.start_tree(cfg, tree, guest_only)?;
         if guest_only {
             tree += 1;
@@ -676,12 +677,12 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
                 .iter()
                 .map(|&b| state.rows(b))
                 .collect::<Result<_>>()?;
-            let sums: Vec<(Vec<u8>, Vec<C::Item>, u64)> = jobs
+            let sums: Vec<(Vec<u8>, Vec<C::Acc>, u64)> = jobs
                 .par_iter()
                 .map(|&(b, f)| {
                     let col = binned.column(f);
                     let ns = binned.bins()[f].slots();
-                    let mut acc: Vec<Option<C::Item>> = vec![None; ns * chunks];
+                    let mut acc: Vec<Option<C::Acc>> = vec![None; ns * chunks];
                     let mut adds = 0u64;
                     for &row in node_rows[b] {
                         let i = first[row as usize];
@@ -693,7 +694,7 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
                             let x = &items[i as usize + c];
                             match &mut acc[s * chunks + c] {
                                 Some(a) => {
-                                    codec.add(a, x)?;
+                                    codec.acc_add(a, x)?;
                                     adds += 1;
                                 }
                                 slot @ None => *slot = Some(x.clone()),
@@ -701,11 +702,14 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
                         }
                     }
                     let nonempty = bitmap((0..ns).map(|s| acc[s * chunks].is_some()));
-                    let vals: Vec<C::Item> = acc.into_iter().flatten().collect();
+                    let vals: Vec<C::Acc> = acc.into_iter().flatten().collect();
                     Ok((nonempty, vals, adds))
                 })
                 .collect::<Result<_>>()?;
-            let flat: Vec<C::Item> = sums.iter().flat_map(|s| s.1.iter().cloned()).collect();
+            let flat: Vec<C::Item> = sums
+                .par_iter()
+                .flat_map_iter(|s| s.1.iter().map(|a| codec.finish(a)))
+                .collect();
             let fresh = codec.rerandomize(&flat, rng)?;
             counters.rerandomized += fresh.len() as u64;
             counters.additions += sums.iter().map(|s| s.2).sum::<u64>();

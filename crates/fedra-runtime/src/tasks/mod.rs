@@ -5,6 +5,7 @@ mod echo;
 mod join;
 mod lr;
 mod psi;
+mod secureboost;
 pub(crate) mod split;
 mod stats;
 
@@ -91,5 +92,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::Psi(p) => psi::run(ctx, p).await?,
         TaskKind::HeteroLr(p) => lr::run(ctx, p).await?.into(),
         TaskKind::HeteroLrPredict(p) => lr::predict(ctx, p).await?.into(),
+        TaskKind::Secureboost(p) => secureboost::run(ctx, p).await?.into(),
+        TaskKind::SecureboostPredict(p) => secureboost::predict(ctx, p).await?.into(),
     })
 }

@@ -1,0 +1,270 @@
+//! `secureboost`: vertical gradient-boosted trees (`fedra-tree`) as a job task:
+//! held-out split, secure training (progress per tree), federated prediction on
+//! both parts, metrics at the guest, each party's model saved to its output
+//! folder, and the guest's held-out predictions written as CSV.
+
+use std::time::Instant;
+
+use fedra_data::Dataset;
+use fedra_tree::{GuestModel, HostModel, Objective, TreeError};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::Metrics;
+use super::split;
+use crate::error::TaskError;
+use crate::job::{HeteroLrPredict, SecureBoost};
+use crate::runner::TaskCtx;
+
+fn tree_err(e: TreeError) -> TaskError {
+    match e {
+        TreeError::Fed(f) => TaskError::Fed(f),
+        other => TaskError::Psi(other.code(), other.to_string()),
+    }
+}
+
+fn metric_err(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Setup(format!("evaluation: {e}"))
+}
+
+/// Metrics of predictions `pred` against labels `y`, keys prefixed.
+fn evaluate(
+    objective: Objective,
+    y: &[f64],
+    pred: &[f64],
+    prefix: &str,
+    m: &mut Metrics,
+) -> Result<(), TaskError> {
+    if y.is_empty() {
+        return Ok(());
+    }
+    let mut put = |k: &str, v: f64| {
+        m.insert(format!("{prefix}{k}"), serde_json::json!(v));
+    };
+    match objective {
+        Objective::Binary => {
+            let y01: Vec<f64> = y.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+            put(
+                "auc",
+                fedra_metrics::roc_auc(&y01, pred).map_err(metric_err)?,
+            );
+            put("ks", fedra_metrics::ks(&y01, pred).map_err(metric_err)?);
+            put(
+                "accuracy",
+                fedra_metrics::accuracy(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "precision",
+                fedra_metrics::precision(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "recall",
+                fedra_metrics::recall(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "f1",
+                fedra_metrics::f1(&y01, pred, 0.5).map_err(metric_err)?,
+            );
+            put(
+                "log_loss",
+                fedra_metrics::log_loss(&y01, pred).map_err(metric_err)?,
+            );
+        }
+        Objective::Regression => {
+            put("rmse", fedra_metrics::rmse(y, pred).map_err(metric_err)?);
+            put("mae", fedra_metrics::mae(y, pred).map_err(metric_err)?);
+            put("r2", fedra_metrics::r2(y, pred).map_err(metric_err)?);
+        }
+        Objective::MultiClass { classes } => {
+            // Row-major class probabilities: accuracy and multi-class log loss.
+            let k = classes as usize;
+            let (mut hits, mut loss) = (0usize, 0.0);
+            for (yi, p) in y.iter().zip(pred.chunks(k)) {
+                let arg = p
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(j, _)| j);
+                hits += usize::from(arg as f64 == *yi);
+                loss -= p
+                    .get(*yi as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+                    .clamp(1e-15, 1.0)
+                    .ln();
+            }
+            put("accuracy", hits as f64 / y.len() as f64);
+            put("log_loss", loss / y.len() as f64);
+        }
+    }
+    Ok(())
+}
+
+fn write(ctx: &TaskCtx<'_>, suffix: &str, text: String) -> Result<(), TaskError> {
+    let path = ctx
+        .party
+        .out_dir
+        .join(format!("{}.{suffix}", ctx.spec.name));
+    std::fs::write(&path, text).map_err(|source| TaskError::Output { path, source })
+}
+
+fn predictions_csv(data: &Dataset, pred: &[f64], k: usize, part: &str, out: &mut String) {
+    for (i, id) in data.ids().iter().enumerate() {
+        let y = data
+            .labels()
+            .and_then(|l| l.get(i))
+            .copied()
+            .unwrap_or(f64::NAN);
+        let p: Vec<String> = pred[i * k..(i + 1) * k]
+            .iter()
+            .map(f64::to_string)
+            .collect();
+        out.push_str(&format!("{id},{part},{y},{}\n", p.join(";")));
+    }
+}
+
+pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
+    let cfg = &p.config;
+    let me = &ctx.party.me;
+    let is_guest = *me == cfg.guest;
+    if !is_guest && !cfg.hosts.contains(me) {
+        return Ok(Metrics::new());
+    }
+    // The CSPRNG is created at the edge of the library code and passed in.
+    let mut rng = ChaCha20Rng::from_os_rng();
+    let spec = super::dataset(ctx)?;
+    let data = super::load(spec).await?;
+    let parts = split::agree(
+        ctx,
+        &cfg.guest,
+        &cfg.hosts,
+        &data,
+        p.holdout,
+        p.split_seed,
+        p.stratify,
+    )
+    .await?;
+    let train = data.select_rows(&parts.train)?;
+    let test = data.select_rows(&parts.test)?;
+    let task = &ctx.spec.name;
+    let (pred_train, pred_test) = (
+        format!("{task}.predict-train"),
+        format!("{task}.predict-test"),
+    );
+    let mut m = Metrics::new();
+    let started = Instant::now();
+    if is_guest {
+        let total = u64::from(cfg.trees);
+        ctx.progress(0, total);
+        let model: GuestModel =
+            fedra_tree::train_guest(ctx.ch, task, cfg, &train, &mut rng, |t, _| {
+                ctx.progress(u64::from(t) + 1, total)
+            })
+            .await
+            .map_err(tree_err)?;
+        let train_s = started.elapsed().as_secs_f64();
+        let on_train = fedra_tree::predict_guest(ctx.ch, &pred_train, &model, &train)
+            .await
+            .map_err(tree_err)?;
+        let on_test = fedra_tree::predict_guest(ctx.ch, &pred_test, &model, &test)
+            .await
+            .map_err(tree_err)?;
+        write(ctx, "model.json", model.to_json().map_err(tree_err)?)?;
+        let k = cfg.objective.outputs();
+        let mut csv = format!("{},part,label,prediction\n", data.id_column());
+        predictions_csv(&train, &on_train, k, "train", &mut csv);
+        predictions_csv(&test, &on_test, k, "test", &mut csv);
+        write(ctx, "predictions.csv", csv)?;
+        let label = |d: &Dataset| d.labels().map(<[f64]>::to_vec).unwrap_or_default();
+        evaluate(cfg.objective, &label(&train), &on_train, "train_", &mut m)?;
+        evaluate(cfg.objective, &label(&test), &on_test, "", &mut m)?;
+        let rounds = &model.rounds;
+        m.insert("trees".into(), model.trees.len().into());
+        m.insert("rounds_run".into(), rounds.len().into());
+        m.insert("training_s".into(), serde_json::json!(train_s));
+        m.insert(
+            "encryptions".into(),
+            rounds.iter().map(|r| r.encryptions).sum::<u64>().into(),
+        );
+        m.insert(
+            "decryptions".into(),
+            rounds.iter().map(|r| r.decryptions).sum::<u64>().into(),
+        );
+        m.insert(
+            "host_splits".into(),
+            rounds
+                .iter()
+                .map(|r| u64::from(r.host_splits))
+                .sum::<u64>()
+                .into(),
+        );
+        m.insert(
+            "guest_splits".into(),
+            rounds
+                .iter()
+                .map(|r| u64::from(r.guest_splits))
+                .sum::<u64>()
+                .into(),
+        );
+        if let Some(r) = rounds.last() {
+            m.insert("train_loss".into(), serde_json::json!(r.train_loss));
+        }
+        m.insert("rows_train".into(), train.n_rows().into());
+        m.insert("rows_test".into(), test.n_rows().into());
+    } else {
+        let (model, counters): (HostModel, _) =
+            fedra_tree::train_host(ctx.ch, task, cfg, &train, &mut rng)
+                .await
+                .map_err(tree_err)?;
+        m.insert(
+            "training_s".into(),
+            serde_json::json!(started.elapsed().as_secs_f64()),
+        );
+        m.insert("ciphertext_additions".into(), counters.additions.into());
+        m.insert("rerandomized".into(), counters.rerandomized.into());
+        fedra_tree::predict_host(ctx.ch, &pred_train, &model, &train)
+            .await
+            .map_err(tree_err)?;
+        fedra_tree::predict_host(ctx.ch, &pred_test, &model, &test)
+            .await
+            .map_err(tree_err)?;
+        write(ctx, "model.json", model.to_json().map_err(tree_err)?)?;
+    }
+    Ok(m)
+}
+
+/// Federated prediction with saved model parts; the guest writes `<task>.predictions.csv`.
+pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
+    let me = &ctx.party.me;
+    let Some(path) = p.models.get(me) else {
+        return Ok(Metrics::new());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| TaskError::Output {
+        path: path.clone(),
+        source,
+    })?;
+    let spec = super::dataset(ctx)?;
+    let data = super::load(spec).await?;
+    let task = &ctx.spec.name;
+    let mut m = Metrics::new();
+    if *me == p.guest {
+        let model = GuestModel::from_json(&text).map_err(tree_err)?;
+        let pred = fedra_tree::predict_guest(ctx.ch, task, &model, &data)
+            .await
+            .map_err(tree_err)?;
+        let k = model.objective.outputs();
+        let mut csv = format!("{},part,label,prediction\n", data.id_column());
+        predictions_csv(&data, &pred, k, "all", &mut csv);
+        write(ctx, "predictions.csv", csv)?;
+        if let Some(y) = data.labels() {
+            evaluate(model.objective, y, &pred, "", &mut m)?;
+        }
+        m.insert("rows".into(), data.n_rows().into());
+    } else {
+        let model = HostModel::from_json(&text).map_err(tree_err)?;
+        fedra_tree::predict_host(ctx.ch, task, &model, &data)
+            .await
+            .map_err(tree_err)?;
+    }
+    Ok(m)
+}
