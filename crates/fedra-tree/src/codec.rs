@@ -26,6 +26,8 @@ pub(crate) trait Codec: Send + Sync {
     fn acc_add(&self, acc: &mut Self::Acc, x: &Self::Acc) -> Result<()>;
     /// Back to a sendable item (to be re-randomised).
     fn finish(&self, acc: &Self::Acc) -> Self::Item;
+    /// `hi · 2^bits + lo` (packs two sums into one item).
+    fn shift_add(&self, hi: &Self::Item, lo: &Self::Item, bits: u32) -> Result<Self::Item>;
     /// Fresh randomness for items about to leave this party.
     fn rerandomize<R: CryptoRng + ?Sized>(
         &self,
@@ -82,6 +84,14 @@ impl<S: AdditiveScheme> Codec for He<S> {
 
     fn finish(&self, acc: &Self::Acc) -> Self::Item {
         self.pk.acc_finish(acc)
+    }
+
+    fn shift_add(&self, hi: &Self::Item, lo: &Self::Item, bits: u32) -> Result<Self::Item> {
+        let shifted = self
+            .pk
+            .mul_plain(hi, &pow2(bits))
+            .map_err(he("ciphertext shift"))?;
+        self.pk.add(&shifted, lo).map_err(he("ciphertext addition"))
     }
 
     fn rerandomize<R: CryptoRng + ?Sized>(
@@ -170,6 +180,17 @@ impl Codec for Clear {
         Ok(())
     }
 
+    fn shift_add(&self, hi: &Plaintext, lo: &Plaintext, bits: u32) -> Result<Plaintext> {
+        let v = hi
+            .checked_mul(&pow2(bits))
+            .and_then(|x| x.checked_add(lo))
+            .map_err(he("plaintext shift"))?;
+        if v.bits() > CLEAR_BITS {
+            return Err(TreeError::Model("plaintext packing overflow".into()));
+        }
+        Ok(v)
+    }
+
     fn rerandomize<R: CryptoRng + ?Sized>(
         &self,
         items: &[Plaintext],
@@ -189,4 +210,11 @@ impl Codec for Clear {
     fn decrypt(&self, items: &[Plaintext]) -> Result<Vec<Plaintext>> {
         Ok(items.to_vec())
     }
+}
+
+/// `2^bits` as a plaintext.
+fn pow2(bits: u32) -> Plaintext {
+    let mut be = vec![0u8; bits as usize / 8 + 1];
+    be[0] = 1 << (bits % 8);
+    Plaintext::from_sign_magnitude_be(false, &be)
 }

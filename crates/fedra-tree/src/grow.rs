@@ -91,8 +91,18 @@ pub(crate) trait Hosts: Send {
     ) -> impl Future<Output = Result<Vec<Vec<u8>>>> + Send;
     /// Training is over; keep the first `trees` trees.
     fn finish(&mut self, trees: u32) -> impl Future<Output = Result<()>> + Send;
-    /// Ciphertexts encrypted and decrypted since the last call.
-    fn take_counts(&mut self) -> (u64, u64);
+    /// Ciphertexts encrypted and decrypted, payload bytes sent and received since
+    /// the last call.
+    fn take_counts(&mut self) -> Counts;
+}
+
+/// Per-tree counters of the guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) encryptions: u64,
+    pub(crate) decryptions: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
 }
 
 /// A public, seeded stream for sampling (row, feature and validation draws are
@@ -562,15 +572,17 @@ pub(crate) async fn grow<H: Hosts>(
         let train_loss = objective::eval_loss(obj, &y, &margin, &train_rows);
         let valid_loss =
             (!valid_rows.is_empty()).then(|| objective::eval_loss(obj, &y, &margin, &valid_rows));
-        let (enc, dec) = hosts.take_counts();
+        let c = hosts.take_counts();
         let round = Round {
             train_loss,
             valid_loss,
             leaves: nleaves,
             guest_splits: gs,
             host_splits: hs,
-            encryptions: enc,
-            decryptions: dec,
+            encryptions: c.encryptions,
+            decryptions: c.decryptions,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
             seconds: started.elapsed().as_secs_f64(),
         };
         progress(t, &round);

@@ -91,6 +91,12 @@ pub struct Round {
     pub encryptions: u64,
     /// Ciphertexts the guest decrypted for this tree.
     pub decryptions: u64,
+    /// Payload bytes the guest sent for this tree (to all hosts).
+    #[serde(default)]
+    pub bytes_sent: u64,
+    /// Payload bytes the guest received for this tree.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Wall time of the round in seconds (as seen by the guest).
     pub seconds: f64,
 }

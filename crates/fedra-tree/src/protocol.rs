@@ -219,7 +219,10 @@ struct Remote<'a, C: Codec, R: ?Sized> {
     /// Slot width and classes per ciphertext of the current tree.
     slot_bits: u32,
     per_ct: usize,
+    /// Bins the host packs into one ciphertext (shifted by `2·per_ct·slot_bits` bits each).
+    pack_bins: usize,
     counts: (u64, u64),
+    bytes_mark: (u64, u64),
     next_tree: u32,
 }
 
@@ -281,7 +284,9 @@ async fn guest<C: Codec + 'static, R: CryptoRng + Send + ?Sized>(
         rows: input.binned.rows(),
         slot_bits: 0,
         per_ct: 1,
+        pack_bins: 1,
         counts: (0, 0),
+        bytes_mark: (0, 0),
         next_tree: 0,
     };
     grow::grow(cfg, input, &cfg.hosts, &mut remote, progress).await
@@ -315,6 +320,8 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         msg.u8(0).u8(u8::from(guest_only));
         if guest_only {
             msg.u32(0)
+                .u32(1)
+                .u32(0)
                 .raw(&bitmap(sampled.iter().map(|_| false)))
                 .u64(0);
         } else {
@@ -354,7 +361,14 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
             }
             let cts = self.codec.encrypt(&plain, self.rng)?;
             self.counts.0 += cts.len() as u64;
+            // The host packs several bins' sums into one ciphertext before sending:
+            // far fewer re-randomisations and decryptions.
+            let bin_bits = 2 * self.per_ct as u32 * s;
+            self.pack_bins =
+                ((self.codec.capacity_bits().saturating_sub(4) / bin_bits) as usize).clamp(1, 64);
             msg.u32(chunks as u32)
+                .u32(self.pack_bins as u32)
+                .u32(bin_bits)
                 .raw(&bitmap(sampled.iter().copied()))
                 .u64(cts.len() as u64);
             msg.0.reserve(cts.len() * self.codec.width());
@@ -394,11 +408,15 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         let chunks = self.chunks();
         let width = self.codec.width();
         // Parse every host's message, then decrypt all items at once (both cores).
-        struct Parsed {
-            features: Vec<usize>,
-            /// (node, feature, slot) of each item group, in order.
-            slots: Vec<(usize, usize, usize)>,
+        // Items come per (node, feature, chunk) in groups of up to `pack_bins`
+        // non-empty slots packed into one ciphertext.
+        struct Group {
+            node: usize,
+            feature: usize,
+            chunk: usize,
+            slots: Vec<usize>,
         }
+        let pb = self.pack_bins;
         let mut parsed = Vec::new();
         let mut all_items = Vec::new();
         for (hi, h) in self.hosts.iter().enumerate() {
@@ -414,7 +432,7 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                 }
                 features.push(f);
             }
-            let mut slots = Vec::new();
+            let mut groups = Vec::new();
             let mut raw: Vec<&[u8]> = Vec::new();
             for node in 0..build.len() {
                 for &f in &features {
@@ -423,12 +441,16 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                     if ns % 8 != 0 && bits.last().is_some_and(|b| b >> (ns % 8) != 0) {
                         return Err(r.err("bits set beyond the last slot"));
                     }
-                    for s in 0..ns {
-                        if grow::bit(bits, s) {
-                            slots.push((node, f, s));
-                            for _ in 0..chunks {
-                                raw.push(r.take(width)?);
-                            }
+                    let present: Vec<usize> = (0..ns).filter(|&s| grow::bit(bits, s)).collect();
+                    for chunk in 0..chunks {
+                        for g in present.chunks(pb) {
+                            raw.push(r.take(width)?);
+                            groups.push(Group {
+                                node,
+                                feature: f,
+                                chunk,
+                                slots: g.to_vec(),
+                            });
                         }
                     }
                 }
@@ -439,41 +461,40 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                 .parse(&raw)
                 .map_err(|(i, e)| decode_err(h, &t, format!("item {i}: {e}")))?;
             all_items.push(items);
-            parsed.push(Parsed { features, slots });
+            parsed.push((features, groups));
         }
         let flat: Vec<C::Item> = all_items.iter().flatten().cloned().collect();
         let plain = self.codec.decrypt(&flat)?;
         self.counts.1 += plain.len() as u64;
         let s = self.slot_bits;
-        let counts: Vec<usize> = (0..chunks).map(|c| 2 * self.classes_in(c)).collect();
+        let per_bin = 2 * self.per_ct;
+        let sizes: Vec<usize> = parsed
+            .iter()
+            .flat_map(|(_, g)| g.iter().map(|g| g.slots.len() * per_bin))
+            .collect();
         let decoded: Vec<Vec<i128>> = plain
             .par_iter()
-            .enumerate()
-            .map(|(i, p)| pack::unpack(p, s, counts[i % chunks]))
+            .zip(sizes.par_iter())
+            .map(|(p, &n)| pack::unpack(p, s, n))
             .collect::<Result<_>>()?;
         let mut out = Vec::new();
         let mut it = decoded.into_iter();
-        for (hi, p) in parsed.into_iter().enumerate() {
+        for (hi, (features, groups)) in parsed.into_iter().enumerate() {
             let lay = &self.layouts[hi];
             let w = 2 * self.k;
             let mut nodes = vec![vec![0i128; lay.len()]; build.len()];
-            for (node, f, slot) in p.slots {
-                let base = (lay.offsets[f] + slot) * w;
-                let mut off = 0;
-                for _ in 0..chunks {
-                    let vals = it
-                        .next()
-                        .ok_or_else(|| TreeError::Model("internal: item count".into()))?;
-                    for (j, v) in vals.into_iter().enumerate() {
-                        nodes[node][base + off + j] = v;
-                    }
-                    off += 2 * self.per_ct;
+            for g in groups {
+                let vals = it
+                    .next()
+                    .ok_or_else(|| TreeError::Model("internal: item count".into()))?;
+                let here = 2 * self.classes_in(g.chunk);
+                for (j, &slot) in g.slots.iter().enumerate() {
+                    let base = (lay.offsets[g.feature] + slot) * w + 2 * g.chunk * self.per_ct;
+                    nodes[g.node][base..base + here]
+                        .copy_from_slice(&vals[j * per_bin..j * per_bin + here]);
                 }
             }
-            out.push(HostHists {
-                features: p.features,
-                nodes,
-            });
+            out.push(HostHists { features, nodes });
         }
         Ok(out)
     }
@@ -552,8 +573,24 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         Ok(())
     }
 
-    fn take_counts(&mut self) -> (u64, u64) {
-        std::mem::take(&mut self.counts)
+    fn take_counts(&mut self) -> crate::grow::Counts {
+        let (sent, received) = self
+            .ch
+            .stats()
+            .iter()
+            .filter(|s| self.hosts.iter().any(|h| h.as_str() == s.peer))
+            .fold((0, 0), |a, s| {
+                (a.0 + s.payload_bytes_sent, a.1 + s.payload_bytes_received)
+            });
+        let (enc, dec) = std::mem::take(&mut self.counts);
+        let c = crate::grow::Counts {
+            encryptions: enc,
+            decryptions: dec,
+            bytes_sent: sent - self.bytes_mark.0.min(sent),
+            bytes_received: received - self.bytes_mark.1.min(received),
+        };
+        self.bytes_mark = (sent, received);
+        c
     }
 }
 
@@ -609,6 +646,17 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
         let chunks = r.u32()? as usize;
         if chunks > 64 {
             return Err(r.err(format!("{chunks} ciphertexts per row, at most 64")));
+        }
+        let pack_bins = r.u32()? as usize;
+        let bin_bits = r.u32()?;
+        if !(1..=64).contains(&pack_bins)
+            || (pack_bins > 1
+                && (bin_bits == 0
+                    || u64::from(bin_bits) * pack_bins as u64 > u64::from(codec.capacity_bits())))
+        {
+            return Err(r.err(format!(
+                "packing {pack_bins} bins of {bin_bits} bits exceeds the plaintext capacity"
+            )));
         }
         let sampled_bits = r.take(n.div_ceil(8))?;
         let sampled: Vec<bool> = (0..n).map(|i| grow::bit(sampled_bits, i)).collect();
@@ -677,7 +725,7 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
                 .iter()
                 .map(|&b| state.rows(b))
                 .collect::<Result<_>>()?;
-            let sums: Vec<(Vec<u8>, Vec<C::Acc>, u64)> = jobs
+            let sums: Vec<(Vec<u8>, Vec<C::Item>, u64)> = jobs
                 .par_iter()
                 .map(|&(b, f)| {
                     let col = binned.column(f);
@@ -702,14 +750,27 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
                         }
                     }
                     let nonempty = bitmap((0..ns).map(|s| acc[s * chunks].is_some()));
-                    let vals: Vec<C::Acc> = acc.into_iter().flatten().collect();
-                    Ok((nonempty, vals, adds))
+                    // Per chunk, the non-empty slots' sums, `pack_bins` per ciphertext:
+                    // Horner's rule `((b_k·2^B + b_{k-1})·2^B + …) + b_0`.
+                    let mut packed = Vec::new();
+                    for c in 0..chunks {
+                        let sums: Vec<C::Item> = (0..ns)
+                            .filter_map(|s| acc[s * chunks + c].as_ref().map(|a| codec.finish(a)))
+                            .collect();
+                        for group in sums.chunks(pack_bins) {
+                            let mut it = group.iter().rev();
+                            let Some(top) = it.next() else { continue };
+                            let mut v = top.clone();
+                            for lower in it {
+                                v = codec.shift_add(&v, lower, bin_bits)?;
+                            }
+                            packed.push(v);
+                        }
+                    }
+                    Ok((nonempty, packed, adds))
                 })
                 .collect::<Result<_>>()?;
-            let flat: Vec<C::Item> = sums
-                .par_iter()
-                .flat_map_iter(|s| s.1.iter().map(|a| codec.finish(a)))
-                .collect();
+            let flat: Vec<C::Item> = sums.iter().flat_map(|s| s.1.iter().cloned()).collect();
             let fresh = codec.rerandomize(&flat, rng)?;
             counters.rerandomized += fresh.len() as u64;
             counters.additions += sums.iter().map(|s| s.2).sum::<u64>();

@@ -471,7 +471,9 @@ fn host_rejects_malformed_guest_messages() {
     assert_eq!(e.code(), "fed.decode", "{e}");
     // A tree with the wrong ciphertext count.
     let mut start = vec![0u8, 0];
-    start.extend(1u32.to_be_bytes());
+    start.extend(1u32.to_be_bytes()); // ciphertexts per row
+    start.extend(1u32.to_be_bytes()); // bins per packed ciphertext
+    start.extend(0u32.to_be_bytes()); // bits per bin
     start.extend([0xff, 0xff, 0x0f]); // 20 rows sampled
     start.extend(5u64.to_be_bytes());
     let e = host_against(
@@ -482,14 +484,18 @@ fn host_rejects_malformed_guest_messages() {
     assert!(e.to_string().contains("ciphertexts, expected 20"), "{e}");
     // A bit set beyond the row count is just ignored by position; a huge count is refused.
     let mut huge = vec![0u8, 0];
-    huge.extend(1u32.to_be_bytes());
+    huge.extend(1u32.to_be_bytes()); // ciphertexts per row
+    huge.extend(1u32.to_be_bytes()); // bins per packed ciphertext
+    huge.extend(0u32.to_be_bytes()); // bits per bin
     huge.extend([0xff, 0xff, 0x0f]);
     huge.extend(u64::MAX.to_be_bytes());
     let e = host_against(&c, &h[0], vec![("key", 0, clear_key()), ("start", 0, huge)]);
     assert_eq!(e.code(), "fed.decode", "{e}");
     // A valid tree start, then a partition for a node that was never split.
     let mut ok = vec![0u8, 0];
-    ok.extend(1u32.to_be_bytes());
+    ok.extend(1u32.to_be_bytes()); // ciphertexts per row
+    ok.extend(1u32.to_be_bytes()); // bins per packed ciphertext
+    ok.extend(0u32.to_be_bytes()); // bits per bin
     ok.extend([0xff, 0xff, 0x0f]);
     ok.extend(20u64.to_be_bytes());
     for _ in 0..20 {
