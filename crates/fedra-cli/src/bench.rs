@@ -39,6 +39,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         buckets: u32,
     },
+    /// SecureBoost training and evaluation between party processes over loopback
+    /// mutual TLS (a `secureboost` job; default: FATE default_credit, 64 trees of
+    /// depth 6): wall time, ciphertext operations, bytes and peak memory per party.
+    Secureboost {
+        /// The job file (its first `secureboost` task is benchmarked).
+        #[arg(long, default_value = "examples/secureboost-default-credit/job.toml")]
+        job: std::path::PathBuf,
+        /// Schemes to run, one result line each: ou, paillier, insecure_plaintext.
+        #[arg(long, value_delimiter = ',', default_values_t = vec!["ou".to_string()])]
+        schemes: Vec<String>,
+        /// Override the number of trees.
+        #[arg(long)]
+        trees: Option<u32>,
+        /// Override the maximum depth.
+        #[arg(long)]
+        max_depth: Option<u32>,
+    },
 }
 
 /// A PSI protocol to benchmark.
@@ -227,6 +244,83 @@ async fn pair() -> anyhow::Result<(GrpcChannel, GrpcChannel)> {
     ))
 }
 
+/// Runs a SecureBoost job once per scheme (with overrides) and prints one line each.
+async fn bench_secureboost(
+    job: &std::path::Path,
+    schemes: &[String],
+    trees: Option<u32>,
+    max_depth: Option<u32>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(job).with_context(|| format!("reading {}", job.display()))?;
+    let dir = job.parent().unwrap_or(std::path::Path::new("."));
+    let out_root = tempfile::tempdir()?;
+    for scheme in schemes {
+        let mut doc: toml::Table = toml::from_str(&text)?;
+        let tasks = doc
+            .get_mut("tasks")
+            .and_then(|t| t.as_array_mut())
+            .context("the job has no [[tasks]]")?;
+        let task = tasks
+            .iter_mut()
+            .filter_map(|t| t.as_table_mut())
+            .find(|t| t.get("kind").and_then(|k| k.as_str()) == Some("secureboost"))
+            .context("the job has no secureboost task")?;
+        task.insert("scheme".into(), toml::Value::String(scheme.clone()));
+        if let Some(t) = trees {
+            task.insert("trees".into(), toml::Value::Integer(i64::from(t)));
+        }
+        if let Some(d) = max_depth {
+            task.insert("max_depth".into(), toml::Value::Integer(i64::from(d)));
+        }
+        let name = task
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        // Next to the original so that relative data paths resolve the same way.
+        let path = dir.join(format!(".bench-secureboost-{scheme}.toml"));
+        std::fs::write(&path, toml::to_string(&doc)?)?;
+        let result = crate::local::run_job(&path, Some(out_root.path().join(scheme)), false).await;
+        let _ = std::fs::remove_file(&path);
+        let (report, _) = result?;
+        let t = report
+            .tasks
+            .iter()
+            .find(|t| t.name == name)
+            .context("no report for the secureboost task")?;
+        anyhow::ensure!(
+            t.error.is_none(),
+            "the secureboost task failed: {}",
+            t.error.clone().unwrap_or_default()
+        );
+        let metric = |k: &str| t.metrics.get(k).cloned().unwrap_or(serde_json::Value::Null);
+        let mut line = json!({
+            "name": "secureboost",
+            "job": job.display().to_string(),
+            "scheme": scheme,
+            "trees": metric("trees"),
+            "rows_train": metric("rows_train"),
+            "training_s": metric("training_s"),
+            "task_wall_s": t.wall_s,
+            "s_per_tree": metric("training_s").as_f64().zip(metric("rounds_run").as_f64()).map(|(a, b)| a / b.max(1.0)),
+            "auc": metric("auc"),
+            "train_auc": metric("train_auc"),
+            "encryptions": metric("encryptions"),
+            "decryptions": metric("decryptions"),
+            "host_ciphertext_additions": metric("ciphertext_additions"),
+            "rerandomized": metric("rerandomized"),
+        });
+        for (party, p) in &report.parties {
+            line[format!("bytes_sent_{party}")] = json!(p.traffic.wire_bytes_sent);
+            line[format!("peak_rss_mb_{party}")] = json!(p.peak_rss_mb);
+        }
+        println!("{line}");
+    }
+    Ok(())
+}
+
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Psi {
@@ -234,6 +328,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             protocol,
             buckets,
         } => bench_psi(&ids, protocol, buckets).await,
+        BenchCommand::Secureboost {
+            job,
+            schemes,
+            trees,
+            max_depth,
+        } => bench_secureboost(&job, &schemes, trees, max_depth).await,
         BenchCommand::Transport { sizes_mb, repeat } => {
             let (a, b) = pair().await?;
             // Warm up: connection, TLS handshake, HTTP/2 windows.

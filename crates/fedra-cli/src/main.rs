@@ -40,6 +40,39 @@ enum Command {
     /// End-to-end benchmarks; each prints one JSON object per line.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Differential-privacy budget planning (RDP accountant of the Poisson-subsampled
+    /// Gaussian mechanism; agrees with Google's dp-accounting).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
+}
+
+#[derive(Subcommand)]
+enum PrivacyCommand {
+    /// ε after `steps` noisy steps, or with --target-epsilon the noise multiplier that reaches it.
+    Epsilon {
+        /// σ: noise standard deviation over the clipping norm (not with --target-epsilon).
+        #[arg(
+            long,
+            required_unless_present = "target_epsilon",
+            conflicts_with = "target_epsilon"
+        )]
+        noise_multiplier: Option<f64>,
+        /// ε to reach: print the smallest noise multiplier that achieves it.
+        #[arg(long)]
+        target_epsilon: Option<f64>,
+        /// q: Poisson sampling rate per step (batch size / dataset size).
+        #[arg(long)]
+        sampling_rate: f64,
+        /// Number of steps.
+        #[arg(long)]
+        steps: u64,
+        /// δ.
+        #[arg(long, default_value_t = 1e-5)]
+        delta: f64,
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -179,6 +212,58 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .issue(&party, fedra_pki::Validity::days(days))?
                 .write(&dir, &party)?;
             println!("wrote {} and {}", c.display(), k.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Privacy(PrivacyCommand::Epsilon {
+            noise_multiplier,
+            target_epsilon,
+            sampling_rate,
+            steps,
+            delta,
+            json,
+        }) => {
+            match (noise_multiplier, target_epsilon) {
+                (Some(sigma), _) => {
+                    let r = fedra_dp::epsilon(&fedra_dp::Plan {
+                        noise_multiplier: sigma,
+                        sampling_rate,
+                        steps,
+                        delta,
+                    })?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "epsilon": r.epsilon, "delta": delta, "order": r.order,
+                                "noise_multiplier": sigma, "sampling_rate": sampling_rate, "steps": steps,
+                                "accountant": "rdp",
+                            })
+                        );
+                    } else {
+                        println!(
+                            "epsilon = {:.6} (delta = {delta}, RDP order {}) after {steps} steps with noise multiplier {sigma} and sampling rate {sampling_rate}",
+                            r.epsilon, r.order
+                        );
+                    }
+                }
+                (None, Some(eps)) => {
+                    let sigma = fedra_dp::noise_multiplier_for(eps, sampling_rate, steps, delta)?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "noise_multiplier": sigma, "target_epsilon": eps, "delta": delta,
+                                "sampling_rate": sampling_rate, "steps": steps, "accountant": "rdp",
+                            })
+                        );
+                    } else {
+                        println!(
+                            "noise multiplier = {sigma:.6} reaches epsilon <= {eps} (delta = {delta}) after {steps} steps at sampling rate {sampling_rate}"
+                        );
+                    }
+                }
+                (None, None) => anyhow::bail!("give --noise-multiplier or --target-epsilon"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(b) => {

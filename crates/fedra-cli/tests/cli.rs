@@ -204,6 +204,128 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
     );
 }
 
+#[test]
+fn secureboost_trains_and_predicts_across_two_processes() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let (out, _) = run_example("secureboost-breast");
+    let r = report(&out);
+    let m = &r["tasks"][1]["metrics"];
+    // Mechanics across processes; the accuracy bar (held-out AUC >= 0.98) and
+    // secure == plaintext twin are tested deterministically in fedra-tree.
+    assert!(m["auc"].as_f64().unwrap() >= 0.95, "{m}");
+    assert!(m["train_auc"].as_f64().unwrap() >= 0.95, "{m}");
+    assert_eq!(m["rows_test"], 113, "{m}");
+    assert_eq!(m["trees"], 30, "{m}");
+    // One packed ciphertext per training row per tree, except the complete-secure
+    // first tree (guest features only, nothing sent).
+    assert_eq!(m["encryptions"], 456 * 29, "{m}");
+    assert!(m["ciphertext_additions"].as_u64().unwrap() > 0, "{m}");
+    let host_model = std::fs::read_to_string(out.join("parties/host/sb.model.json")).unwrap();
+    assert!(host_model.contains("\"own\""), "{host_model}");
+    assert!(
+        !host_model.contains("weights"),
+        "leaf weights stay with the guest"
+    );
+
+    let data = repo()
+        .join("../shared/datasets/fate")
+        .canonicalize()
+        .unwrap();
+    let parties = out.join("parties").display().to_string();
+    let job = format!(
+        "[job]\nid = \"sb-predict\"\n\
+         [parties.guest]\nrole = \"guest\"\ndata = {{ path = \"{d}/breast_hetero_guest.csv\", label = \"y\" }}\n\
+         [parties.host]\nrole = \"host\"\ndata = {{ path = \"{d}/breast_hetero_host.csv\" }}\n\
+         [[tasks]]\nname = \"predict\"\nkind = \"secureboost_predict\"\nguest = \"guest\"\n\
+         models = {{ guest = \"{parties}/guest/sb.model.json\", host = \"{parties}/host/sb.model.json\" }}\n",
+        d = data.display()
+    );
+    let job_path = out.join("predict.toml");
+    std::fs::write(&job_path, job).unwrap();
+    let o = fedra()
+        .arg("run")
+        .arg(&job_path)
+        .args(["--local", "--out"])
+        .arg(out.join("predict"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = &report(&out.join("predict"))["tasks"][0]["metrics"];
+    assert_eq!(m["rows"], 569);
+    assert!(m["auc"].as_f64().unwrap() >= 0.95, "{m}");
+    assert!(
+        !out.join("predict/parties/host/predict.predictions.csv")
+            .exists()
+    );
+}
+
+#[test]
+fn privacy_epsilon_agrees_with_dp_accounting() {
+    let o = fedra()
+        .args([
+            "privacy",
+            "epsilon",
+            "--noise-multiplier",
+            "1.1",
+            "--sampling-rate",
+            "0.01",
+            "--steps",
+            "6000",
+            "--delta",
+            "1e-5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // dp-accounting 0.6.0 (RDP): 4.246599.
+    let eps = v["epsilon"].as_f64().unwrap();
+    assert!((eps / 4.246599 - 1.0).abs() < 1e-3, "{v}");
+    let o = fedra()
+        .args([
+            "privacy",
+            "epsilon",
+            "--target-epsilon",
+            "4.246599",
+            "--sampling-rate",
+            "0.01",
+            "--steps",
+            "6000",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        (v["noise_multiplier"].as_f64().unwrap() - 1.1).abs() < 1e-3,
+        "{v}"
+    );
+    let o = fedra()
+        .args([
+            "privacy",
+            "epsilon",
+            "--noise-multiplier",
+            "1",
+            "--sampling-rate",
+            "2",
+            "--steps",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sampling"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
