@@ -109,7 +109,12 @@ impl<S: AdditiveScheme> Codec for He<S> {
         ms: &[Plaintext],
         rng: &mut R,
     ) -> Result<Vec<Self::Item>> {
-        self.pk.encrypt_batch(ms, rng).map_err(he("encryption"))
+        match &self.sk {
+            // The key holder encrypts with CRT: the same ciphertext distribution,
+            // several times faster.
+            Some(sk) => sk.encrypt_batch_crt(ms, rng).map_err(he("encryption")),
+            None => self.pk.encrypt_batch(ms, rng).map_err(he("encryption")),
+        }
     }
 
     fn decrypt(&self, items: &[Self::Item]) -> Result<Vec<Plaintext>> {
