@@ -159,6 +159,68 @@ pub enum HorizontalError {
         /// Expected vs. found.
         reason: String,
     },
+    /// The channel failed while talking to a party (protocol runs only).
+    #[error("transport error with party {party} while {doing}: {detail} [{code}]")]
+    Transport {
+        /// The peer.
+        party: String,
+        /// What this party was doing, e.g. `receiving round 3 plan`.
+        doing: String,
+        /// The channel's error code (`fed.*`).
+        code: &'static str,
+        /// The channel's message.
+        detail: String,
+    },
+    /// A peer sent a message that does not parse or violates the protocol.
+    #[error("malformed message '{message}' from party {party}: {detail}")]
+    Malformed {
+        /// The sender.
+        party: String,
+        /// The message name.
+        message: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The model or local training failed (`fedra-nn`).
+    #[error("model: {detail} [{code}]")]
+    Model {
+        /// The `nn.*` code.
+        code: &'static str,
+        /// Its message.
+        detail: String,
+    },
+    /// The local dataset does not fit the model.
+    #[error("dataset: {detail}")]
+    Data {
+        /// What is wrong.
+        detail: String,
+    },
+    /// Reading or writing a checkpoint failed, or it does not fit the run.
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Secure aggregation failed for a round.
+    #[error("round {round}: secure aggregation failed: {detail} [{code}]")]
+    SecAgg {
+        /// The round.
+        round: u32,
+        /// The `secagg` error code.
+        code: &'static str,
+        /// Its message.
+        detail: String,
+    },
+    /// Differential privacy (clipping, noise, accounting) failed.
+    #[error("differential privacy: {detail} [{code}]")]
+    Dp {
+        /// The `dp.*` code.
+        code: &'static str,
+        /// Its message.
+        detail: String,
+    },
 }
 
 fn join(ids: &[ClientId]) -> String {
@@ -196,6 +258,13 @@ impl HorizontalError {
             HorizontalError::TrimTooLarge { .. } => "horizontal.trim_too_large",
             HorizontalError::InvalidWeights { .. } => "horizontal.invalid_weights",
             HorizontalError::StateMismatch { .. } => "horizontal.state_mismatch",
+            HorizontalError::Transport { .. } => "horizontal.transport",
+            HorizontalError::Malformed { .. } => "horizontal.malformed",
+            HorizontalError::Model { .. } => "horizontal.model",
+            HorizontalError::Data { .. } => "horizontal.data",
+            HorizontalError::Checkpoint { .. } => "horizontal.checkpoint",
+            HorizontalError::SecAgg { .. } => "horizontal.secagg",
+            HorizontalError::Dp { .. } => "horizontal.dp",
         }
     }
 }

@@ -24,7 +24,10 @@
 //!   `min_clients`, `min_available`; [`round_rng`] makes it reproducible
 //!   per `(seed, round)`;
 //! * [`StrategyState`] — serde-serialisable server state for checkpoints;
-//! * [`HorizontalConfig`] — typed TOML configuration, `validate`, `build`.
+//! * [`HorizontalConfig`] — typed TOML configuration, `validate`, `build`;
+//! * [`protocol`] — the networked protocol: [`protocol::run_server`] and
+//!   [`protocol::run_client`] over a `fedra_federation::Channel`, with round
+//!   deadlines, secure aggregation, DP, checkpoints and resume.
 //!
 //! ```
 //! use fedra_horizontal::{ClientId, ClientResult, HorizontalConfig};
@@ -56,6 +59,7 @@ mod config;
 mod error;
 mod fedavg;
 mod fedopt;
+pub mod protocol;
 mod scaffold;
 mod scheduler;
 mod strategy;

@@ -1,0 +1,166 @@
+//! The server's checkpoint: written after every round, atomically (a
+//! temporary file in the same directory, `fsync`, then `rename`), so a
+//! killed server finds either the previous or the new round, never a torn
+//! file.
+//!
+//! Format: `FEDRAHFL` (8 bytes), format version (`u32` LE), JSON length
+//! (`u64` LE), the JSON [`Checkpoint`] header (round, strategy state,
+//! accountant, configuration, history), then the global parameters as
+//! little-endian `f32`. Floats in the JSON round-trip exactly.
+
+use std::io::Write;
+use std::path::Path;
+
+use fedra_dp::Accountant;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HorizontalError, Result};
+use crate::protocol::config::ServerConfig;
+use crate::protocol::server::RoundRecord;
+use crate::strategy::StrategyState;
+
+const MAGIC: &[u8; 8] = b"FEDRAHFL";
+const VERSION: u32 = 1;
+/// Largest JSON header accepted (the strategy state holds up to two
+/// parameter-sized vectors as text).
+const MAX_JSON: u64 = 16 << 30;
+
+/// What the server saves after each round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The last completed round.
+    pub round: u32,
+    /// The configuration of the run that wrote it.
+    pub config: ServerConfig,
+    /// The strategy's state after `round`.
+    pub strategy: StrategyState,
+    /// Central DP's accountant, if any.
+    pub accountant: Option<Accountant>,
+    /// What happened in each completed round.
+    pub history: Vec<RoundRecord>,
+    /// The global parameters after `round` (stored after the JSON, raw).
+    #[serde(skip)]
+    pub params: Vec<f32>,
+}
+
+fn err(path: &Path, detail: impl Into<String>) -> HorizontalError {
+    HorizontalError::Checkpoint {
+        path: path.display().to_string(),
+        detail: detail.into(),
+    }
+}
+
+impl Checkpoint {
+    /// Writes atomically to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec(self).map_err(|e| err(path, format!("encode: {e}")))?;
+        let mut buf = Vec::with_capacity(20 + json.len() + self.params.len() * 4);
+        buf.extend_from_slice(MAGIC);
+        buf.extend_from_slice(&VERSION.to_le_bytes());
+        buf.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        buf.extend_from_slice(&json);
+        for x in &self.params {
+            buf.extend_from_slice(&x.to_le_bytes());
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "checkpoint".into());
+        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            // Persist the rename itself (best effort: not every platform
+            // can open a directory).
+            if let Ok(d) = std::fs::File::open(&dir) {
+                d.sync_all().ok();
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            std::fs::remove_file(&tmp).ok();
+            err(path, format!("write: {e}"))
+        })
+    }
+
+    /// Reads `path`; `Ok(None)` if it does not exist.
+    pub fn load(path: &Path) -> Result<Option<Self>> {
+        let buf = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err(path, format!("read: {e}"))),
+        };
+        if buf.len() < 20 || &buf[..8] != MAGIC {
+            return Err(err(path, "not a fedra-horizontal checkpoint"));
+        }
+        let version = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        if version != VERSION {
+            return Err(err(
+                path,
+                format!("format version {version}, this build reads {VERSION}"),
+            ));
+        }
+        let mut l = [0u8; 8];
+        l.copy_from_slice(&buf[12..20]);
+        let json_len = u64::from_le_bytes(l);
+        if json_len > MAX_JSON || json_len > (buf.len() - 20) as u64 {
+            return Err(err(path, "truncated header"));
+        }
+        let end = 20 + json_len as usize;
+        let mut ck: Checkpoint =
+            serde_json::from_slice(&buf[20..end]).map_err(|e| err(path, format!("header: {e}")))?;
+        let raw = &buf[end..];
+        if raw.len() != ck.strategy.num_params * 4 {
+            return Err(err(
+                path,
+                format!(
+                    "{} parameter bytes, expected {}",
+                    raw.len(),
+                    ck.strategy.num_params * 4
+                ),
+            ));
+        }
+        ck.params = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        if ck.params.iter().any(|x| !x.is_finite()) {
+            return Err(err(path, "non-finite parameter"));
+        }
+        Ok(Some(ck))
+    }
+
+    /// Checks that the checkpoint belongs to a run with configuration
+    /// `cfg` (everything but `rounds`, `round_timeout_s` and `chunk_bytes`
+    /// must be equal).
+    pub fn check_compatible(&self, cfg: &ServerConfig, path: &Path) -> Result<()> {
+        let norm = |c: &ServerConfig| ServerConfig {
+            rounds: 1,
+            round_timeout_s: 1.0,
+            chunk_bytes: 0,
+            ..c.clone()
+        };
+        if norm(&self.config) != norm(cfg) {
+            return Err(err(
+                path,
+                "written by a run with another configuration (only rounds, round_timeout_s and chunk_bytes may change on resume)",
+            ));
+        }
+        if self.round > cfg.rounds {
+            return Err(err(
+                path,
+                format!(
+                    "already at round {}, beyond rounds = {}",
+                    self.round, cfg.rounds
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

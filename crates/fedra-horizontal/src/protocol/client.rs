@@ -1,0 +1,442 @@
+//! [`run_client`]: the client side of the protocol (see the
+//! [module docs](super)).
+
+use std::time::Duration;
+
+use fedra_data::Dataset;
+use fedra_dp::{Accountant, Event, clip_l2};
+use fedra_federation::{Channel, PartyId, Tag};
+use fedra_nn::{LossKind, Mlp, Optimizer};
+use fedra_secagg::{
+    Client as SaClient, ClientId as SaId, ForwardedShares, KeyList, Params, QuantConfig, RoundId,
+    UnmaskRequest, WireMessage,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore};
+
+use super::config::ClientConfig;
+use super::wire::{
+    MAX_HEADER_BYTES, RecvError, RecvResult, f32_bytes, recv_blob, recv_f32s, recv_json, send_blob,
+    to_json,
+};
+use super::{
+    FinalMsg, HelloMsg, Instr, PlanMsg, ResultMsg, SecAggPlan, StartMsg, TrainPlan, dp_err, nn_err,
+    ring_of, round_stream, secagg_err,
+};
+use crate::client::{
+    fedprox_correct_gradient, model_delta, scaffold_correct_gradient, scaffold_update_control,
+};
+use crate::error::{HorizontalError, Result};
+
+/// Chunk size of the client's uploads.
+const CHUNK: usize = super::config::DEFAULT_CHUNK_BYTES;
+
+/// The result of [`run_client`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientOutcome {
+    /// Rounds this client trained in.
+    pub rounds_trained: u32,
+    /// Rounds it was not selected for.
+    pub rounds_skipped: u32,
+    /// Mean training loss of the last round trained (before the round's
+    /// updates; not private under DP).
+    pub last_loss: Option<f32>,
+    /// Local DP-SGD: ε spent by this client (at the configured δ).
+    pub epsilon: Option<f64>,
+    /// The rounds the server completed; the model holds the final global
+    /// parameters.
+    pub rounds_completed: u32,
+}
+
+fn tag(task: &str, round: u32, name: &str) -> Tag {
+    Tag::new(task, u64::from(round), name)
+}
+
+/// The local data as `f32`, validated against the model.
+struct Local {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    rows: usize,
+    inputs: usize,
+}
+
+fn prepare(data: &Dataset, model: &Mlp) -> Result<Local> {
+    let spec = model.spec();
+    let bad = |detail: String| HorizontalError::Data { detail };
+    if data.n_features() != spec.inputs {
+        return Err(bad(format!(
+            "{} features, the model takes {}",
+            data.n_features(),
+            spec.inputs
+        )));
+    }
+    if model.target_width() != 1 {
+        return Err(bad(
+            "multi-output regression is not supported by the protocol".into(),
+        ));
+    }
+    let labels = data
+        .labels()
+        .ok_or_else(|| bad("the dataset has no label column".into()))?;
+    if data.n_rows() == 0 {
+        return Err(bad("the dataset is empty".into()));
+    }
+    let x: Vec<f32> = data.features().iter().map(|&v| v as f32).collect();
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(bad(format!(
+            "feature value {i} (row {}) is missing or not finite in f32",
+            i / spec.inputs
+        )));
+    }
+    let y: Vec<f32> = labels.iter().map(|&v| v as f32).collect();
+    let ok = |v: f32| match spec.loss {
+        LossKind::BinaryCrossEntropy => v == 0.0 || v == 1.0,
+        LossKind::SoftmaxCrossEntropy => {
+            v.fract() == 0.0 && v >= 0.0 && (v as usize) < spec.outputs
+        }
+        LossKind::Mse => v.is_finite(),
+    };
+    if let Some(i) = y.iter().position(|&v| !ok(v)) {
+        return Err(bad(format!(
+            "label of row {i} = {} does not fit the loss",
+            y[i]
+        )));
+    }
+    Ok(Local {
+        rows: data.n_rows(),
+        inputs: spec.inputs,
+        x,
+        y,
+    })
+}
+
+/// Waits for a server message, failing after the client's timeout.
+async fn from_server<T>(
+    limit: Duration,
+    server: &PartyId,
+    what: &str,
+    fut: impl std::future::Future<Output = RecvResult<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or(Err(RecvError::Timeout))
+        .map_err(|e| e.into_error(server, what))
+}
+
+/// Runs a client of a horizontal federation until the server sends the
+/// final model (which is then in `model`). See the [module docs](super).
+///
+/// * `server`: the server's party id; `task`: the task name (as the
+///   server's).
+/// * `data`: the local rows, with labels; features must match the model.
+/// * `model`: its spec must equal the server's; parameters are replaced by
+///   the global ones every round and by the final model at the end.
+/// * `rng`: a CSPRNG; a 32-byte key is drawn once, from which each round's
+///   shuffling, DP noise and secure-aggregation keys are derived.
+pub async fn run_client(
+    ch: &dyn Channel,
+    task: &str,
+    server: &PartyId,
+    cfg: &ClientConfig,
+    data: &Dataset,
+    model: &mut Mlp,
+    rng: &mut (impl CryptoRng + Send),
+) -> Result<ClientOutcome> {
+    cfg.validate()?;
+    let local = prepare(data, model)?;
+    let mut key = [0u8; 32];
+    rng.fill_bytes(&mut key);
+    let limit = cfg.server_timeout();
+
+    let start: StartMsg = from_server(
+        limit,
+        server,
+        "start",
+        recv_json(ch, server, task, 0, "start"),
+    )
+    .await?;
+    let n = model.num_params();
+    if start.model != *model.spec() || start.num_params != n || n > cfg.max_params {
+        return Err(HorizontalError::Malformed {
+            party: server.to_string(),
+            message: "start".into(),
+            detail: format!(
+                "the server's model ({:?}, {} parameters) differs from the local one ({:?}, {n}; limit {})",
+                start.model,
+                start.num_params,
+                model.spec(),
+                cfg.max_params
+            ),
+        });
+    }
+    let hello = to_json(&HelloMsg {
+        num_examples: local.rows as u64,
+    })?;
+    send_blob(ch, server, task, 0, "hello", &hello, CHUNK)
+        .await
+        .map_err(|e| transport(server, "sending hello", &e))?;
+
+    let mut out = ClientOutcome {
+        rounds_trained: 0,
+        rounds_skipped: 0,
+        last_loss: None,
+        epsilon: None,
+        rounds_completed: 0,
+    };
+    let mut control: Option<Vec<f32>> = None;
+    let mut accountant: Option<(Accountant, f64)> = None;
+    for round in start.first_round..=start.last_round {
+        let plan: PlanMsg = from_server(
+            limit,
+            server,
+            "plan",
+            recv_json(ch, server, task, round, "plan"),
+        )
+        .await?;
+        let plan = match plan {
+            PlanMsg::Skip => {
+                out.rounds_skipped += 1;
+                continue;
+            }
+            PlanMsg::Train(p) => p,
+        };
+        plan.local.validate()?;
+        let global = from_server(
+            limit,
+            server,
+            "params",
+            recv_f32s(ch, server, task, round, "params", n),
+        )
+        .await?;
+        let server_control = match plan.instructions {
+            Instr::Scaffold => Some(
+                from_server(
+                    limit,
+                    server,
+                    "control",
+                    recv_f32s(ch, server, task, round, "control", n),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
+        let mut rrng = round_stream(&key, round);
+        model.set_params_flat(&global).map_err(nn_err)?;
+        if server_control.is_some() && control.is_none() {
+            control = Some(vec![0.0; n]);
+        }
+        let (loss, steps) = train_round(
+            model,
+            &local,
+            &plan,
+            &global,
+            control.as_deref(),
+            server_control.as_deref(),
+            &mut rrng,
+        )?;
+        if let Some((dp, delta)) = plan.dp_sgd {
+            let acc = accountant.get_or_insert_with(|| (Accountant::new(), delta));
+            acc.1 = delta;
+            let q = (plan.local.batch_size as f64 / local.rows as f64).min(1.0);
+            acc.0
+                .record(Event {
+                    noise_multiplier: dp.noise_multiplier,
+                    sampling_rate: q,
+                    steps: steps.max(1),
+                })
+                .map_err(dp_err)?;
+        }
+        let mut delta = model_delta(model.params(), &global)?;
+        let dc = match (&server_control, control.as_mut()) {
+            (Some(c), Some(ci)) => Some(scaffold_update_control(
+                ci,
+                c,
+                &global,
+                model.params(),
+                steps.max(1),
+                plan.local.optimizer.lr(),
+            )?),
+            _ => None,
+        };
+        if let Some(c) = plan.clip_update_l2 {
+            clip_l2(&mut delta, c).map_err(dp_err)?;
+        }
+        match &plan.secagg {
+            Some(sa) => {
+                secagg_round(ch, task, server, round, n, sa, &delta, limit, &mut rrng).await?
+            }
+            None => {
+                let head = to_json(&ResultMsg {
+                    num_examples: local.rows as u64,
+                    loss,
+                    has_control_delta: dc.is_some(),
+                })?;
+                let send = async {
+                    send_blob(ch, server, task, round, "result", &head, CHUNK).await?;
+                    send_blob(ch, server, task, round, "delta", &f32_bytes(&delta), CHUNK).await?;
+                    if let Some(dc) = &dc {
+                        send_blob(ch, server, task, round, "dc", &f32_bytes(dc), CHUNK).await?;
+                    }
+                    Ok::<(), fedra_federation::FedError>(())
+                };
+                send.await
+                    .map_err(|e| transport(server, "sending the update", &e))?;
+            }
+        }
+        out.rounds_trained += 1;
+        out.last_loss = Some(loss);
+    }
+
+    let fin: FinalMsg = from_server(
+        limit,
+        server,
+        "final",
+        recv_json(ch, server, task, 0, "final"),
+    )
+    .await?;
+    let params = from_server(
+        limit,
+        server,
+        "final/params",
+        recv_f32s(ch, server, task, 0, "final/params", n),
+    )
+    .await?;
+    model.set_params_flat(&params).map_err(nn_err)?;
+    out.rounds_completed = fin.rounds_completed;
+    if let Some((acc, delta)) = &accountant {
+        out.epsilon = Some(acc.epsilon(*delta).map_err(dp_err)?.epsilon);
+    }
+    Ok(out)
+}
+
+fn transport(party: &PartyId, doing: &str, e: &fedra_federation::FedError) -> HorizontalError {
+    HorizontalError::Transport {
+        party: party.to_string(),
+        doing: doing.to_owned(),
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+/// Local epochs of mini-batch training from the global parameters (already
+/// in `model`); returns the mean loss and the number of steps.
+fn train_round(
+    model: &mut Mlp,
+    local: &Local,
+    plan: &TrainPlan,
+    global: &[f32],
+    client_control: Option<&[f32]>,
+    server_control: Option<&[f32]>,
+    rng: &mut ChaCha20Rng,
+) -> Result<(f32, u64)> {
+    let mut opt = Optimizer::new(plan.local.optimizer).map_err(nn_err)?;
+    let (rows, d) = (local.rows, local.inputs);
+    let bs = plan.local.batch_size.min(rows);
+    let mut order: Vec<usize> = (0..rows).collect();
+    let mut xb = Vec::with_capacity(bs * d);
+    let mut yb = Vec::with_capacity(bs);
+    let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0u64);
+    for _ in 0..plan.local.local_epochs {
+        for i in (1..rows).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        for batch in order.chunks(bs) {
+            xb.clear();
+            yb.clear();
+            for &r in batch {
+                xb.extend_from_slice(&local.x[r * d..(r + 1) * d]);
+                yb.push(local.y[r]);
+            }
+            let (loss, mut grad) = match &plan.dp_sgd {
+                Some((dp, _)) => model.dp_gradient(&xb, &yb, batch.len(), dp, rng),
+                None => model.gradient(&xb, &yb, batch.len()),
+            }
+            .map_err(nn_err)?;
+            match plan.instructions {
+                Instr::FedProx { mu } => {
+                    fedprox_correct_gradient(&mut grad, model.params(), global, mu)?
+                }
+                Instr::Scaffold => {
+                    if let (Some(ci), Some(c)) = (client_control, server_control) {
+                        scaffold_correct_gradient(&mut grad, ci, c)?;
+                    }
+                }
+                Instr::Plain => {}
+            }
+            model.apply_gradient(&mut opt, &grad).map_err(nn_err)?;
+            loss_sum += f64::from(loss) * batch.len() as f64;
+            seen += batch.len();
+            steps += 1;
+        }
+    }
+    Ok(((loss_sum / seen.max(1) as f64) as f32, steps))
+}
+
+/// Waits for a secure-aggregation message, or for the server's `end`
+/// (the round finished without this client).
+async fn phase_msg(
+    ch: &dyn Channel,
+    task: &str,
+    server: &PartyId,
+    round: u32,
+    name: &str,
+    max: usize,
+    limit: Duration,
+) -> Result<Option<Vec<u8>>> {
+    let end = tag(task, round, "end");
+    let r = tokio::select! {
+        r = recv_blob(ch, server, task, round, name, max) => r.map(Some),
+        e = ch.recv(server, &end) => e.map(|_| None).map_err(RecvError::Channel),
+        _ = tokio::time::sleep(limit) => Err(RecvError::Timeout),
+    };
+    r.map_err(|e| e.into_error(server, name))
+}
+
+/// This client's part of a secure-aggregation round.
+#[allow(clippy::too_many_arguments)]
+async fn secagg_round(
+    ch: &dyn Channel,
+    task: &str,
+    server: &PartyId,
+    round: u32,
+    n: usize,
+    sa: &SecAggPlan,
+    delta: &[f32],
+    limit: Duration,
+    rng: &mut ChaCha20Rng,
+) -> Result<()> {
+    let err = secagg_err(round);
+    let ring = ring_of(sa.ring_bits);
+    let q = QuantConfig::new(sa.clip, sa.scale, ring).map_err(&err)?;
+    let input = q.quantize_weighted(delta, sa.weight).map_err(&err)?;
+    let params =
+        Params::new(RoundId(u64::from(round)), sa.n, sa.threshold, n, ring).map_err(&err)?;
+    let (mut client, adv) = SaClient::new(params, SaId(sa.id), rng).map_err(&err)?;
+    let send = |name: &'static str, bytes: Vec<u8>| async move {
+        send_blob(ch, server, task, round, name, &bytes, CHUNK)
+            .await
+            .map_err(|e| transport(server, name, &e))
+    };
+    send("sa/adv", adv.encode()).await?;
+    let small = MAX_HEADER_BYTES.max(256 + 128 * sa.n as usize);
+    let Some(b) = phase_msg(ch, task, server, round, "sa/keys", small, limit).await? else {
+        return Ok(());
+    };
+    let keys = KeyList::decode(&b, small).map_err(&err)?;
+    let shares = client.share_keys(&keys, rng).map_err(&err)?;
+    send("sa/shares", shares.encode()).await?;
+    let Some(b) = phase_msg(ch, task, server, round, "sa/fwd", small, limit).await? else {
+        return Ok(());
+    };
+    let fwd = ForwardedShares::decode(&b, small).map_err(&err)?;
+    let masked = client.mask_input(&fwd, &input).map_err(&err)?;
+    send("sa/masked", masked.encode()).await?;
+    let Some(b) = phase_msg(ch, task, server, round, "sa/req", small, limit).await? else {
+        return Ok(());
+    };
+    let req = UnmaskRequest::decode(&b, small).map_err(&err)?;
+    let resp = client.unmask(&req).map_err(&err)?;
+    send("sa/resp", resp.encode()).await?;
+    Ok(())
+}

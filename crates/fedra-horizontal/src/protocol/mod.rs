@@ -1,0 +1,215 @@
+//! The horizontal-FL protocol over a [`fedra_federation::Channel`]: one
+//! server ([`run_server`]) and `N` clients ([`run_client`]), each an async
+//! function, so the same code runs in memory (tests) and over gRPC + mTLS.
+//!
+//! # Messages
+//!
+//! Every message is tagged `(task, round, name)`; round 0 holds the
+//! session messages. Payloads are blobs (length-prefixed,
+//! chunked at [`ServerConfig::chunk_bytes`], bounded and validated by the
+//! receiver: message `n` carries `[total length: u64 LE][first chunk]`, messages `n#1`, `n#2`, … the rest), JSON headers or little-endian `f32` vectors.
+//!
+//! | round | name | direction | content |
+//! |---|---|---|---|
+//! | 0 | `start` | S → all | first and last round, model spec, parameter count |
+//! | 0 | `hello` | C → S | the client's `num_examples` (its FedAvg weight; public) |
+//! | r | `plan` | S → all | `skip`, or `train` with local hyper-parameters, FedProx/SCAFFOLD instructions, DP-SGD, secure-aggregation id/weight/scale |
+//! | r | `params`, `control` | S → selected | global parameters; SCAFFOLD's server control |
+//! | r | `result`, `delta`, `dc` | C → S | `num_examples`, loss; `local − global`; SCAFFOLD `Δc` |
+//! | r | `sa/adv` … `sa/resp` | both | the four secure-aggregation phases (instead of `result`/`delta`) |
+//! | r | `end` | S → selected | the round is over (releases clients still waiting in secure aggregation) |
+//! | 0 | `final`, `final/params` | S → all | rounds completed; the final model |
+//!
+//! # Rounds, deadlines and failures
+//!
+//! Each round the strategy's scheduler picks clients among those that said
+//! hello; the server sends the plan and parameters and waits for results
+//! until the **round deadline** (`round_timeout_s`; under secure
+//! aggregation the same deadline applies to each of its four phases). A
+//! client that does not answer in time, whose channel fails, or whose
+//! message is malformed (wrong size, NaN/∞, bad JSON, unexpected
+//! secure-aggregation id) is a *failure* of that round — never a panic, and
+//! its late messages are ignored. With fewer than `min_results` survivors
+//! the run stops with [`crate::HorizontalError::TooFewResults`] naming the
+//! failed and missing clients (a failed run is reported to peers by the
+//! caller, e.g. with [`fedra_federation::Channel::abort`]).
+//!
+//! # Privacy options
+//!
+//! * **Secure aggregation** ([`SecAggConfig`], `fedra-secagg`): each client
+//!   clamps its update to `±clip`, quantises `weight · update` into
+//!   `Z_{2^bits}` with the scale chosen by the server for the round's total
+//!   weight (no wrap possible), and runs the Bonawitz protocol; the server
+//!   learns only the sum over the survivors and divides by their total
+//!   weight. Error per coordinate of the averaged update: at most
+//!   `1/(2·scale)` (deterministic rounding) — e.g. `2^-23 ≈ 1.2e-7` for
+//!   clip 1, 32 bits and a total weight of 455. The mean is handed to the
+//!   strategy as one identical update per survivor, so FedAvg/FedProx and
+//!   the server optimisers (FedAdam, …) work unchanged; robust rules and
+//!   SCAFFOLD are refused (they need individual updates). Client weights
+//!   (`num_examples`) are public.
+//! * **Central DP** ([`DpMode::Central`]): updates are clipped to L2 norm
+//!   `clip` (by the server; by the clients under secure aggregation),
+//!   summed, `N(0, σ²·clip²)` is added with the server's CSPRNG and the sum
+//!   is divided by the number of *selected* clients; the
+//!   [`fedra_dp::Accountant`] records `(σ, q = selected/available, 1 step)`
+//!   per round and is checkpointed.
+//! * **Local DP-SGD** ([`DpMode::Local`]): clients train with micro-batch
+//!   clipping and noise ([`fedra_nn::Mlp::dp_gradient`]) and account for
+//!   their own ε ([`ClientOutcome::epsilon`]).
+//!
+//! # Checkpoints and determinism
+//!
+//! With a checkpoint path the server writes [`Checkpoint`] after every
+//! round (atomic rename). Restarted with the same path, it resumes after
+//! the last completed round. All randomness is derived per round: client
+//! sampling from [`crate::round_rng`]`(seed, round)`, the server's DP noise
+//! and each client's shuffling / DP noise / secure-aggregation keys from a
+//! 32-byte key drawn once from the caller's CSPRNG at start-up, expanded
+//! with ChaCha20 on stream `round`. So a resumed run whose parties are
+//! given identically seeded generators reaches a bit-identical final model
+//! (SCAFFOLD's client control variates are kept in client memory only and
+//! are *not* restored; resume of SCAFFOLD runs is not identical).
+//!
+//! Local training runs inline on the calling task (it is CPU-bound): use a
+//! multi-threaded runtime when several parties share a process.
+
+mod checkpoint;
+mod client;
+mod config;
+mod server;
+mod wire;
+
+use fedra_nn::{DpSgd, MlpSpec, NnError};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+pub use checkpoint::Checkpoint;
+pub use client::{ClientOutcome, run_client};
+pub use config::{
+    ClientConfig, DEFAULT_CHUNK_BYTES, DpConfig, DpMode, LocalTraining, MAX_ROUNDS, SecAggConfig,
+    ServerConfig,
+};
+pub use server::{Evaluate, RoundRecord, ServerOutcome, run_server};
+
+use crate::error::HorizontalError;
+
+/// Round 0: the session header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StartMsg {
+    pub first_round: u32,
+    pub last_round: u32,
+    pub model: MlpSpec,
+    pub num_params: usize,
+}
+
+/// Round 0: a client's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HelloMsg {
+    pub num_examples: u64,
+}
+
+/// What a client does in a round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum PlanMsg {
+    Skip,
+    Train(TrainPlan),
+}
+
+/// Local-training instructions of a round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TrainPlan {
+    pub local: LocalTraining,
+    pub instructions: Instr,
+    /// Clip the update to this L2 norm before sending (central DP under
+    /// secure aggregation).
+    pub clip_update_l2: Option<f64>,
+    /// Local DP-SGD and the δ to report ε at.
+    pub dp_sgd: Option<(DpSgd, f64)>,
+    pub secagg: Option<SecAggPlan>,
+}
+
+/// FedProx / SCAFFOLD instructions (SCAFFOLD's server control follows as
+/// the `control` vector).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Instr {
+    Plain,
+    FedProx { mu: f64 },
+    Scaffold,
+}
+
+/// A client's part in a secure-aggregation round.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SecAggPlan {
+    /// Its secagg id, `1..=n`.
+    pub id: u32,
+    pub n: u32,
+    pub threshold: u32,
+    pub ring_bits: u32,
+    pub clip: f32,
+    pub scale: f64,
+    /// Integer weight to multiply the quantised update by.
+    pub weight: u64,
+}
+
+/// A client's result header.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResultMsg {
+    pub num_examples: u64,
+    pub loss: f32,
+    pub has_control_delta: bool,
+}
+
+/// Round 0, at the end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FinalMsg {
+    pub rounds_completed: u32,
+}
+
+/// The per-round generator of a party: ChaCha20 keyed by the party's
+/// start-up key, on stream `round`.
+pub(crate) fn round_stream(key: &[u8; 32], round: u32) -> ChaCha20Rng {
+    let mut r = ChaCha20Rng::from_seed(*key);
+    r.set_stream(u64::from(round));
+    r
+}
+
+pub(crate) fn nn_err(e: NnError) -> HorizontalError {
+    HorizontalError::Model {
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+pub(crate) fn dp_err(e: fedra_dp::DpError) -> HorizontalError {
+    HorizontalError::Dp {
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+pub(crate) fn secagg_err(round: u32) -> impl Fn(fedra_secagg::Error) -> HorizontalError {
+    move |e| HorizontalError::SecAgg {
+        round,
+        code: e.code(),
+        detail: e.to_string(),
+    }
+}
+
+pub(crate) fn ring_of(bits: u32) -> fedra_secagg::Ring {
+    if bits == 64 {
+        fedra_secagg::Ring::U64
+    } else {
+        fedra_secagg::Ring::U32
+    }
+}

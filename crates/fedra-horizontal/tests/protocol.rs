@@ -1,0 +1,533 @@
+//! The horizontal-FL protocol over in-memory channels: accuracy on FATE's
+//! breast data, secure aggregation = plaintext up to quantisation, client
+//! dropouts, kill-and-resume, robust rules under attack, malformed
+//! messages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use fedra_data::{Dataset, DatasetSpec, load};
+use fedra_federation::mem::{MemChannel, MemNetwork};
+use fedra_federation::{Channel, Failure, FedError, PartyId, PeerStats, Tag};
+use fedra_horizontal::protocol::*;
+use fedra_horizontal::{
+    AggregationRule, Aggregator, HorizontalConfig, SamplingConfig, StrategyConfig,
+};
+use fedra_metrics::roc_auc;
+use fedra_nn::{Mlp, MlpSpec, OptimizerConfig};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn pid(s: &str) -> PartyId {
+    PartyId::new(s).unwrap()
+}
+
+fn fate() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate")
+}
+
+fn breast(part: &str) -> Dataset {
+    load(&DatasetSpec::new(fate().join(format!("breast_homo_{part}.csv"))).with_label("y")).unwrap()
+}
+
+/// What a client's channel does to its outgoing messages.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Honest,
+    /// Multiplies every update by `-k` (sign flip, boosted).
+    SignFlip(f32),
+    /// Sends a result header that is not JSON.
+    Garbage,
+    /// Puts a NaN into the update.
+    NanDelta,
+    /// Sends nothing from this round on (round 0 = the hello).
+    SilentFrom(u64),
+}
+
+struct Tamper {
+    inner: MemChannel,
+    mode: Mode,
+}
+
+#[async_trait]
+impl Channel for Tamper {
+    fn me(&self) -> &PartyId {
+        self.inner.me()
+    }
+    fn job(&self) -> &str {
+        self.inner.job()
+    }
+    fn peers(&self) -> &[PartyId] {
+        self.inner.peers()
+    }
+    async fn send(&self, to: &PartyId, tag: &Tag, payload: Bytes) -> Result<(), FedError> {
+        let payload = match self.mode {
+            Mode::Honest => payload,
+            Mode::SilentFrom(r) if tag.round() >= r => return Ok(()),
+            Mode::SilentFrom(_) => payload,
+            Mode::SignFlip(k) if tag.name() == "delta" => {
+                // [u64 length][f32 LE ...] (small models: one chunk).
+                let mut v = payload.to_vec();
+                for c in v[8..].chunks_exact_mut(4) {
+                    let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]) * -k;
+                    c.copy_from_slice(&x.to_le_bytes());
+                }
+                Bytes::from(v)
+            }
+            Mode::NanDelta if tag.name() == "delta" => {
+                let mut v = payload.to_vec();
+                v[8..12].copy_from_slice(&f32::NAN.to_le_bytes());
+                Bytes::from(v)
+            }
+            Mode::Garbage if tag.name() == "result" => {
+                let mut v = 5u64.to_le_bytes().to_vec();
+                v.extend_from_slice(b"{{{{{");
+                Bytes::from(v)
+            }
+            _ => payload,
+        };
+        self.inner.send(to, tag, payload).await
+    }
+    async fn recv(&self, from: &PartyId, tag: &Tag) -> Result<Bytes, FedError> {
+        self.inner.recv(from, tag).await
+    }
+    async fn abort(&self, failure: &Failure) {
+        self.inner.abort(failure).await
+    }
+    async fn finish(&self) {
+        self.inner.finish().await
+    }
+    fn stats(&self) -> Vec<PeerStats> {
+        self.inner.stats()
+    }
+}
+
+fn f32s(d: &Dataset) -> (Vec<f32>, Vec<f64>) {
+    (
+        d.features().iter().map(|&v| v as f32).collect(),
+        d.labels().unwrap().to_vec(),
+    )
+}
+
+fn auc(spec: &MlpSpec, params: &[f32], test: &Dataset) -> f64 {
+    let (x, y) = f32s(test);
+    let m = Mlp::from_params(spec.clone(), params).unwrap();
+    let p: Vec<f64> = m
+        .predict(&x, test.n_rows())
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    roc_auc(&y, &p).unwrap()
+}
+
+fn config(spec: MlpSpec, n_clients: usize, rounds: u32) -> ServerConfig {
+    ServerConfig {
+        rounds,
+        round_timeout_s: 60.0,
+        clients: None,
+        model: spec,
+        local: LocalTraining {
+            local_epochs: 1,
+            batch_size: 32,
+            optimizer: OptimizerConfig::adam(0.01),
+        },
+        horizontal: HorizontalConfig {
+            seed: 42,
+            sampling: SamplingConfig {
+                fraction: 1.0,
+                min_clients: n_clients,
+                min_available: n_clients,
+                min_results: n_clients,
+            },
+            strategy: StrategyConfig::FedAvg,
+            aggregation: None,
+        },
+        secure_aggregation: None,
+        dp: None,
+        chunk_bytes: DEFAULT_CHUNK_BYTES,
+    }
+}
+
+struct Run {
+    server: fedra_horizontal::Result<ServerOutcome>,
+    clients: Vec<Option<fedra_horizontal::Result<ClientOutcome>>>,
+}
+
+/// Runs a federation: server `server`, clients `c1..`; aborts the clients
+/// if the server fails.
+async fn federate(
+    cfg: &ServerConfig,
+    clients: Vec<(Dataset, Mode)>,
+    checkpoint: Option<&Path>,
+    kill_after: Option<u32>,
+) -> Run {
+    let server = pid("server");
+    let names: Vec<PartyId> = (1..=clients.len()).map(|i| pid(&format!("c{i}"))).collect();
+    let mut parties = vec![server.clone()];
+    parties.extend(names.iter().cloned());
+    let mut net = MemNetwork::new("job", &parties);
+    let spec = cfg.model.clone();
+    let init = Mlp::new(spec.clone(), &mut ChaCha20Rng::seed_from_u64(7))
+        .unwrap()
+        .params_flat();
+    let mut handles = Vec::new();
+    for (i, ((data, mode), name)) in clients.into_iter().zip(&names).enumerate() {
+        let ch = Tamper {
+            inner: net.take(name).unwrap(),
+            mode,
+        };
+        let server = server.clone();
+        let spec = spec.clone();
+        handles.push(tokio::spawn(async move {
+            let mut model = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(99)).unwrap();
+            let mut rng = ChaCha20Rng::seed_from_u64(1000 + i as u64);
+            let cfg = ClientConfig {
+                server_timeout_s: 120.0,
+                ..ClientConfig::default()
+            };
+            run_client(&ch, "hfl", &server, &cfg, &data, &mut model, &mut rng).await
+        }));
+    }
+    let ch = net.take(&server).unwrap();
+    let cfg2 = cfg.clone();
+    let ck = checkpoint.map(Path::to_path_buf);
+    let srv = tokio::spawn(async move {
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        run_server(&ch, "hfl", &cfg2, init, ck.as_deref(), None, &mut rng).await
+    });
+    if let (Some(k), Some(path)) = (kill_after, checkpoint) {
+        // Kill everything once the checkpoint holds round k (the server
+        // may be anywhere in the next round by then).
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if let Ok(Some(c)) = Checkpoint::load(path)
+                && c.round >= k
+            {
+                break;
+            }
+            assert!(!srv.is_finished(), "the server ended before round {k}");
+        }
+        srv.abort();
+        handles.iter().for_each(|h| h.abort());
+        return Run {
+            server: Err(fedra_horizontal::HorizontalError::Data {
+                detail: "killed".into(),
+            }),
+            clients: Vec::new(),
+        };
+    }
+    let server_result = srv.await.unwrap();
+    let mut clients = Vec::new();
+    for h in handles {
+        if server_result.is_err() {
+            h.abort();
+            clients.push(None);
+        } else {
+            clients.push(Some(h.await.unwrap()));
+        }
+    }
+    Run {
+        server: server_result,
+        clients,
+    }
+}
+
+/// Guest + host rows split round-robin into `k` clients.
+fn split_breast(k: usize) -> Vec<Dataset> {
+    let (g, h) = (breast("guest"), breast("host"));
+    let mut out = Vec::new();
+    for part in 0..k {
+        let gi: Vec<usize> = (0..g.n_rows()).filter(|i| i % k == part).collect();
+        let hi: Vec<usize> = (0..h.n_rows()).filter(|i| i % k == part).collect();
+        // Alternate the source file between clients.
+        let (d, idx) = if part % 2 == 0 { (&g, gi) } else { (&h, hi) };
+        out.push(d.select_rows(&idx).unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn breast_fedavg_mlp_128x3_reaches_auc_098() {
+    let test = breast("test");
+    let spec = MlpSpec::binary(30, vec![128, 128, 128]);
+    let mut cfg = config(spec.clone(), 2, 5);
+    cfg.local.optimizer = OptimizerConfig::adam(1e-3);
+    let run = federate(
+        &cfg,
+        vec![
+            (breast("guest"), Mode::Honest),
+            (breast("host"), Mode::Honest),
+        ],
+        None,
+        None,
+    )
+    .await;
+    let out = run.server.unwrap();
+    let a = auc(&spec, &out.params, &test);
+    eprintln!("breast FedAvg 30-128x3-1, 5 rounds: AUC = {a:.4}");
+    assert!(a >= 0.98, "AUC {a}");
+    assert_eq!(out.history.len(), 5);
+    for c in run.clients {
+        let c = c.unwrap().unwrap();
+        assert_eq!((c.rounds_trained, c.rounds_completed), (5, 5));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secure_aggregation_matches_plaintext_up_to_quantisation() {
+    let test = breast("test");
+    let spec = MlpSpec::binary(30, vec![32, 32]);
+    let plain_cfg = config(spec.clone(), 2, 3);
+    let mut sa_cfg = plain_cfg.clone();
+    sa_cfg.secure_aggregation = Some(SecAggConfig {
+        threshold: 2,
+        clip: 1.0,
+        ring_bits: 32,
+    });
+    let data = || {
+        vec![
+            (breast("guest"), Mode::Honest),
+            (breast("host"), Mode::Honest),
+        ]
+    };
+    let plain = federate(&plain_cfg, data(), None, None)
+        .await
+        .server
+        .unwrap();
+    let sa = federate(&sa_cfg, data(), None, None).await.server.unwrap();
+    let bound = sa.history[0].quantization_error.unwrap();
+    assert!(bound <= 1.2e-7, "{bound}");
+    let diff = plain
+        .params
+        .iter()
+        .zip(&sa.params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("secagg vs plaintext: max |Δparam| = {diff:e} (per-round bound {bound:e})");
+    assert!(diff > 0.0 || bound > 0.0);
+    assert!(diff < 1e-4, "{diff}");
+    let (a, b) = (
+        auc(&spec, &plain.params, &test),
+        auc(&spec, &sa.params, &test),
+    );
+    assert_eq!(format!("{a:.3}"), format!("{b:.3}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_client_is_a_round_failure_or_a_clean_error() {
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(3);
+    for secure in [false, true] {
+        let mut cfg = config(spec.clone(), 3, 3);
+        cfg.round_timeout_s = 1.5;
+        cfg.horizontal.sampling.min_results = 2;
+        if secure {
+            cfg.secure_aggregation = Some(SecAggConfig {
+                threshold: 2,
+                clip: 1.0,
+                ring_bits: 32,
+            });
+        }
+        let clients = vec![
+            (parts[0].clone(), Mode::Honest),
+            (parts[1].clone(), Mode::Honest),
+            (parts[2].clone(), Mode::SilentFrom(2)),
+        ];
+        let run = federate(&cfg, clients, None, None).await;
+        let out = run.server.unwrap();
+        assert!(out.history[0].failures.is_empty());
+        for r in &out.history[1..] {
+            assert_eq!(r.contributed, ["c1", "c2"], "secure = {secure}");
+            assert_eq!(r.failures.len(), 1);
+            assert_eq!(r.failures[0].client.as_str(), "c3");
+        }
+    }
+    // Two clients, both required: a clean error naming the silent one.
+    let mut cfg = config(spec.clone(), 2, 2);
+    cfg.round_timeout_s = 1.0;
+    let run = federate(
+        &cfg,
+        vec![
+            (parts[0].clone(), Mode::Honest),
+            (parts[1].clone(), Mode::SilentFrom(1)),
+        ],
+        None,
+        None,
+    )
+    .await;
+    let err = run.server.unwrap_err();
+    assert_eq!(err.code(), "horizontal.too_few_results");
+    let msg = err.to_string();
+    assert!(msg.contains("c2") && !msg.contains("c1"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_server_resumes_to_a_bit_identical_model() {
+    let spec = MlpSpec::binary(30, vec![16]);
+    let mut cfg = config(spec, 2, 5);
+    cfg.horizontal.strategy = StrategyConfig::FedAdam {
+        eta: 0.05,
+        beta1: 0.9,
+        beta2: 0.99,
+        tau: 1e-3,
+    };
+    let dir = std::env::temp_dir().join(format!("fedra-hfl-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("a.ckpt"), dir.join("b.ckpt"));
+    std::fs::remove_file(&a).ok();
+    std::fs::remove_file(&b).ok();
+    let data = || {
+        vec![
+            (breast("guest"), Mode::Honest),
+            (breast("host"), Mode::Honest),
+        ]
+    };
+    let full = federate(&cfg, data(), Some(&a), None).await.server.unwrap();
+    assert_eq!(full.resumed_after, None);
+    federate(&cfg, data(), Some(&b), Some(2)).await;
+    let killed_at = Checkpoint::load(&b).unwrap().unwrap().round;
+    assert!((2..5).contains(&killed_at), "{killed_at}");
+    let resumed = federate(&cfg, data(), Some(&b), None).await.server.unwrap();
+    assert_eq!(resumed.resumed_after, Some(killed_at));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&resumed.params), bits(&full.params));
+    assert_eq!(resumed.history.len(), 5);
+    // A checkpoint of another configuration is refused.
+    let mut other = cfg.clone();
+    other.local.batch_size = 16;
+    let err = federate(&other, data(), Some(&b), None)
+        .await
+        .server
+        .unwrap_err();
+    assert_eq!(err.code(), "horizontal.checkpoint");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn robust_rules_resist_a_sign_flip_attacker() {
+    let test = breast("test");
+    let spec = MlpSpec::binary(30, vec![16]);
+    let parts = split_breast(5);
+    let clients = |attack: bool| {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mode = if attack && i == 4 {
+                    Mode::SignFlip(10.0)
+                } else {
+                    Mode::Honest
+                };
+                (d.clone(), mode)
+            })
+            .collect::<Vec<_>>()
+    };
+    let run = |rule: Option<AggregationRule>, attack: bool| {
+        let mut cfg = config(spec.clone(), 5, 4);
+        cfg.horizontal.aggregation = rule.map(|rule| Aggregator {
+            rule,
+            norm_bound: None,
+        });
+        let clients = clients(attack);
+        let test = &test;
+        async move {
+            let out = federate(&cfg, clients, None, None).await.server.unwrap();
+            auc(&cfg.model, &out.params, test)
+        }
+    };
+    let clean = run(None, false).await;
+    let fedavg = run(None, true).await;
+    let median = run(Some(AggregationRule::Median), true).await;
+    let krum = run(Some(AggregationRule::Krum { f: 1 }), true).await;
+    eprintln!(
+        "AUC clean {clean:.4}, attacked: FedAvg {fedavg:.4}, median {median:.4}, Krum {krum:.4}"
+    );
+    assert!(clean >= 0.97, "{clean}");
+    assert!(median >= clean - 0.02, "median {median} vs {clean}");
+    assert!(krum >= clean - 0.02, "krum {krum} vs {clean}");
+    assert!(fedavg < clean - 0.05, "FedAvg {fedavg} vs {clean}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_messages_fail_their_client_only() {
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(3);
+    let mut cfg = config(spec, 3, 2);
+    cfg.round_timeout_s = 20.0;
+    cfg.horizontal.sampling.min_results = 1;
+    let clients = vec![
+        (parts[0].clone(), Mode::Honest),
+        (parts[1].clone(), Mode::Garbage),
+        (parts[2].clone(), Mode::NanDelta),
+    ];
+    let out = federate(&cfg, clients, None, None).await.server.unwrap();
+    for r in &out.history {
+        assert_eq!(r.contributed, ["c1"]);
+        let f: Vec<(&str, &str)> = r
+            .failures
+            .iter()
+            .map(|f| (f.client.as_str(), f.reason.as_str()))
+            .collect();
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].0 == "c2" && f[0].1.contains("malformed"), "{f:?}");
+        assert!(f[1].0 == "c3" && f[1].1.contains("not finite"), "{f:?}");
+    }
+}
+
+#[test]
+fn server_config_reads_from_toml_and_validates() {
+    let cfg: ServerConfig = toml::from_str(
+        r#"
+        rounds = 20
+        round_timeout_s = 300.0
+        [model]
+        inputs = 30
+        hidden = [128, 128, 128]
+        outputs = 1
+        activation = "relu"
+        [local]
+        local_epochs = 1
+        batch_size = 32
+        optimizer = { kind = "adam", lr = 0.001 }
+        [horizontal]
+        seed = 42
+        strategy = { kind = "fed_avg" }
+        sampling = { fraction = 1.0, min_clients = 2, min_available = 2, min_results = 2 }
+        [secure_aggregation]
+        threshold = 2
+        clip = 1.0
+        ring_bits = 32
+        [dp]
+        mode = "central"
+        clip = 1.0
+        noise_multiplier = 1.0
+        delta = 1e-5
+    "#,
+    )
+    .unwrap();
+    cfg.validate().unwrap();
+    let bad = |f: &dyn Fn(&mut ServerConfig)| {
+        let mut c = cfg.clone();
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert!(bad(&|c| c.rounds = 0).contains("rounds"));
+    assert!(bad(&|c| c.round_timeout_s = f64::NAN).contains("round_timeout_s"));
+    assert!(bad(&|c| c.local.batch_size = 0).contains("local.batch_size"));
+    assert!(bad(&|c| c.secure_aggregation.as_mut().unwrap().ring_bits = 16).contains("ring_bits"));
+    assert!(bad(&|c| c.secure_aggregation.as_mut().unwrap().threshold = 3).contains("threshold"));
+    assert!(bad(&|c| c.dp.as_mut().unwrap().delta = 1.0).contains("dp.delta"));
+    assert!(bad(&|c| c.model.outputs = 0).contains("model"));
+    assert!(
+        bad(&|c| c.horizontal.aggregation = Some(Aggregator {
+            rule: AggregationRule::Median,
+            norm_bound: None
+        }))
+        .contains("robust")
+    );
+    assert!(toml::from_str::<ServerConfig>("rounds = 1\nbogus = 2").is_err());
+}
