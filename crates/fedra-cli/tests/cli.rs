@@ -60,8 +60,14 @@ fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
     let r = report(&out);
     assert_eq!(r["status"], "succeeded");
     assert_eq!(r["tasks"][0]["name"], "wire-check");
-    assert_eq!(r["tasks"][1]["metrics"]["intersection_size"], 569);
-    assert_eq!(r["tasks"][2]["metrics"]["rows"], 569);
+    assert_eq!(r["tasks"][1]["metrics"]["intersection_size"], 30000);
+    assert_eq!(r["tasks"][2]["metrics"]["rows"], 30000);
+    // SecureBoost on the aligned rows: 10 small trees; the accuracy bars are tested in
+    // fedra-tree (and measured with examples/secureboost-default-credit).
+    let sb = &r["tasks"][3]["metrics"];
+    assert!(sb["auc"].as_f64().unwrap() > 0.7, "{sb}");
+    assert_eq!(sb["rows_test"], 6000, "{sb}");
+    assert_eq!(sb["encryptions"], 240_000, "{sb}");
     for p in ["guest", "host"] {
         let t = &r["parties"][p];
         assert_eq!(t["status"], "succeeded");
