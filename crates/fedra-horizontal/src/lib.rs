@@ -2,8 +2,9 @@
 //!
 //! Aggregation strategies and client selection for horizontal FL (every
 //! client holds the same model over different rows), as a pure library
-//! over flat parameter vectors (`&[f32]` / `Vec<f32>`); the driver owns
-//! networking and local training. The shape follows Flower: a
+//! over flat parameter vectors (`&[f32]` / `Vec<f32>`), plus the networked
+//! protocol that drives them ([`protocol`]: server and clients over a
+//! `fedra_federation::Channel`, local training with `fedra-nn`). The shape follows Flower: a
 //! [`Strategy`] configures a round ([`RoundPlan`]: which clients, plus
 //! typed [`ClientInstructions`]) and aggregates the round's
 //! [`ClientResult`]s and [`ClientFailure`]s into new global parameters.

@@ -164,3 +164,29 @@ impl Checkpoint {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn missing_is_none_and_garbage_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("fedra-hfl-ck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("ck");
+        assert!(Checkpoint::load(&p).unwrap().is_none());
+        std::fs::write(&p, b"FEDRAHFL\x01\0\0\0\xff\xff\xff\xff\xff\xff\xff\x7f").unwrap();
+        assert_eq!(
+            Checkpoint::load(&p).unwrap_err().code(),
+            "horizontal.checkpoint"
+        );
+        std::fs::write(&p, b"not a checkpoint").unwrap();
+        assert_eq!(
+            Checkpoint::load(&p).unwrap_err().code(),
+            "horizontal.checkpoint"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -28,9 +28,6 @@ use crate::client::{
 };
 use crate::error::{HorizontalError, Result};
 
-/// Chunk size of the client's uploads.
-const CHUNK: usize = super::config::DEFAULT_CHUNK_BYTES;
-
 /// The result of [`run_client`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientOutcome {
@@ -169,10 +166,11 @@ pub async fn run_client(
             ),
         });
     }
+    let chunk = start.chunk_bytes.clamp(4096, 64 << 20);
     let hello = to_json(&HelloMsg {
         num_examples: local.rows as u64,
     })?;
-    send_blob(ch, server, task, 0, "hello", &hello, CHUNK)
+    send_blob(ch, server, task, 0, "hello", &hello, chunk)
         .await
         .map_err(|e| transport(server, "sending hello", &e))?;
 
@@ -263,7 +261,10 @@ pub async fn run_client(
         }
         match &plan.secagg {
             Some(sa) => {
-                secagg_round(ch, task, server, round, n, sa, &delta, limit, &mut rrng).await?
+                secagg_round(
+                    ch, task, server, round, n, sa, &delta, limit, chunk, &mut rrng,
+                )
+                .await?
             }
             None => {
                 let head = to_json(&ResultMsg {
@@ -272,10 +273,10 @@ pub async fn run_client(
                     has_control_delta: dc.is_some(),
                 })?;
                 let send = async {
-                    send_blob(ch, server, task, round, "result", &head, CHUNK).await?;
-                    send_blob(ch, server, task, round, "delta", &f32_bytes(&delta), CHUNK).await?;
+                    send_blob(ch, server, task, round, "result", &head, chunk).await?;
+                    send_blob(ch, server, task, round, "delta", &f32_bytes(&delta), chunk).await?;
                     if let Some(dc) = &dc {
-                        send_blob(ch, server, task, round, "dc", &f32_bytes(dc), CHUNK).await?;
+                        send_blob(ch, server, task, round, "dc", &f32_bytes(dc), chunk).await?;
                     }
                     Ok::<(), fedra_federation::FedError>(())
                 };
@@ -404,6 +405,7 @@ async fn secagg_round(
     sa: &SecAggPlan,
     delta: &[f32],
     limit: Duration,
+    chunk: usize,
     rng: &mut ChaCha20Rng,
 ) -> Result<()> {
     let err = secagg_err(round);
@@ -414,7 +416,7 @@ async fn secagg_round(
         Params::new(RoundId(u64::from(round)), sa.n, sa.threshold, n, ring).map_err(&err)?;
     let (mut client, adv) = SaClient::new(params, SaId(sa.id), rng).map_err(&err)?;
     let send = |name: &'static str, bytes: Vec<u8>| async move {
-        send_blob(ch, server, task, round, name, &bytes, CHUNK)
+        send_blob(ch, server, task, round, name, &bytes, chunk)
             .await
             .map_err(|e| transport(server, name, &e))
     };

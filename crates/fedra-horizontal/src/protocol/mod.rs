@@ -103,6 +103,8 @@ pub(crate) struct StartMsg {
     pub last_round: u32,
     pub model: MlpSpec,
     pub num_params: usize,
+    /// Chunk size for the clients' uploads too.
+    pub chunk_bytes: usize,
 }
 
 /// Round 0: a client's answer.

@@ -143,6 +143,7 @@ pub async fn run_server(
         last_round: cfg.rounds,
         model: cfg.model.clone(),
         num_params,
+        chunk_bytes: cfg.chunk_bytes,
     };
     let sent = broadcast_blob(
         ch,

@@ -260,3 +260,98 @@ pub(crate) async fn recv_f32s(
     let b = recv_blob(ch, from, task, round, name, len.saturating_mul(4)).await?;
     parse_f32s(name, &b, len)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use fedra_federation::mem::MemNetwork;
+
+    use super::*;
+
+    fn pair() -> (
+        fedra_federation::mem::MemChannel,
+        fedra_federation::mem::MemChannel,
+        PartyId,
+    ) {
+        let (a, b) = (PartyId::new("a").unwrap(), PartyId::new("b").unwrap());
+        let mut net = MemNetwork::new("j", &[a.clone(), b.clone()]);
+        (net.take(&a).unwrap(), net.take(&b).unwrap(), a)
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn blobs_round_trip_in_chunks() {
+        rt().block_on(async {
+            let (a, b, from) = pair();
+            let to = b.me().clone();
+            let v: Vec<f32> = (0..3000).map(|i| i as f32 * 0.5).collect();
+            send_blob(&a, &to, "t", 1, "v", &f32_bytes(&v), 4096)
+                .await
+                .unwrap();
+            assert_eq!(a.stats()[0].messages_sent, 3);
+            let got = recv_f32s(&b, &from, "t", 1, "v", 3000).await.unwrap();
+            assert_eq!(got, v);
+            // Empty blob.
+            send_blob(&a, &to, "t", 1, "e", &[], 4096).await.unwrap();
+            assert!(
+                recv_blob(&b, &from, "t", 1, "e", 0)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        });
+    }
+
+    #[test]
+    fn bad_blobs_are_malformed_not_panics() {
+        rt().block_on(async {
+            let (a, b, from) = pair();
+            let to = b.me().clone();
+            let t = |n: &str| Tag::new("t", 1, n);
+            let malformed = |r: RecvResult<Vec<f32>>| matches!(r, Err(RecvError::Malformed(_)));
+            // Declared length above the limit: refused before reading on.
+            a.send(&to, &t("big"), Bytes::from(u64::MAX.to_le_bytes().to_vec()))
+                .await
+                .unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "big", 4).await));
+            // Shorter than the length prefix.
+            a.send(&to, &t("short"), Bytes::from_static(b"abc"))
+                .await
+                .unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "short", 4).await));
+            // First chunk longer than declared.
+            let mut v = 2u64.to_le_bytes().to_vec();
+            v.extend_from_slice(&[0; 8]);
+            a.send(&to, &t("over"), Bytes::from(v)).await.unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "over", 4).await));
+            // A later chunk longer than what remains.
+            let mut v = 8u64.to_le_bytes().to_vec();
+            v.extend_from_slice(&[0; 4]);
+            a.send(&to, &t("c"), Bytes::from(v)).await.unwrap();
+            a.send(&to, &t("c#1"), Bytes::from_static(&[0; 8]))
+                .await
+                .unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "c", 2).await));
+            // Wrong length, NaN.
+            send_blob(&a, &to, "t", 1, "len", &f32_bytes(&[1.0; 3]), 64)
+                .await
+                .unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "len", 2).await));
+            send_blob(&a, &to, "t", 1, "nan", &f32_bytes(&[1.0, f32::NAN]), 64)
+                .await
+                .unwrap();
+            assert!(malformed(recv_f32s(&b, &from, "t", 1, "nan", 2).await));
+            // Bad JSON.
+            send_blob(&a, &to, "t", 1, "j", b"{", 64).await.unwrap();
+            let r: RecvResult<crate::protocol::HelloMsg> = recv_json(&b, &from, "t", 1, "j").await;
+            assert!(matches!(r, Err(RecvError::Malformed(_))));
+        });
+    }
+}
