@@ -1,6 +1,7 @@
 //! fwd + bwd + Adam step throughput (examples/s) of a 30→128→128→128→1
-//! binary MLP at batch 64 and 256, plus a DP-SGD step with per-example
-//! clipping (micro-batches of 1) at batch 64 for the cost ratio.
+//! binary MLP at batch 64 and 256, plus DP-SGD steps with per-example
+//! clipping at batch 64 (micro-batches of 1, and ghost norms) for the cost
+//! ratio.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -43,6 +44,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("dp_microbatch1_64", |b| {
         b.iter(|| {
             let (_, grad) = model.dp_gradient(&x, &y, batch, &dp, &mut rng).unwrap();
+            model.apply_gradient(&mut opt, &grad).unwrap();
+        })
+    });
+    g.bench_function("dp_ghost_per_example_64", |b| {
+        b.iter(|| {
+            let (_, grad) = model
+                .dp_gradient_per_example(&x, &y, batch, &dp, &mut rng)
+                .unwrap();
             model.apply_gradient(&mut opt, &grad).unwrap();
         })
     });

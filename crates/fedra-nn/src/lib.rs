@@ -16,8 +16,10 @@
 //!   the gradient in the same order.
 //! * [`Optimizer`]: SGD with momentum, Adam (PyTorch update rules, L2 weight
 //!   decay), with serde-checkpointable [`OptimizerState`].
-//! * DP-SGD: [`Mlp::dp_gradient`] — micro-batch clipping + Gaussian noise
-//!   via `fedra-dp`, with a caller-supplied CSPRNG.
+//! * DP-SGD with a caller-supplied CSPRNG, noise via `fedra-dp`:
+//!   [`Mlp::dp_gradient_per_example`] — exact per-example clipping by ghost
+//!   norms in one backward pass; [`Mlp::dp_gradient`] — micro-batch
+//!   clipping (one pass per micro-batch).
 //!
 //! ## Backend: candle
 //! The tensors and autodiff are [candle](https://docs.rs/candle-core)'s
@@ -43,9 +45,6 @@
 //! candle-core 0.11 depends on `tokenizers` unconditionally (0.9.1 did not:
 //! 122 crates). Clean dev build of this crate with its dependencies: 10.6
 //! min wall / 7.3 min CPU on the loaded machine (load ≈ 4.8 on 2 cores).
-//!
-//! Ghost-norm clipping (exact per-example clipping in one backward pass,
-//! ~1–1.3× a plain step per the notes) is not implemented yet.
 //!
 //! ```
 //! use fedra_nn::{Mlp, MlpSpec, Optimizer, OptimizerConfig};

@@ -318,3 +318,59 @@ fn spec_reads_from_toml_like_json() {
     let opt: OptimizerConfig = serde_json::from_str(r#"{"kind": "adam", "lr": 0.01}"#).unwrap();
     assert_eq!(opt, OptimizerConfig::adam(0.01));
 }
+
+#[test]
+fn ghost_clipping_equals_microbatches_of_one() {
+    let (x, y) = blobs(12, 8);
+    for (loss, act) in [
+        (LossKind::BinaryCrossEntropy, Activation::Relu),
+        (LossKind::SoftmaxCrossEntropy, Activation::Tanh),
+        (LossKind::Mse, Activation::Tanh),
+    ] {
+        let mut spec = MlpSpec::binary(4, vec![6, 5]);
+        spec.loss = loss;
+        spec.activation = act;
+        if loss == LossKind::SoftmaxCrossEntropy {
+            spec.outputs = 3;
+        }
+        let y: Vec<f32> = match loss {
+            LossKind::SoftmaxCrossEntropy => (0..12).map(|i| (i % 3) as f32).collect(),
+            _ => y.clone(),
+        };
+        let m = Mlp::new(spec, &mut rng(4)).unwrap();
+        for clip in [1e-2, 0.3, 1e6] {
+            let dp = DpSgd {
+                clip_norm: clip,
+                noise_multiplier: 0.0,
+                microbatch_size: 1,
+            };
+            let (la, a) = m.dp_gradient(&x, &y, 12, &dp, &mut rng(1)).unwrap();
+            let (lb, b) = m
+                .dp_gradient_per_example(&x, &y, 12, &dp, &mut rng(1))
+                .unwrap();
+            assert!((la - lb).abs() < 1e-5);
+            let scale = a.iter().fold(0f32, |s, v| s.max(v.abs()));
+            for (u, v) in a.iter().zip(&b) {
+                assert!(
+                    (u - v).abs() <= 1e-4 * scale + 1e-7,
+                    "{loss:?} C={clip}: {u} vs {v}"
+                );
+            }
+        }
+    }
+    // With noise: the same noise as the micro-batch path for the same generator.
+    let m = Mlp::new(MlpSpec::binary(4, vec![6]), &mut rng(4)).unwrap();
+    let dp = DpSgd {
+        clip_norm: 0.5,
+        noise_multiplier: 1.0,
+        microbatch_size: 1,
+    };
+    let a = m.dp_gradient(&x, &y, 12, &dp, &mut rng(3)).unwrap().1;
+    let b = m
+        .dp_gradient_per_example(&x, &y, 12, &dp, &mut rng(3))
+        .unwrap()
+        .1;
+    for (u, v) in a.iter().zip(&b) {
+        assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+    }
+}

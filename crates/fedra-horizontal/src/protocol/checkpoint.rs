@@ -116,13 +116,13 @@ impl Checkpoint {
         let mut ck: Checkpoint =
             serde_json::from_slice(&buf[20..end]).map_err(|e| err(path, format!("header: {e}")))?;
         let raw = &buf[end..];
-        if raw.len() != ck.strategy.num_params * 4 {
+        if Some(raw.len()) != ck.strategy.num_params.checked_mul(4) {
             return Err(err(
                 path,
                 format!(
-                    "{} parameter bytes, expected {}",
+                    "{} parameter bytes for {} parameters",
                     raw.len(),
-                    ck.strategy.num_params * 4
+                    ck.strategy.num_params
                 ),
             ));
         }
@@ -150,6 +150,16 @@ impl Checkpoint {
             return Err(err(
                 path,
                 "written by a run with another configuration (only rounds, round_timeout_s and chunk_bytes may change on resume)",
+            ));
+        }
+        if self.strategy.num_params != cfg.model.count_params() {
+            return Err(err(
+                path,
+                format!(
+                    "{} parameters, the model has {}",
+                    self.strategy.num_params,
+                    cfg.model.count_params()
+                ),
             ));
         }
         if self.round > cfg.rounds {

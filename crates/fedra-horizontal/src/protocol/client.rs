@@ -350,6 +350,9 @@ fn train_round(
                 yb.push(local.y[r]);
             }
             let (loss, mut grad) = match &plan.dp_sgd {
+                Some((dp, _)) if dp.microbatch_size == 1 => {
+                    model.dp_gradient_per_example(&xb, &yb, batch.len(), dp, rng)
+                }
                 Some((dp, _)) => model.dp_gradient(&xb, &yb, batch.len(), dp, rng),
                 None => model.gradient(&xb, &yb, batch.len()),
             }

@@ -133,8 +133,10 @@ pub struct DpConfig {
     pub noise_multiplier: f64,
     /// δ at which ε is reported, in `(0, 1)`.
     pub delta: f64,
-    /// Local mode: rows per micro-batch (1 = per-example clipping, about
-    /// 20–25× the cost of a plain step). Ignored in central mode.
+    /// Local mode: rows per micro-batch. 1 = exact per-example clipping by
+    /// ghost norms ([`fedra_nn::Mlp::dp_gradient_per_example`], about the
+    /// cost of a plain step); `m > 1` clips each micro-batch's mean gradient
+    /// (one backward pass per micro-batch). Ignored in central mode.
     #[serde(default = "default_microbatch")]
     pub microbatch_size: usize,
 }

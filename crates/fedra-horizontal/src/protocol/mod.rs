@@ -54,8 +54,10 @@
 //!   is divided by the number of *selected* clients; the
 //!   [`fedra_dp::Accountant`] records `(σ, q = selected/available, 1 step)`
 //!   per round and is checkpointed.
-//! * **Local DP-SGD** ([`DpMode::Local`]): clients train with micro-batch
-//!   clipping and noise ([`fedra_nn::Mlp::dp_gradient`]) and account for
+//! * **Local DP-SGD** ([`DpMode::Local`]): clients train with per-example
+//!   (ghost) or micro-batch clipping and noise
+//!   ([`fedra_nn::Mlp::dp_gradient_per_example`],
+//!   [`fedra_nn::Mlp::dp_gradient`]) and account for
 //!   their own ε ([`ClientOutcome::epsilon`]).
 //!
 //! # Checkpoints and determinism
