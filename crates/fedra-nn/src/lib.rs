@@ -35,11 +35,12 @@
 //! other builds (`cargo bench -p fedra-nn`, `benches/mlp.rs`,
 //! 30→128→128→128→1, fwd + bwd + Adam step, median [range]):
 //!
-//! | batch | examples/s |
-//! |---|---|
-//! | 64 | 26k [17k–43k] |
-//! | 256 | 74k [62k–88k] |
-//! | 64, DP-SGD micro-batches of 1 | 0.4k (≈ 65× a plain step: per-call graph overhead dominates for 1-row passes) |
+//! | batch | examples/s (second run) | first run, heavier load |
+//! |---|---|---|
+//! | 64 | 43k [33k–58k] | 26k [17k–43k] |
+//! | 256 | 105k [95k–112k] | 74k [62k–88k] |
+//! | 64, DP-SGD, ghost per-example clipping | 33k (≈ 1.3× a plain step) | – |
+//! | 64, DP-SGD, micro-batches of 1 | 2.7k (≈ 16× a plain step) | 0.4k |
 //!
 //! Dependency tree: 158 distinct crates (`cargo tree -p fedra-nn -e normal`);
 //! candle-core 0.11 depends on `tokenizers` unconditionally (0.9.1 did not:

@@ -481,7 +481,7 @@ impl Mlp {
     ///
     /// **Cost:** one forward+backward per micro-batch, so with
     /// `microbatch_size = 1` a step costs about `rows` small steps (measured
-    /// ≈ 65× a plain step at batch 64, see the crate docs) — for exact
+    /// ≈ 16× a plain step at batch 64, see the crate docs) — for exact
     /// per-example clipping use [`Mlp::dp_gradient_per_example`] (ghost
     /// norms, one pass) instead. Larger micro-batches trade privacy
     /// resolution (the sensitivity is one micro-batch) for speed.

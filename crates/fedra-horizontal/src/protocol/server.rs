@@ -531,6 +531,15 @@ impl RoundCtx<'_> {
         let got = join_all(live.iter().map(|p| async move {
             let one = async {
                 let h: ResultMsg = recv_json(self.ch, p, self.task, round, "result").await?;
+                // The FedAvg weight is the one announced in the hello, so a
+                // client cannot inflate its influence round by round.
+                let announced = self.weights.get(p).copied().unwrap_or(0);
+                if h.num_examples != announced {
+                    return Err(RecvError::Malformed(format!(
+                        "'result': num_examples = {}, but the hello announced {announced}",
+                        h.num_examples
+                    )));
+                }
                 if h.has_control_delta != scaffold {
                     return Err(RecvError::Malformed(format!(
                         "'result': has_control_delta = {}, expected {scaffold}",
