@@ -52,6 +52,8 @@ fn role_rank(r: Role) -> u8 {
         Role::Guest => 0,
         Role::Host => 1,
         Role::Arbiter => 2,
+        Role::Server => 3,
+        Role::Client => 4,
     }
 }
 

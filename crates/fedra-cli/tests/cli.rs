@@ -269,6 +269,49 @@ fn secureboost_trains_and_predicts_across_two_processes() {
 }
 
 #[test]
+fn fedavg_server_and_clients_train_evaluate_and_resume() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let (out, _) = run_example("fedavg-breast");
+    let r = report(&out);
+    let m = &r["tasks"][0]["metrics"];
+    // Mechanics across three processes (the quality bar is measured, see the notes).
+    assert!(m["auc"].as_f64().unwrap() >= 0.95, "{m}");
+    assert_eq!(m["rounds"], 30, "{m}");
+    assert_eq!(m["auc_by_round"].as_array().unwrap().len(), 30, "{m}");
+    assert_eq!(m["client_failures"], 0, "{m}");
+    for p in ["server", "hospital-a", "hospital-b"] {
+        assert_eq!(r["parties"][p]["status"], "succeeded");
+    }
+    assert!(out.join("parties/server/fedavg.model.json").exists());
+    // The same job with more rounds and the same output folder resumes from the
+    // server's checkpoint after round 30.
+    let job = std::fs::read_to_string(repo().join("examples/fedavg-breast/job.toml"))
+        .unwrap()
+        .replace("rounds = 30", "rounds = 32");
+    let job_path = repo().join(format!(
+        "examples/fedavg-breast/.resume-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&job_path, job).unwrap();
+    let o = fedra()
+        .arg("run")
+        .arg(&job_path)
+        .args(["--local", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&job_path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = &report(&out)["tasks"][0]["metrics"];
+    assert_eq!(m["resumed_after_round"], 30, "{m}");
+    assert_eq!(m["rounds"], 32, "{m}");
+    assert_eq!(m["rounds_trained"], 2, "{m}");
+}
+
+#[test]
 fn privacy_epsilon_agrees_with_dp_accounting() {
     let o = fedra()
         .args([

@@ -187,7 +187,7 @@ async fn federate_eval(
     clients: Vec<(Dataset, Mode)>,
     checkpoint: Option<&Path>,
     kill_after: Option<u32>,
-    eval: Option<Arc<Evaluate>>,
+    eval: Option<Arc<Evaluate<'static>>>,
 ) -> Run {
     let server = pid("server");
     let names: Vec<PartyId> = (1..=clients.len()).map(|i| pid(&format!("c{i}"))).collect();
@@ -751,7 +751,7 @@ async fn default_credit_fedavg_mlp_128x3() {
     let (tx, ty) = f32s(&test);
     let rows = test.n_rows();
     let spec2 = spec.clone();
-    let eval: Arc<Evaluate> = Arc::new(move |round, params: &[f32]| {
+    let eval: Arc<Evaluate<'static>> = Arc::new(move |round, params: &[f32]| {
         let m = Mlp::from_params(spec2.clone(), params).unwrap();
         let p: Vec<f64> = m
             .predict(&tx, rows)

@@ -39,6 +39,11 @@ pub enum Role {
     Host,
     /// A third party that holds keys or coordinates, and no data.
     Arbiter,
+    /// The aggregation server of horizontal learning (its dataset, if any, is the
+    /// evaluation set).
+    Server,
+    /// A client of horizontal learning (holds its own labelled rows).
+    Client,
 }
 
 /// One party of the job.
@@ -295,6 +300,20 @@ pub struct SecureBoost {
     pub config: fedra_tree::Config,
 }
 
+/// Parameters of the `horizontal` task: horizontal federated learning (FedAvg family,
+/// `fedra-horizontal`) between one server and its clients; the server evaluates the
+/// global model on its own dataset (if it has one) every round and saves it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Horizontal {
+    /// The aggregation server.
+    pub server: PartyId,
+    /// Rounds, model, local training, strategy, secure aggregation, DP (every other
+    /// key of the task table; see `fedra_horizontal::protocol::ServerConfig`).
+    pub config: fedra_horizontal::protocol::ServerConfig,
+    /// The clients' own limits (`[tasks.client]`, optional).
+    pub client: fedra_horizontal::protocol::ClientConfig,
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -323,6 +342,8 @@ pub enum TaskKind {
     Secureboost(SecureBoost),
     /// Prediction with a saved SecureBoost model (same fields as `hetero_lr_predict`).
     SecureboostPredict(HeteroLrPredict),
+    /// Horizontal federated learning (server and clients).
+    Horizontal(Horizontal),
 }
 
 impl TaskKind {
@@ -337,6 +358,7 @@ impl TaskKind {
             TaskKind::HeteroLrPredict(_) => "hetero_lr_predict",
             TaskKind::Secureboost(_) => "secureboost",
             TaskKind::SecureboostPredict(_) => "secureboost_predict",
+            TaskKind::Horizontal(_) => "horizontal",
         }
     }
 
@@ -346,6 +368,7 @@ impl TaskKind {
         "echo",
         "hetero_lr",
         "hetero_lr_predict",
+        "horizontal",
         "psi",
         "secureboost",
         "secureboost_predict",
@@ -595,6 +618,12 @@ fn parse_task(
             kind: TaskKind::HeteroLr(p),
         });
     }
+    if kind == "horizontal" {
+        return parse_horizontal(i, &name, table, parties).map(|p| TaskSpec {
+            name,
+            kind: TaskKind::Horizontal(p),
+        });
+    }
     if kind == "secureboost" {
         return parse_secureboost(i, &name, table, parties).map(|p| TaskSpec {
             name,
@@ -841,5 +870,59 @@ fn parse_secureboost(
         split_seed,
         stratify,
         config,
+    })
+}
+
+fn parse_horizontal(
+    i: usize,
+    name: &str,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+) -> Result<Horizontal, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let whole = |e: String| (format!("tasks[{i}] ({name})"), e);
+    let server = match table.remove("server") {
+        Some(toml::Value::String(s)) => {
+            PartyId::new(&s).map_err(|e| (at("server"), e.to_string()))?
+        }
+        Some(v) => return Err((at("server"), format!("must be a party name, got {v}"))),
+        None => return Err((at("server"), "is required".into())),
+    };
+    check_party(parties, at("server"), &server, None)?;
+    let client: fedra_horizontal::protocol::ClientConfig = match table.remove("client") {
+        None => Default::default(),
+        Some(v) => v
+            .try_into()
+            .map_err(|e: toml::de::Error| (at("client"), e.message().to_owned()))?,
+    };
+    client
+        .validate()
+        .map_err(|e| (at("client"), e.to_string()))?;
+    let config: fedra_horizontal::protocol::ServerConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| whole(e.message().to_owned()))?;
+    config.validate().map_err(|e| whole(e.to_string()))?;
+    let clients: Vec<PartyId> = match &config.clients {
+        Some(c) => c.clone(),
+        None => parties.keys().filter(|p| **p != server).cloned().collect(),
+    };
+    if clients.is_empty() {
+        return Err((at("clients"), "at least one client is needed".into()));
+    }
+    for c in &clients {
+        if *c == server {
+            return Err((at("clients"), format!("'{c}' is the server")));
+        }
+        check_party(
+            parties,
+            at("clients"),
+            c,
+            Some("horizontal learning needs a dataset on every client"),
+        )?;
+    }
+    Ok(Horizontal {
+        server,
+        config,
+        client,
     })
 }

@@ -33,7 +33,7 @@ use crate::types::{ClientFailure, ClientId, ClientInstructions, ClientResult, pa
 /// The evaluation hook: called with the round and the new global
 /// parameters after every aggregation; returns named metrics (recorded in
 /// [`RoundRecord::metrics`]).
-pub type Evaluate = dyn Fn(u32, &[f32]) -> Vec<(String, f64)> + Send + Sync;
+pub type Evaluate<'a> = dyn Fn(u32, &[f32]) -> Vec<(String, f64)> + Send + Sync + 'a;
 
 /// What happened in one round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ pub async fn run_server(
     cfg: &ServerConfig,
     initial_params: Vec<f32>,
     checkpoint: Option<&Path>,
-    evaluate: Option<&Evaluate>,
+    evaluate: Option<&Evaluate<'_>>,
     rng: &mut (impl CryptoRng + Send),
 ) -> Result<ServerOutcome> {
     cfg.validate()?;

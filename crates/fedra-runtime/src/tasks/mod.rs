@@ -2,6 +2,7 @@
 //! [`Channel`](fedra_federation::Channel) that returns flat metrics.
 
 mod echo;
+mod horizontal;
 mod join;
 mod lr;
 mod psi;
@@ -93,6 +94,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::HeteroLr(p) => lr::run(ctx, p).await?.into(),
         TaskKind::HeteroLrPredict(p) => lr::predict(ctx, p).await?.into(),
         TaskKind::Secureboost(p) => secureboost::run(ctx, p).await?.into(),
+        TaskKind::Horizontal(p) => horizontal::run(ctx, p).await?.into(),
         TaskKind::SecureboostPredict(p) => secureboost::predict(ctx, p).await?.into(),
     })
 }

@@ -32,10 +32,22 @@ fn shuffle(v: &mut [usize], rng: &mut ChaCha8Rng) {
 }
 
 /// The guest's split: per label value (if `stratified`), `round(holdout · count)` rows to test.
-pub(crate) fn draw(labels: &[f64], holdout: f64, seed: u64, stratified: bool) -> Split {
+///
+/// Rows are taken in the order of their ids before shuffling, so the same ids, labels
+/// and seed give the same held-out rows whatever order the rows arrive in (PSI's
+/// output order differs from run to run).
+pub(crate) fn draw(
+    ids: &[String],
+    labels: &[f64],
+    holdout: f64,
+    seed: u64,
+    stratified: bool,
+) -> Split {
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.sort_by(|&a, &b| ids.get(a).cmp(&ids.get(b)));
     let mut groups: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, y) in labels.iter().enumerate() {
-        let key = if stratified { y.to_bits() } else { 0 };
+    for i in order {
+        let key = if stratified { labels[i].to_bits() } else { 0 };
         groups.entry(key).or_default().push(i);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -101,7 +113,7 @@ pub(crate) async fn agree(
                 "party '{guest}' must hold the labels to split the data"
             ))
         })?;
-        let split = draw(labels, holdout, seed, stratified);
+        let split = draw(data.ids(), labels, holdout, seed, stratified);
         let mut msg = (n as u64).to_le_bytes().to_vec();
         msg.extend(encode(&split, n));
         fedra_federation::broadcast(ctx.ch, others, &tag, Bytes::from(msg)).await?;
@@ -137,11 +149,22 @@ mod tests {
         let labels: Vec<f64> = (0..1000)
             .map(|i| if i % 4 == 0 { 1.0 } else { 0.0 })
             .collect();
-        let s = draw(&labels, 0.2, 42, true);
+        let ids: Vec<String> = (0..1000).map(|i| format!("id{i}")).collect();
+        let s = draw(&ids, &labels, 0.2, 42, true);
         assert_eq!(s.test.len(), 200);
         assert_eq!(s.test.iter().filter(|&&i| labels[i] == 1.0).count(), 50);
-        assert_eq!(s, draw(&labels, 0.2, 42, true));
-        assert_ne!(s, draw(&labels, 0.2, 43, true));
+        assert_eq!(s, draw(&ids, &labels, 0.2, 42, true));
+        assert_ne!(s, draw(&ids, &labels, 0.2, 43, true));
+        // The same ids in another row order give the same held-out ids.
+        let perm: Vec<usize> = (0..1000).map(|i| (i * 7919) % 1000).collect();
+        let ids2: Vec<String> = perm.iter().map(|&i| ids[i].clone()).collect();
+        let labels2: Vec<f64> = perm.iter().map(|&i| labels[i]).collect();
+        let s2 = draw(&ids2, &labels2, 0.2, 42, true);
+        let mut a: Vec<&String> = s.test.iter().map(|&i| &ids[i]).collect();
+        let mut b: Vec<&String> = s2.test.iter().map(|&i| &ids2[i]).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
         assert_eq!(decode(&encode(&s, 1000), 1000).unwrap(), s);
         // A bitmap for another row count is refused (length, or bits past the end).
         assert!(decode(&encode(&s, 1000), 992).is_err());

@@ -1,0 +1,178 @@
+//! `horizontal`: horizontal federated learning (`fedra-horizontal`) as a job task.
+//! The server runs the rounds, evaluates the global model on its own dataset (the
+//! held-out test set, if it has one) after every round, checkpoints every round to
+//! its output folder (a re-run with the same output folder resumes) and saves the
+//! final model; each client trains on its own rows.
+
+use fedra_data::Dataset;
+use fedra_horizontal::HorizontalError;
+use fedra_horizontal::protocol::{Evaluate, run_client, run_server};
+use fedra_nn::{Mlp, MlpSpec};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde_json::json;
+
+use super::Metrics;
+use crate::error::TaskError;
+use crate::job::Horizontal;
+use crate::runner::TaskCtx;
+
+fn hfl_err(e: HorizontalError) -> TaskError {
+    TaskError::Psi(e.code(), e.to_string())
+}
+
+fn nn_err(e: fedra_nn::NnError) -> TaskError {
+    TaskError::Setup(format!("model: {e}"))
+}
+
+/// Test features (f32, row-major) and labels of the server's evaluation set.
+fn eval_set(d: &Dataset) -> Option<(Vec<f32>, Vec<f64>, usize)> {
+    let y = d.labels()?.to_vec();
+    let x = d.features().iter().map(|&v| v as f32).collect();
+    Some((x, y, d.n_rows()))
+}
+
+/// AUC (binary models) or RMSE (single-output regression) of `params` on the set.
+fn score(spec: &MlpSpec, params: &[f32], set: &(Vec<f32>, Vec<f64>, usize)) -> Vec<(String, f64)> {
+    let Ok(m) = Mlp::from_params(spec.clone(), params) else {
+        return vec![];
+    };
+    let Ok(p) = m.predict(&set.0, set.2) else {
+        return vec![];
+    };
+    let p: Vec<f64> = p.into_iter().map(f64::from).collect();
+    let mut out = Vec::new();
+    if spec.outputs == 1 && set.1.iter().all(|&v| v == 0.0 || v == 1.0) {
+        if let Ok(a) = fedra_metrics::roc_auc(&set.1, &p) {
+            out.push(("auc".to_owned(), a));
+        }
+        if let Ok(l) = fedra_metrics::log_loss(&set.1, &p) {
+            out.push(("log_loss".to_owned(), l));
+        }
+        if let Ok(a) = fedra_metrics::accuracy(&set.1, &p, 0.5) {
+            out.push(("accuracy".to_owned(), a));
+        }
+    } else if spec.outputs == 1
+        && let Ok(r) = fedra_metrics::rmse(&set.1, &p)
+    {
+        out.push(("rmse".to_owned(), r));
+    }
+    out
+}
+
+pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, TaskError> {
+    let me = &ctx.party.me;
+    let task = &ctx.spec.name;
+    let cfg = &p.config;
+    let mut m = Metrics::new();
+    // The CSPRNG is created at the edge of the library code and passed in.
+    let mut rng = ChaCha20Rng::from_os_rng();
+    if *me == p.server {
+        let set = match &ctx.data {
+            Some(spec) => eval_set(&super::load(spec.clone()).await?),
+            None => None,
+        };
+        if let Some(s) = &set
+            && s.0.len() != s.2 * cfg.model.inputs
+        {
+            return Err(TaskError::Setup(format!(
+                "the server's evaluation set has {} features per row, the model {}",
+                s.0.len() / s.2.max(1),
+                cfg.model.inputs
+            )));
+        }
+        // The initial model is public: derived from the strategy seed.
+        let init = Mlp::new(
+            cfg.model.clone(),
+            &mut ChaCha20Rng::seed_from_u64(cfg.horizontal.seed),
+        )
+        .map_err(nn_err)?
+        .params_flat();
+        let spec = cfg.model.clone();
+        let set2 = set.clone();
+        let total = u64::from(cfg.rounds);
+        ctx.progress(0, total);
+        let eval = move |round: u32, params: &[f32]| -> Vec<(String, f64)> {
+            let s = set2
+                .as_ref()
+                .map(|s| score(&spec, params, s))
+                .unwrap_or_default();
+            ctx.progress(u64::from(round), total);
+            s
+        };
+        let eval: &Evaluate<'_> = &eval;
+        let checkpoint = ctx.party.out_dir.join(format!("{task}.checkpoint"));
+        let out = run_server(
+            ctx.ch,
+            task,
+            cfg,
+            init,
+            Some(&checkpoint),
+            Some(eval),
+            &mut rng,
+        )
+        .await
+        .map_err(hfl_err)?;
+        if let Some(s) = &set {
+            for (k, v) in score(&cfg.model, &out.params, s) {
+                m.insert(k, json!(v));
+            }
+            m.insert("rows_test".into(), s.2.into());
+        }
+        m.insert("rounds".into(), out.rounds_completed.into());
+        if let Some(r) = out.resumed_after {
+            m.insert("resumed_after_round".into(), json!(r));
+        }
+        if let Some(e) = out.epsilon {
+            m.insert("epsilon".into(), json!(e));
+        }
+        let auc_by_round: Vec<serde_json::Value> = out
+            .history
+            .iter()
+            .map(|r| {
+                r.metrics
+                    .iter()
+                    .find(|(k, _)| k == "auc")
+                    .map_or(serde_json::Value::Null, |(_, v)| json!(v))
+            })
+            .collect();
+        if auc_by_round.iter().any(|v| !v.is_null()) {
+            m.insert("auc_by_round".into(), json!(auc_by_round));
+        }
+        let failures: usize = out.history.iter().map(|r| r.failures.len()).sum();
+        m.insert("client_failures".into(), failures.into());
+        let model = json!({ "spec": cfg.model, "params": out.params });
+        let path = ctx.party.out_dir.join(format!("{task}.model.json"));
+        std::fs::write(&path, model.to_string())
+            .map_err(|source| TaskError::Output { path, source })?;
+    } else {
+        let is_client = match &cfg.clients {
+            Some(c) => c.contains(me),
+            None => true,
+        };
+        if !is_client {
+            return Ok(m);
+        }
+        let spec = super::dataset(ctx)?;
+        let data = super::load(spec).await?;
+        let mut model = Mlp::new(
+            cfg.model.clone(),
+            &mut ChaCha20Rng::seed_from_u64(cfg.horizontal.seed),
+        )
+        .map_err(nn_err)?;
+        let out = run_client(
+            ctx.ch, task, &p.server, &p.client, &data, &mut model, &mut rng,
+        )
+        .await
+        .map_err(hfl_err)?;
+        m.insert("rounds_trained".into(), out.rounds_trained.into());
+        m.insert("rows_local".into(), data.n_rows().into());
+        if let Some(l) = out.last_loss {
+            m.insert("local_loss".into(), json!(l));
+        }
+        if let Some(e) = out.epsilon {
+            m.insert("local_epsilon".into(), json!(e));
+        }
+    }
+    Ok(m)
+}
