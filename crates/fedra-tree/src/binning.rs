@@ -147,7 +147,7 @@ fn column_count(features: &[f64], rows: usize) -> Result<usize> {
     if rows == 0 {
         return Ok(0);
     }
-    if features.len() % rows != 0 {
+    if !features.len().is_multiple_of(rows) {
         return Err(TreeError::Data(format!(
             "{} values do not form {rows} rows",
             features.len()

@@ -373,11 +373,9 @@ pub(crate) async fn grow<H: Hosts>(
                 }
             }
             // Histograms: build the smaller sibling, derive the larger.
-            let mut bi = 0;
-            for s in frontier.iter_mut().filter(|s| s.built) {
+            for (bi, s) in frontier.iter_mut().filter(|s| s.built).enumerate() {
                 s.guest = hist::build(&g_layout, &columns, &g_feats, &s.rows, &gh, &sampled);
                 s.hosts = hh.iter().map(|x| x.nodes[bi].clone()).collect();
-                bi += 1;
             }
             for i in 0..frontier.len() {
                 if frontier[i].built {

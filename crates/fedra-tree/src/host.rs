@@ -85,7 +85,7 @@ impl<'a> HostState<'a> {
                 .remove(&p.node)
                 .ok_or_else(|| bad(format!("node {} is not open", p.node)))?;
             if p.left.len() != rows.len().div_ceil(8)
-                || (rows.len() % 8 != 0
+                || (!rows.len().is_multiple_of(8)
                     && p.left.last().is_some_and(|b| b >> (rows.len() % 8) != 0))
             {
                 return Err(bad(format!(

@@ -438,7 +438,7 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                 for &f in &features {
                     let ns = lay.slots[f];
                     let bits = r.take(ns.div_ceil(8))?;
-                    if ns % 8 != 0 && bits.last().is_some_and(|b| b >> (ns % 8) != 0) {
+                    if !ns.is_multiple_of(8) && bits.last().is_some_and(|b| b >> (ns % 8) != 0) {
                         return Err(r.err("bits set beyond the last slot"));
                     }
                     let present: Vec<usize> = (0..ns).filter(|&s| grow::bit(bits, s)).collect();
