@@ -244,8 +244,14 @@ async fn federate_eval(
             }
             assert!(!srv.is_finished(), "the server ended before round {k}");
         }
+        // Wait until the tasks have really stopped: an aborted task runs on until its
+        // next await point and may write one more checkpoint.
         srv.abort();
-        handles.iter().for_each(|h| h.abort());
+        let _ = srv.await;
+        for h in handles {
+            h.abort();
+            let _ = h.await;
+        }
         return Run {
             server: Err(fedra_horizontal::HorizontalError::Data {
                 detail: "killed".into(),
