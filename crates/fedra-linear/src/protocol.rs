@@ -43,6 +43,17 @@ fn encrypt_i128<K: HePublicKey, R: CryptoRng + ?Sized>(
     pk.encrypt_batch(&ms, rng).map_err(he("encrypt"))
 }
 
+/// Encryption by the owner of the key: CRT with the secret key (the same
+/// ciphertext distribution as [`encrypt_i128`], several times faster).
+fn encrypt_i128_owner<SK: HeSecretKey, R: CryptoRng + ?Sized>(
+    sk: &SK,
+    v: &[i128],
+    rng: &mut R,
+) -> Result<Vec<SK::Ciphertext>> {
+    let ms: Vec<Plaintext> = v.iter().map(|&x| Plaintext::from_i128(x)).collect();
+    sk.encrypt_batch_crt(&ms, rng).map_err(he("encrypt"))
+}
+
 fn decrypt_i128<SK: HeSecretKey>(
     sk: &SK,
     cts: &[SK::Ciphertext],
@@ -377,7 +388,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                                 .ok_or_else(|| decode_err(host, &t_um, "masked score out of range"))
                         })
                         .collect::<Result<Vec<i128>>>()?;
-                    let e_cts = encrypt_i128(&pk_g, &e, rng)?;
+                    let e_cts = encrypt_i128_owner(&sk_g, &e, rng)?;
                     ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &e_cts))
                         .await?;
                     // Received only now, so that the host's encryption of U_h
@@ -530,7 +541,7 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let um: Vec<i128> = u.iter().zip(&r).map(|(u, r)| u - r).collect();
                     ch.send(guest, &tag(cfg, round, "u_masked"), wire::enc_i128(&um))
                         .await?;
-                    let u_cts = encrypt_i128(&pk_h, &u, rng)?;
+                    let u_cts = encrypt_i128_owner(&sk_h, &u, rng)?;
                     ch.send(
                         guest,
                         &tag(cfg, round, "u_enc"),
