@@ -90,53 +90,36 @@ pub async fn train_guest<R: CryptoRng + Send + ?Sized>(
         y,
         names: data.feature_names(),
     };
-    let bits = cfg.key_bits;
     match cfg.scheme {
-        Scheme::Ou => {
-            let (pk, sk) =
-                OkamotoUchiyama::generate_keypair(bits, rng).map_err(he("key generation"))?;
-            pk.precompute().map_err(he("precomputation"))?;
-            let codec = He::<OkamotoUchiyama> {
-                pk: pk.clone(),
-                sk: Some(sk),
-            };
-            guest(
-                ch,
-                task,
-                cfg,
-                input,
-                codec,
-                0,
-                &pk.to_bytes(),
-                rng,
-                progress,
-            )
-            .await
-        }
-        Scheme::Paillier => {
-            let (pk, sk) = Paillier::generate_keypair(bits, rng).map_err(he("key generation"))?;
-            pk.precompute().map_err(he("precomputation"))?;
-            let codec = He::<Paillier> {
-                pk: pk.clone(),
-                sk: Some(sk),
-            };
-            guest(
-                ch,
-                task,
-                cfg,
-                input,
-                codec,
-                1,
-                &pk.to_bytes(),
-                rng,
-                progress,
-            )
-            .await
-        }
-        Scheme::InsecurePlaintext => {
-            guest(ch, task, cfg, input, Clear, 2, &[], rng, progress).await
-        }
+        Scheme::Ou => he_guest::<OkamotoUchiyama, R>(ch, task, cfg, input, rng, progress).await,
+        Scheme::Paillier => he_guest::<Paillier, R>(ch, task, cfg, input, rng, progress).await,
+        Scheme::InsecurePlaintext => guest(ch, task, cfg, input, Clear, &[], rng, progress).await,
     }
+}
+
+/// The wire id of a scheme (the first byte of the `key` message).
+fn scheme_id(s: Scheme) -> u8 {
+    match s {
+        Scheme::Ou => 0,
+        Scheme::Paillier => 1,
+        Scheme::InsecurePlaintext => 2,
+    }
+}
+
+/// The guest with a fresh key pair of scheme `S` (fixed-base tables are built on
+/// first use).
+async fn he_guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    task: &str,
+    cfg: &Config,
+    input: GuestInput<'_>,
+    rng: &mut R,
+    progress: impl FnMut(u32, &Round) + Send,
+) -> Result<GuestModel> {
+    let (pk, sk) = S::generate_keypair(cfg.key_bits, rng).map_err(he("key generation"))?;
+    let key = pk.to_bytes();
+    let codec = He::<S> { pk, sk: Some(sk) };
+    guest(ch, task, cfg, input, codec, &key, rng, progress).await
 }
 
 /// Trains as a host (features only). Returns its part of the model and its counters.
@@ -161,11 +144,7 @@ pub async fn train_host<R: CryptoRng + Send + ?Sized>(
     let scheme = r.u8()?;
     let key = r.bytes(1 << 20, "key bytes")?;
     r.done()?;
-    let want = match cfg.scheme {
-        Scheme::Ou => 0,
-        Scheme::Paillier => 1,
-        Scheme::InsecurePlaintext => 2,
-    };
+    let want = scheme_id(cfg.scheme);
     if scheme != want {
         return Err(decode_err(
             g,
@@ -233,13 +212,12 @@ async fn guest<C: Codec + 'static, R: CryptoRng + Send + ?Sized>(
     cfg: &Config,
     input: GuestInput<'_>,
     codec: C,
-    scheme_id: u8,
     key: &[u8],
     rng: &mut R,
     progress: impl FnMut(u32, &Round) + Send,
 ) -> Result<GuestModel> {
     let mut w = Writer::default();
-    w.u8(scheme_id).bytes(key);
+    w.u8(scheme_id(cfg.scheme)).bytes(key);
     let msg = w.finish();
     let t = tag(task, 0, "key");
     fedra_federation::broadcast(ch, &cfg.hosts, &t, msg).await?;

@@ -19,10 +19,6 @@ fn lin_err(e: LinearError) -> TaskError {
     }
 }
 
-fn metric_err(e: impl std::fmt::Display) -> TaskError {
-    TaskError::Setup(format!("evaluation: {e}"))
-}
-
 /// Classification or regression metrics of `pred` against `y`, keys prefixed.
 fn evaluate(
     objective: Objective,
@@ -31,49 +27,10 @@ fn evaluate(
     prefix: &str,
     m: &mut Metrics,
 ) -> Result<(), TaskError> {
-    if y.is_empty() {
-        return Ok(());
-    }
-    let mut put = |k: &str, v: f64| {
-        m.insert(format!("{prefix}{k}"), serde_json::json!(v));
-    };
     match objective {
-        Objective::Logistic => {
-            // Labels may be given as -1/1; the metrics want 0/1.
-            let y01: Vec<f64> = y.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
-            put(
-                "auc",
-                fedra_metrics::roc_auc(&y01, pred).map_err(metric_err)?,
-            );
-            put("ks", fedra_metrics::ks(&y01, pred).map_err(metric_err)?);
-            put(
-                "accuracy",
-                fedra_metrics::accuracy(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "precision",
-                fedra_metrics::precision(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "recall",
-                fedra_metrics::recall(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "f1",
-                fedra_metrics::f1(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "log_loss",
-                fedra_metrics::log_loss(&y01, pred).map_err(metric_err)?,
-            );
-        }
-        Objective::Linear => {
-            put("rmse", fedra_metrics::rmse(y, pred).map_err(metric_err)?);
-            put("mae", fedra_metrics::mae(y, pred).map_err(metric_err)?);
-            put("r2", fedra_metrics::r2(y, pred).map_err(metric_err)?);
-        }
+        Objective::Logistic => super::binary_metrics(y, pred, prefix, m),
+        Objective::Linear => super::regression_metrics(y, pred, prefix, m),
     }
-    Ok(())
 }
 
 fn save(ctx: &TaskCtx<'_>, json: Result<String, LinearError>) -> Result<(), TaskError> {

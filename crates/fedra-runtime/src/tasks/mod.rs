@@ -19,6 +19,65 @@ use crate::runner::TaskCtx;
 /// Flat metrics of a task (lower-case keys).
 pub type Metrics = BTreeMap<String, serde_json::Value>;
 
+fn metric_err(e: impl std::fmt::Display) -> TaskError {
+    TaskError::Setup(format!("evaluation: {e}"))
+}
+
+/// Binary-classification metrics of probabilities `pred` against labels `y` (0/1 or
+/// -1/1), keys prefixed: auc, ks, accuracy, precision, recall, f1, log_loss.
+pub(crate) fn binary_metrics(
+    y: &[f64],
+    pred: &[f64],
+    prefix: &str,
+    m: &mut Metrics,
+) -> Result<(), TaskError> {
+    if y.is_empty() {
+        return Ok(());
+    }
+    // Labels may be given as -1/1; the metrics want 0/1.
+    let y: Vec<f64> = y.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
+    let values = [
+        ("auc", fedra_metrics::roc_auc(&y, pred)),
+        ("ks", fedra_metrics::ks(&y, pred)),
+        ("accuracy", fedra_metrics::accuracy(&y, pred, 0.5)),
+        ("precision", fedra_metrics::precision(&y, pred, 0.5)),
+        ("recall", fedra_metrics::recall(&y, pred, 0.5)),
+        ("f1", fedra_metrics::f1(&y, pred, 0.5)),
+        ("log_loss", fedra_metrics::log_loss(&y, pred)),
+    ];
+    for (k, v) in values {
+        m.insert(
+            format!("{prefix}{k}"),
+            serde_json::json!(v.map_err(metric_err)?),
+        );
+    }
+    Ok(())
+}
+
+/// Regression metrics (rmse, mae, r2) of `pred` against `y`, keys prefixed.
+pub(crate) fn regression_metrics(
+    y: &[f64],
+    pred: &[f64],
+    prefix: &str,
+    m: &mut Metrics,
+) -> Result<(), TaskError> {
+    if y.is_empty() {
+        return Ok(());
+    }
+    let values = [
+        ("rmse", fedra_metrics::rmse(y, pred)),
+        ("mae", fedra_metrics::mae(y, pred)),
+        ("r2", fedra_metrics::r2(y, pred)),
+    ];
+    for (k, v) in values {
+        m.insert(
+            format!("{prefix}{k}"),
+            serde_json::json!(v.map_err(metric_err)?),
+        );
+    }
+    Ok(())
+}
+
 /// What a task produced on this party.
 pub(crate) struct Outcome {
     /// Its metrics.

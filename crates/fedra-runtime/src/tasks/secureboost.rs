@@ -23,10 +23,6 @@ fn tree_err(e: TreeError) -> TaskError {
     }
 }
 
-fn metric_err(e: impl std::fmt::Display) -> TaskError {
-    TaskError::Setup(format!("evaluation: {e}"))
-}
-
 /// Metrics of predictions `pred` against labels `y`, keys prefixed.
 fn evaluate(
     objective: Objective,
@@ -38,43 +34,9 @@ fn evaluate(
     if y.is_empty() {
         return Ok(());
     }
-    let mut put = |k: &str, v: f64| {
-        m.insert(format!("{prefix}{k}"), serde_json::json!(v));
-    };
     match objective {
-        Objective::Binary => {
-            let y01: Vec<f64> = y.iter().map(|&v| if v > 0.0 { 1.0 } else { 0.0 }).collect();
-            put(
-                "auc",
-                fedra_metrics::roc_auc(&y01, pred).map_err(metric_err)?,
-            );
-            put("ks", fedra_metrics::ks(&y01, pred).map_err(metric_err)?);
-            put(
-                "accuracy",
-                fedra_metrics::accuracy(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "precision",
-                fedra_metrics::precision(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "recall",
-                fedra_metrics::recall(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "f1",
-                fedra_metrics::f1(&y01, pred, 0.5).map_err(metric_err)?,
-            );
-            put(
-                "log_loss",
-                fedra_metrics::log_loss(&y01, pred).map_err(metric_err)?,
-            );
-        }
-        Objective::Regression => {
-            put("rmse", fedra_metrics::rmse(y, pred).map_err(metric_err)?);
-            put("mae", fedra_metrics::mae(y, pred).map_err(metric_err)?);
-            put("r2", fedra_metrics::r2(y, pred).map_err(metric_err)?);
-        }
+        Objective::Binary => super::binary_metrics(y, pred, prefix, m),
+        Objective::Regression => super::regression_metrics(y, pred, prefix, m),
         Objective::MultiClass { classes } => {
             // Row-major class probabilities: accuracy and multi-class log loss.
             let k = classes as usize;
@@ -93,11 +55,17 @@ fn evaluate(
                     .clamp(1e-15, 1.0)
                     .ln();
             }
-            put("accuracy", hits as f64 / y.len() as f64);
-            put("log_loss", loss / y.len() as f64);
+            m.insert(
+                format!("{prefix}accuracy"),
+                serde_json::json!(hits as f64 / y.len() as f64),
+            );
+            m.insert(
+                format!("{prefix}log_loss"),
+                serde_json::json!(loss / y.len() as f64),
+            );
+            Ok(())
         }
     }
-    Ok(())
 }
 
 fn write(ctx: &TaskCtx<'_>, suffix: &str, text: String) -> Result<(), TaskError> {
