@@ -1,13 +1,14 @@
 //! `hetero_lr`: vertical logistic / linear regression (`fedra-linear`) as a job task:
 //! held-out split, secure training, federated prediction on both parts, metrics at
-//! the guest, and each party's model saved to its output folder.
+//! the guest, each party's model saved to its output folder, and the guest's
+//! predictions (`<task>.predictions.csv`: id, train/test part, label, prediction).
 
 use fedra_linear::{GuestModel, HostModel, LinearError, Mode, Objective};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::Metrics;
 use super::split;
+use super::{Metrics, predictions_csv, write};
 use crate::error::TaskError;
 use crate::job::{HeteroLr, HeteroLrPredict};
 use crate::runner::TaskCtx;
@@ -34,12 +35,7 @@ fn evaluate(
 }
 
 fn save(ctx: &TaskCtx<'_>, json: Result<String, LinearError>) -> Result<(), TaskError> {
-    let path = ctx
-        .party
-        .out_dir
-        .join(format!("{}.model.json", ctx.spec.name));
-    std::fs::write(&path, json.map_err(lin_err)?)
-        .map_err(|source| TaskError::Output { path, source })
+    write(ctx, "model.json", json.map_err(lin_err)?)
 }
 
 pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, TaskError> {
@@ -91,6 +87,10 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, Task
             .await
             .map_err(lin_err)?;
         save(ctx, model.to_json())?;
+        let mut csv = format!("{},part,label,prediction\n", data.id_column());
+        predictions_csv(&train, &on_train, 1, "train", &mut csv);
+        predictions_csv(&test, &on_test, 1, "test", &mut csv);
+        write(ctx, "predictions.csv", csv)?;
         let label = |d: &fedra_data::Dataset| d.labels().map(<[f64]>::to_vec).unwrap_or_default();
         evaluate(cfg.objective, &label(&train), &on_train, "train_", &mut m)?;
         evaluate(cfg.objective, &label(&test), &on_test, "", &mut m)?;

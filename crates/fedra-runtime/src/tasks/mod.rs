@@ -125,6 +125,37 @@ pub(crate) fn write_output(
 
 /// Loads a whole dataset on a blocking thread (file parsing must not stall the
 /// async workers that carry heartbeats and messages).
+/// Writes `<out>/<task>.<suffix>`.
+pub(crate) fn write(ctx: &TaskCtx<'_>, suffix: &str, text: String) -> Result<(), TaskError> {
+    let path = ctx
+        .party
+        .out_dir
+        .join(format!("{}.{suffix}", ctx.spec.name));
+    std::fs::write(&path, text).map_err(|source| TaskError::Output { path, source })
+}
+
+/// Appends `id,part,label,prediction` rows (`k` outputs per row, `;`-separated).
+pub(crate) fn predictions_csv(
+    data: &fedra_data::Dataset,
+    pred: &[f64],
+    k: usize,
+    part: &str,
+    out: &mut String,
+) {
+    for (i, id) in data.ids().iter().enumerate() {
+        let y = data
+            .labels()
+            .and_then(|l| l.get(i))
+            .copied()
+            .unwrap_or(f64::NAN);
+        let p: Vec<String> = pred[i * k..(i + 1) * k]
+            .iter()
+            .map(f64::to_string)
+            .collect();
+        out.push_str(&format!("{id},{part},{y},{}\n", p.join(";")));
+    }
+}
+
 pub(crate) async fn load(spec: fedra_data::DatasetSpec) -> Result<fedra_data::Dataset, TaskError> {
     tokio::task::spawn_blocking(move || fedra_data::load(&spec))
         .await

@@ -12,6 +12,7 @@ use rand_core::SeedableRng;
 
 use super::Metrics;
 use super::split;
+use super::{predictions_csv, write};
 use crate::error::TaskError;
 use crate::job::{HeteroLrPredict, SecureBoost};
 use crate::runner::TaskCtx;
@@ -65,29 +66,6 @@ fn evaluate(
             );
             Ok(())
         }
-    }
-}
-
-fn write(ctx: &TaskCtx<'_>, suffix: &str, text: String) -> Result<(), TaskError> {
-    let path = ctx
-        .party
-        .out_dir
-        .join(format!("{}.{suffix}", ctx.spec.name));
-    std::fs::write(&path, text).map_err(|source| TaskError::Output { path, source })
-}
-
-fn predictions_csv(data: &Dataset, pred: &[f64], k: usize, part: &str, out: &mut String) {
-    for (i, id) in data.ids().iter().enumerate() {
-        let y = data
-            .labels()
-            .and_then(|l| l.get(i))
-            .copied()
-            .unwrap_or(f64::NAN);
-        let p: Vec<String> = pred[i * k..(i + 1) * k]
-            .iter()
-            .map(f64::to_string)
-            .collect();
-        out.push_str(&format!("{id},{part},{y},{}\n", p.join(";")));
     }
 }
 
