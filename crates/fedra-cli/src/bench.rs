@@ -56,6 +56,10 @@ pub enum BenchCommand {
         #[arg(long)]
         max_depth: Option<u32>,
     },
+    /// Paillier and Okamoto–Uchiyama operations per second (keygen, encrypt,
+    /// decrypt, additions, scalar multiplication, rerandomisation) at each key
+    /// size and thread count; `bench/he_compare.sh` runs it next to phe and HEU.
+    He(crate::bench_he::HeArgs),
 }
 
 /// A PSI protocol to benchmark.
@@ -323,6 +327,7 @@ async fn bench_secureboost(
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchCommand::He(args) => crate::bench_he::run(&args),
         BenchCommand::Psi {
             ids,
             protocol,

@@ -1,6 +1,7 @@
 //! `fedra`: run federated jobs, the quickstart, certificates and benchmarks.
 
 mod bench;
+mod bench_he;
 mod local;
 mod party;
 mod summary;
