@@ -9,11 +9,29 @@ use crate::error::{LinearError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Objective {
-    /// Binary logistic regression (labels 0/1 or -1/1) with the second-order
-    /// Taylor approximation of the loss around 0.
+    /// Binary logistic regression (labels 0/1 or -1/1); how the sigmoid is
+    /// approximated under encryption is [`Sigmoid`].
     Logistic,
     /// Least-squares linear regression (any finite label).
     Linear,
+}
+
+/// How logistic regression approximates the sigmoid in the encrypted
+/// residual `d = σ(a + b) − y` (`a`: the guest's partial score, `b`: the
+/// sum of the hosts' partial scores, which the guest never sees).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sigmoid {
+    /// `σ(a + b) ≈ σ(a) + σ'(a)·b`: exact in the guest's own score,
+    /// linear in the hosts'. Converges to (near) the exact logistic
+    /// regression optimum; the guest sends two ciphertexts per row instead
+    /// of one. The default.
+    Linearized,
+    /// `σ(u) ≈ ½ + u/4`, the second-order Taylor expansion of the loss
+    /// around 0 (FATE's hetero-LR): one ciphertext per row, but its optimum
+    /// is a least-squares fit, ~0.006 AUC below logistic regression on
+    /// default_credit.
+    Taylor,
 }
 
 /// Who holds the decryption key.
@@ -98,6 +116,7 @@ pub struct EarlyStopping {
 /// lr_schedule = "constant"                        # "inv_sqrt" | { exponential = { decay = 0.9 } }
 /// batch_size = 1024
 /// max_epochs = 10
+/// sigmoid = "linearized"                         # or "taylor" (logistic only)
 /// early_stopping = { tol = 1e-4, patience = 2 }   # optional
 /// precision_bits = 20
 /// scheme = "paillier"                             # or "ou"
@@ -133,10 +152,15 @@ pub struct Config {
     /// Epochs, `1..=10_000`.
     #[serde(default = "default_epochs")]
     pub max_epochs: u32,
-    /// Early stopping on the (Taylor) training loss.
+    /// Sigmoid approximation of logistic regression (ignored for linear).
+    #[serde(default = "default_sigmoid")]
+    pub sigmoid: Sigmoid,
+    /// Early stopping on the training loss (for logistic regression, its
+    /// expansion in the hosts' scores, see [`Sigmoid`]).
     #[serde(default)]
     pub early_stopping: Option<EarlyStopping>,
-    /// Fractional bits of the fixed-point encoding, `8..=32`.
+    /// Fractional bits of the fixed-point encoding, `8..=24` (gradients are
+    /// exchanged at scale `2^3F` in 128-bit integers).
     #[serde(default = "default_precision")]
     pub precision_bits: u32,
     /// Encryption scheme.
@@ -163,6 +187,9 @@ pub struct Config {
 
 fn default_penalty() -> Penalty {
     Penalty::None
+}
+fn default_sigmoid() -> Sigmoid {
+    Sigmoid::Linearized
 }
 fn default_lr() -> f64 {
     0.15
@@ -212,6 +239,7 @@ impl Config {
             lr_schedule: default_schedule(),
             batch_size: default_batch(),
             max_epochs: default_epochs(),
+            sigmoid: default_sigmoid(),
             early_stopping: None,
             precision_bits: default_precision(),
             scheme: default_scheme(),
@@ -304,10 +332,10 @@ impl Config {
                 return Err(bad("early_stopping.patience", "0 is not >= 1"));
             }
         }
-        if !(8..=32).contains(&self.precision_bits) {
+        if !(8..=24).contains(&self.precision_bits) {
             return Err(bad(
                 "precision_bits",
-                format!("{} is not in 8..=32", self.precision_bits),
+                format!("{} is not in 8..=24", self.precision_bits),
             ));
         }
         let min_bits = if fedra_he::small_keys_allowed() {

@@ -5,7 +5,7 @@ use fedra_data::Dataset;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::config::{Config, Objective, Penalty};
+use crate::config::{Config, Objective, Penalty, Sigmoid};
 use crate::error::{LinearError, Result};
 use crate::model::Scaling;
 
@@ -163,45 +163,165 @@ pub(crate) fn prepare_labels(objective: Objective, labels: &[f64]) -> Result<Vec
         .collect()
 }
 
-/// Per-objective constants: the residual is `d = a · (u + c(y))`, and the
-/// per-row loss is `½·d·u + β(y)·u + γ(y)`.
-pub(crate) struct Loss {
-    pub objective: Objective,
-    pub f: u32,
+/// `round(v · 2^2F)`, refusing values that do not fit in an i64 scalar.
+pub(crate) fn encode2(v: f64, f: u32) -> Result<i64> {
+    encode(v * scale(f), f)
 }
 
-impl Loss {
-    /// `a`.
-    pub(crate) fn a(&self) -> f64 {
-        match self.objective {
-            Objective::Logistic => 0.25,
+/// The logistic function, computed without overflow.
+fn sigmoid(a: f64) -> f64 {
+    if a >= 0.0 {
+        1.0 / (1.0 + (-a).exp())
+    } else {
+        let e = a.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `ln(1 + e^a)` without overflow.
+fn softplus(a: f64) -> f64 {
+    if a > 0.0 {
+        a + (-a).exp().ln_1p()
+    } else {
+        a.exp().ln_1p()
+    }
+}
+
+/// The curvature `α` of the residual `d = β + α·b` in the hosts' score `b`.
+pub(crate) enum Alpha {
+    /// The same for every row (linear regression, Taylor): `round(α · 2^F)`.
+    Const(i64),
+    /// One per row of the batch (the linearised sigmoid), each `round(α_i · 2^F)`.
+    PerRow(Vec<i64>),
+}
+
+/// Whether the guest sends one `α` per row (a second ciphertext per row).
+pub(crate) fn alpha_per_row(cfg: &Config) -> bool {
+    cfg.objective == Objective::Logistic && cfg.sigmoid == Sigmoid::Linearized
+}
+
+/// What the guest derives from its own partial scores `a` (intercept
+/// included) and labels for a batch: the per-row residual is
+/// `d_i = β_i + α_i·b_i` with `b_i` the sum of the hosts' partial scores,
+/// and the per-row loss `ℓ_i + β_i·b_i + ½·α_i·b_i²` — the loss as a
+/// function of `b` expanded to second order around the guest's own score
+/// (exact for linear regression and for the Taylor loss, whose `ℓ`, `β`,
+/// `α` are those of the expansion around 0).
+pub(crate) struct Coeffs {
+    /// `round(β_i · 2^2F)`.
+    pub beta: Vec<i64>,
+    /// `α`, scale `2^F`.
+    pub alpha: Alpha,
+    /// `Σ_i ℓ_i(a_i)`.
+    pub ell: f64,
+}
+
+impl Coeffs {
+    /// `α_k · 2^F` for the batch's `k`-th row.
+    pub(crate) fn alpha_at(&self, k: usize) -> i64 {
+        match &self.alpha {
+            Alpha::Const(a) => *a,
+            Alpha::PerRow(v) => v.get(k).copied().unwrap_or(0),
+        }
+    }
+
+    /// `D_k = B_k + A_k·U_k` (scale `2^2F`) for the hosts' summed encoded scores `u`.
+    pub(crate) fn residuals(&self, u: &[i128]) -> Result<Vec<i128>> {
+        self.beta
+            .iter()
+            .zip(u)
+            .enumerate()
+            .map(|(k, (&b, &u))| {
+                i128::from(self.alpha_at(k))
+                    .checked_mul(u)
+                    .and_then(|au| au.checked_add(i128::from(b)))
+                    .ok_or_else(overflow)
+            })
+            .collect()
+    }
+
+    /// `Σ_k 2·B_k·U_k + A_k·U_k²` (scale `2^3F`): twice the cross terms of the loss.
+    pub(crate) fn cross_loss(&self, u: &[i128]) -> Result<i128> {
+        let mut s = 0i128;
+        for (k, (&b, &u)) in self.beta.iter().zip(u).enumerate() {
+            let t = u
+                .checked_mul(2 * i128::from(b))
+                .and_then(|x| {
+                    u.checked_mul(u)
+                        .and_then(|uu| uu.checked_mul(i128::from(self.alpha_at(k))))
+                        .and_then(|y| x.checked_add(y))
+                })
+                .and_then(|t| s.checked_add(t))
+                .ok_or_else(overflow)?;
+            s = t;
+        }
+        Ok(s)
+    }
+}
+
+/// The error for a fixed-point value outside the integer range.
+pub(crate) fn overflow() -> LinearError {
+    LinearError::Data(
+        "fixed-point overflow (diverging training? lower learning_rate or precision_bits)".into(),
+    )
+}
+
+/// The guest's coefficients for a batch (`y` as prepared by [`prepare_labels`]).
+pub(crate) fn coefficients(cfg: &Config, rows: &[usize], y: &[f64], a: &[f64]) -> Result<Coeffs> {
+    let f = cfg.precision_bits;
+    let per_row = alpha_per_row(cfg);
+    let mut beta = Vec::with_capacity(rows.len());
+    let mut alpha = Vec::with_capacity(if per_row { rows.len() } else { 0 });
+    let mut ell = 0.0;
+    for (&i, &a) in rows.iter().zip(a) {
+        let yi = y.get(i).copied().unwrap_or(0.0);
+        // Logistic labels are ±1; t is the 0/1 label.
+        let t = 0.5 * (yi + 1.0);
+        let (l, b, al) = match (cfg.objective, cfg.sigmoid) {
+            (Objective::Linear, _) => (0.5 * (a - yi) * (a - yi), a - yi, 1.0),
+            (Objective::Logistic, Sigmoid::Taylor) => (
+                std::f64::consts::LN_2 + (0.5 - t) * a + 0.125 * a * a,
+                0.5 - t + 0.25 * a,
+                0.25,
+            ),
+            (Objective::Logistic, Sigmoid::Linearized) => {
+                let s = sigmoid(a);
+                (softplus(a) - t * a, s - t, s * (1.0 - s))
+            }
+        };
+        ell += l;
+        beta.push(encode2(b, f)?);
+        if per_row {
+            alpha.push(encode(al, f)?);
+        }
+    }
+    let alpha = if per_row {
+        Alpha::PerRow(alpha)
+    } else {
+        let c = match cfg.objective {
             Objective::Linear => 1.0,
-        }
-    }
+            Objective::Logistic => 0.25,
+        };
+        Alpha::Const(encode(c, f)?)
+    };
+    Ok(Coeffs { beta, alpha, ell })
+}
 
-    /// `round(c(y) · 2^F)`: `-2y` (logistic, y = ±1) or `-y` (linear).
-    pub(crate) fn offset(&self, y: f64) -> Result<i64> {
-        match self.objective {
-            Objective::Logistic => encode(-2.0 * y, self.f),
-            Objective::Linear => encode(-y, self.f),
-        }
-    }
+/// `2^(3F+1)`: the scale of loss values exchanged as integers (twice the
+/// loss at the gradients' scale `2^3F`).
+pub(crate) fn loss_scale(f: u32) -> f64 {
+    scale(3 * f + 1)
+}
 
-    /// `round(β(y) · 2^F)`: `-y/4` (logistic) or `-y/2` (linear).
-    pub(crate) fn beta(&self, y: f64) -> Result<i64> {
-        match self.objective {
-            Objective::Logistic => encode(-0.25 * y, self.f),
-            Objective::Linear => encode(-0.5 * y, self.f),
-        }
+/// `round(v · 2^(3F+1))`.
+pub(crate) fn loss_fixed(v: f64, f: u32) -> Result<i128> {
+    let s = (v * loss_scale(f)).round();
+    if !s.is_finite() || s.abs() >= 2f64.powi(110) {
+        return Err(LinearError::Data(format!(
+            "loss term {v} overflows the fixed-point range (diverging training? lower learning_rate)"
+        )));
     }
-
-    /// `γ(y)`: `ln 2` (logistic) or `y²/2` (linear).
-    pub(crate) fn gamma(&self, y: f64) -> f64 {
-        match self.objective {
-            Objective::Logistic => std::f64::consts::LN_2,
-            Objective::Linear => 0.5 * y * y,
-        }
-    }
+    Ok(s as i128)
 }
 
 /// The value of the penalty for `w` (the intercept, if any, is `w[skip]`).
@@ -218,10 +338,18 @@ pub(crate) fn penalty_value(p: Penalty, w: &[f64], skip: Option<usize>) -> f64 {
     }
 }
 
-/// One party's step for a batch: from the exact integer `G = X_pᵀ D'`
-/// (scale 2^2F) to the updated weights. Returns this party's loss
-/// contribution `½·w·Xᵀd + B·R(w)` computed with the weights before the
-/// update.
+/// A batch's penalty term `B · R(w)` (with the weights before the update).
+pub(crate) fn batch_penalty(
+    cfg: &Config,
+    w: &[f64],
+    batch_len: usize,
+    intercept: Option<usize>,
+) -> f64 {
+    batch_len as f64 * penalty_value(cfg.penalty, w, intercept)
+}
+
+/// One party's step for a batch: from the exact integer gradient
+/// `G = X_pᵀ D` (scale `2^3F`) to the updated weights.
 pub(crate) fn step(
     cfg: &Config,
     epoch: u32,
@@ -229,19 +357,11 @@ pub(crate) fn step(
     g: &[i128],
     batch_len: usize,
     intercept: Option<usize>,
-) -> f64 {
-    let loss = Loss {
-        objective: cfg.objective,
-        f: cfg.precision_bits,
-    };
-    let s2 = scale(2 * cfg.precision_bits);
-    let a = loss.a();
-    let xtd: Vec<f64> = g.iter().map(|&gj| a * gj as f64 / s2).collect();
-    let s: f64 = w.iter().zip(&xtd).map(|(w, x)| w * x).sum();
-    let contribution = 0.5 * s + batch_len as f64 * penalty_value(cfg.penalty, w, intercept);
+) {
+    let s3 = scale(3 * cfg.precision_bits);
     let lr = cfg.learning_rate_at(epoch);
     let b = batch_len as f64;
-    for (j, (wj, x)) in w.iter_mut().zip(&xtd).enumerate() {
+    for (j, (wj, &gj)) in w.iter_mut().zip(g).enumerate() {
         let reg = if Some(j) == intercept {
             0.0
         } else {
@@ -251,9 +371,8 @@ pub(crate) fn step(
                 Penalty::L2 { alpha } => alpha * *wj,
             }
         };
-        *wj -= lr * (x / b + reg);
+        *wj -= lr * (gj as f64 / s3 / b + reg);
     }
-    contribution
 }
 
 /// Early-stopping bookkeeping.

@@ -6,7 +6,7 @@
 use fedra_data::Dataset;
 
 use crate::config::Config;
-use crate::core::{self, Loss, Stopper, scale};
+use crate::core::{self, Stopper};
 use crate::error::{LinearError, Result};
 use crate::model::{GuestModel, HostModel};
 
@@ -48,10 +48,6 @@ pub fn train_plaintext(
             core::encode_dataset(h, cfg.standardize.then(|| core::fit_scaling(h)), false, f)
         })
         .collect::<Result<Vec<_>>>()?;
-    let loss = Loss {
-        objective: cfg.objective,
-        f,
-    };
     let mut wg = vec![0.0; g.cols];
     let mut wh: Vec<Vec<f64>> = hs.iter().map(|h| vec![0.0; h.cols]).collect();
     let mut history = Vec::new();
@@ -62,37 +58,22 @@ pub fn train_plaintext(
         for rows in core::batches(g.rows, cfg.batch_size, cfg.shuffle_seed, epoch) {
             let bl = rows.len();
             let u_g = g.scores(&rows, &wg, f);
-            let mut d = Vec::with_capacity(bl);
-            for (&i, &u) in rows.iter().zip(&u_g) {
-                d.push(i128::from(core::encode(u, f)?) + i128::from(loss.offset(y[i])?));
-            }
-            let mut us = Vec::new();
+            let co = core::coefficients(cfg, &rows, &y, &u_g)?;
+            let mut u = vec![0i128; bl];
             for (h, w) in hs.iter().zip(&wh) {
-                let u = h
-                    .scores(&rows, w, f)
-                    .iter()
-                    .map(|&u| core::encode(u, f).map(i128::from))
-                    .collect::<Result<Vec<i128>>>()?;
-                d.iter_mut().zip(&u).for_each(|(d, u)| *d += u);
-                us.push(u);
-            }
-            let gg = g.xt_dot(&rows, &d);
-            let contribution = core::step(cfg, epoch, &mut wg, &gg, bl, intercept);
-            let mut local = 0.0;
-            for (&i, &u) in rows.iter().zip(&u_g) {
-                local += loss.beta(y[i])? as f64 / scale(f) * u + loss.gamma(y[i]);
-            }
-            let mut l = fixed2(local + contribution, f)?;
-            for ((h, w), u) in hs.iter().zip(wh.iter_mut()).zip(&us) {
-                let gh = h.xt_dot(&rows, &d);
-                let c = core::step(cfg, epoch, w, &gh, bl, None);
-                let mut hl = 0i128;
-                for (&i, &u) in rows.iter().zip(u) {
-                    hl += i128::from(loss.beta(y[i])?) * u;
+                for (s, &x) in u.iter_mut().zip(&h.scores(&rows, w, f)) {
+                    *s += i128::from(core::encode(x, f)?);
                 }
-                l += hl + fixed2(c, f)?;
             }
-            epoch_loss += l as f64 / scale(2 * f);
+            let d = co.residuals(&u)?;
+            let mut l = core::loss_fixed(co.ell + core::batch_penalty(cfg, &wg, bl, intercept), f)?
+                + co.cross_loss(&u)?;
+            core::step(cfg, epoch, &mut wg, &g.xt_dot(&rows, &d), bl, intercept);
+            for (h, w) in hs.iter().zip(wh.iter_mut()) {
+                l += core::loss_fixed(core::batch_penalty(cfg, w, bl, None), f)?;
+                core::step(cfg, epoch, w, &h.xt_dot(&rows, &d), bl, None);
+            }
+            epoch_loss += l as f64 / core::loss_scale(f);
         }
         let l = epoch_loss / g.rows as f64;
         history.push(l);
@@ -128,12 +109,4 @@ pub fn train_plaintext(
         })
         .collect();
     Ok((gm, hms))
-}
-
-fn fixed2(v: f64, f: u32) -> Result<i128> {
-    let s = (v * scale(2 * f)).round();
-    if !s.is_finite() || s.abs() >= 2f64.powi(100) {
-        return Err(LinearError::Data(format!("loss term {v} overflows")));
-    }
-    Ok(s as i128)
 }

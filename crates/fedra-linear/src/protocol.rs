@@ -4,10 +4,9 @@ use fedra_data::Dataset;
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, OkamotoUchiyama, Paillier, Plaintext};
 use rand_core::CryptoRng;
-use rayon::prelude::*;
 
 use crate::config::{Config, Mode, Scheme};
-use crate::core::{self, Encoded, Loss, Stopper, scale};
+use crate::core::{self, Alpha, Encoded, Stopper};
 use crate::error::{LinearError, Result, he};
 use crate::model::{GuestModel, HostModel};
 use crate::wire::{self, decode_err};
@@ -86,25 +85,26 @@ fn unmask(v: &[i128], m: &[i128], from: &PartyId, t: &Tag) -> Result<Vec<i128>> 
         .collect()
 }
 
-/// `round(v · 2^2F)` as an integer.
-fn fixed2(v: f64, f: u32) -> Result<i128> {
-    let s = (v * scale(2 * f)).round();
-    if !s.is_finite() || s.abs() >= 2f64.powi(100) {
-        return Err(LinearError::Data(format!(
-            "loss term {v} overflows the fixed-point range (diverging training? lower learning_rate)"
-        )));
+/// A batch's rows as a row-major scalar matrix with one extra column.
+fn gather_with(enc: &Encoded, rows: &[usize], extra: &[i64]) -> Vec<i64> {
+    let mut out = Vec::with_capacity(rows.len() * (enc.cols + 1));
+    for (&i, &e) in rows.iter().zip(extra) {
+        out.extend_from_slice(&enc.x[i * enc.cols..(i + 1) * enc.cols]);
+        out.push(e);
     }
-    Ok(s as i128)
+    out
 }
 
-/// `Σ_k β(y_k)/2^F · u_g,k + γ(y_k)` for the guest's rows of a batch.
-fn guest_loss_terms(loss: &Loss, rows: &[usize], y: &[f64], u_g: &[f64]) -> Result<f64> {
-    let s = scale(loss.f);
-    let mut t = 0.0;
-    for (&i, &u) in rows.iter().zip(u_g) {
-        t += loss.beta(y[i])? as f64 / s * u + loss.gamma(y[i]);
-    }
-    Ok(t)
+/// Encoded partial scores as i64 (they are scalars of inner products).
+fn encoded_scores(enc: &Encoded, rows: &[usize], w: &[f64], f: u32) -> Result<Vec<i64>> {
+    enc.scores(rows, w, f)
+        .iter()
+        .map(|&u| core::encode(u, f))
+        .collect()
+}
+
+fn widen(v: &[i64]) -> Vec<i128> {
+    v.iter().map(|&x| i128::from(x)).collect()
 }
 
 struct GuestData {
@@ -270,10 +270,6 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
         check_rows(n, rows, h)?;
         host_cols.push(c);
     }
-    let loss = Loss {
-        objective: cfg.objective,
-        f,
-    };
     let mut w = vec![0.0; cols];
     let mut history = Vec::new();
     let mut stopped = false;
@@ -289,22 +285,28 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     round += 1;
                     let bl = rows.len();
                     let u_g = g.enc.scores(&rows, &w, f);
-                    let mut plain = Vec::with_capacity(bl);
-                    for (&i, &u) in rows.iter().zip(&u_g) {
-                        plain.push(
-                            i128::from(core::encode(u, f)?) + i128::from(loss.offset(g.y[i])?),
-                        );
-                    }
-                    // [[D']] = Enc(U_g + c(y)) · Π [[U_h]]: the fresh encryption
-                    // re-randomises the product.
-                    let mut d = encrypt_i128(&pk, &plain, rng)?;
+                    let co = core::coefficients(cfg, &rows, &g.y, &u_g)?;
                     let t_u = tag(cfg, round, "u");
-                    let mut u_hosts = Vec::new();
+                    let mut u_sum: Option<Vec<_>> = None;
                     for h in &cfg.hosts {
                         let cts = wire::dec_cts(&pk, h, &t_u, &ch.recv(h, &t_u).await?, bl)?;
-                        d = pk.add_batch(&d, &cts).map_err(he("add"))?;
-                        u_hosts.push(cts);
+                        u_sum = Some(match u_sum {
+                            None => cts,
+                            Some(s) => pk.add_batch(&s, &cts).map_err(he("add"))?,
+                        });
                     }
+                    let u_sum = u_sum.ok_or_else(|| LinearError::Config {
+                        field: "hosts",
+                        reason: "no host".into(),
+                    })?;
+                    // [[D]] = Enc(B) · [[U]]^A: the fresh encryption
+                    // re-randomises the product.
+                    let a: Vec<Plaintext> = (0..bl)
+                        .map(|k| Plaintext::from_i64(co.alpha_at(k)))
+                        .collect();
+                    let au = pk.mul_plain_batch(&u_sum, &a).map_err(he("mul"))?;
+                    let eb = encrypt_i128(&pk, &widen(&co.beta), rng)?;
+                    let d = pk.add_batch(&eb, &au).map_err(he("add"))?;
                     let t_d = tag(cfg, round, "d");
                     let d_bytes = wire::enc_cts(&pk, &d);
                     for h in &cfg.hosts {
@@ -319,26 +321,18 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let t_gm = tag(cfg, round, "g_masked");
                     ch.send(&arbiter, &t_gm, wire::enc_cts(&pk, &masked))
                         .await?;
-                    let betas = rows
-                        .iter()
-                        .map(|&i| loss.beta(g.y[i]))
-                        .collect::<Result<Vec<i64>>>()?;
-                    let mut loss_cts = Vec::new();
-                    for cts in &u_hosts {
-                        loss_cts.push(pk.dot(cts, &betas).map_err(he("dot"))?);
-                    }
+                    // Σ B·U; the hosts add their Σ U_h·D.
+                    let bu = pk.dot(&u_sum, &co.beta).map_err(he("dot"))?;
                     let t_gp = tag(cfg, round, "g_plain");
                     let v =
                         wire::dec_i128(&arbiter, &t_gp, &ch.recv(&arbiter, &t_gp).await?, cols)?;
                     let grad = unmask(&v, &masks, &arbiter, &t_gp)?;
-                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
-                    let local = guest_loss_terms(&loss, &rows, &g.y, &u_g)? + contribution;
-                    let mut l = encrypt_i128(&pk, &[fixed2(local, f)?], rng)?;
-                    for c in &loss_cts {
-                        l = pk
-                            .add_batch(&l, std::slice::from_ref(c))
-                            .map_err(he("add"))?;
-                    }
+                    let local = co.ell + core::batch_penalty(cfg, &w, bl, g.intercept);
+                    core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
+                    let mut l = encrypt_i128(&pk, &[core::loss_fixed(local, f)?], rng)?;
+                    l = pk
+                        .add_batch(&l, std::slice::from_ref(&bu))
+                        .map_err(he("add"))?;
                     let t_s = tag(cfg, round, "s");
                     for h in &cfg.hosts {
                         let s = wire::dec_cts(&pk, h, &t_s, &ch.recv(h, &t_s).await?, 1)?;
@@ -371,38 +365,39 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     round += 1;
                     let bl = rows.len();
                     let u_g = g.enc.scores(&rows, &w, f);
-                    let mut base = Vec::with_capacity(bl);
-                    for (&i, &u) in rows.iter().zip(&u_g) {
-                        base.push(
-                            i128::from(core::encode(u, f)?) + i128::from(loss.offset(g.y[i])?),
-                        );
+                    let co = core::coefficients(cfg, &rows, &g.y, &u_g)?;
+                    // [[B]] (and [[A]] per row) under the guest's key.
+                    let mut plain = widen(&co.beta);
+                    if let Alpha::PerRow(a) = &co.alpha {
+                        plain.extend(a.iter().map(|&x| i128::from(x)));
                     }
-                    let t_um = tag(cfg, round, "u_masked");
-                    let um = wire::dec_i128(host, &t_um, &ch.recv(host, &t_um).await?, bl)?;
-                    // E = U_g + c(y) + (U_h - R); the host adds R under encryption.
-                    let e = base
-                        .iter()
-                        .zip(&um)
-                        .map(|(a, b)| {
-                            a.checked_add(*b)
-                                .ok_or_else(|| decode_err(host, &t_um, "masked score out of range"))
-                        })
-                        .collect::<Result<Vec<i128>>>()?;
-                    let e_cts = encrypt_i128_owner(&sk_g, &e, rng)?;
-                    ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &e_cts))
+                    let d_cts = encrypt_i128_owner(&sk_g, &plain, rng)?;
+                    ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &d_cts))
                         .await?;
                     // Received only now, so that the host's encryption of U_h
-                    // overlaps with ours of E.
+                    // overlaps with ours.
                     let t_ue = tag(cfg, round, "u_enc");
                     let ue = wire::dec_cts(&pk_h, host, &t_ue, &ch.recv(host, &t_ue).await?, bl)?;
-                    // Xᵀ_g U_h and Σ β U_h under the host's key, masked.
-                    let mut scal = Vec::with_capacity(bl * (cols + 1));
-                    for &i in &rows {
-                        scal.extend_from_slice(&g.enc.x[i * cols..(i + 1) * cols]);
-                        scal.push(loss.beta(g.y[i])?);
-                    }
-                    let gc = pk_h.dot_columns(&ue, &scal, cols + 1).map_err(he("dot"))?;
-                    let masks = random_masks(rng, cols + 1);
+                    // Xᵀ_g (A∘U_h) under the host's key, masked.
+                    let gc = match &co.alpha {
+                        Alpha::Const(a) => {
+                            let c = pk_h
+                                .dot_columns(&ue, &g.enc.gather(&rows), cols)
+                                .map_err(he("dot"))?;
+                            let k = vec![Plaintext::from_i64(*a); cols];
+                            pk_h.mul_plain_batch(&c, &k).map_err(he("mul"))?
+                        }
+                        Alpha::PerRow(a) => {
+                            let mut scal = Vec::with_capacity(bl * cols);
+                            for (&i, &ak) in rows.iter().zip(a) {
+                                for &x in &g.enc.x[i * cols..(i + 1) * cols] {
+                                    scal.push(x.checked_mul(ak).ok_or_else(core::overflow)?);
+                                }
+                            }
+                            pk_h.dot_columns(&ue, &scal, cols).map_err(he("dot"))?
+                        }
+                    };
+                    let masks = random_masks(rng, cols);
                     let masked = pk_h
                         .add_batch(&gc, &encrypt_i128(&pk_h, &masks, rng)?)
                         .map_err(he("add"))?;
@@ -412,29 +407,30 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                         wire::enc_cts(&pk_h, &masked),
                     )
                     .await?;
-                    // Decrypt the host's masked gradient for it.
+                    // Decrypt the host's masked gradient for it; the last
+                    // entry is its share of the batch loss.
                     let t_hm = tag(cfg, round, "hg_masked");
                     let hm =
-                        wire::dec_cts(&pk_g, host, &t_hm, &ch.recv(host, &t_hm).await?, hcols)?;
-                    let hv = decrypt_i128(&sk_g, &hm, host, &t_hm)?;
+                        wire::dec_cts(&pk_g, host, &t_hm, &ch.recv(host, &t_hm).await?, hcols + 1)?;
+                    let mut hv = decrypt_i128(&sk_g, &hm, host, &t_hm)?;
+                    let host_loss = hv.pop().unwrap_or(0);
                     ch.send(host, &tag(cfg, round, "hg_plain"), wire::enc_i128(&hv))
                         .await?;
                     let t_gp = tag(cfg, round, "g_plain");
-                    let v = wire::dec_i128(host, &t_gp, &ch.recv(host, &t_gp).await?, cols + 1)?;
+                    let v = wire::dec_i128(host, &t_gp, &ch.recv(host, &t_gp).await?, cols)?;
                     let cross = unmask(&v, &masks, host, &t_gp)?;
-                    let mut grad = g.enc.xt_dot(&rows, &base);
+                    let mut grad = g.enc.xt_dot(&rows, &widen(&co.beta));
                     for (gj, c) in grad.iter_mut().zip(&cross) {
                         *gj = gj
                             .checked_add(*c)
                             .ok_or_else(|| decode_err(host, &t_gp, "gradient out of range"))?;
                     }
-                    let host_loss = cross.get(cols).copied().unwrap_or(0);
-                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
-                    let local = guest_loss_terms(&loss, &rows, &g.y, &u_g)? + contribution;
-                    let l = fixed2(local, f)?
+                    let local = co.ell + core::batch_penalty(cfg, &w, bl, g.intercept);
+                    core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
+                    let l = core::loss_fixed(local, f)?
                         .checked_add(host_loss)
-                        .ok_or_else(|| decode_err(host, &t_gp, "loss out of range"))?;
-                    epoch_loss += l as f64 / scale(2 * f);
+                        .ok_or_else(|| decode_err(host, &t_hm, "loss out of range"))?;
+                    epoch_loss += l as f64 / core::loss_scale(f);
                 }
                 let l = epoch_loss / n as f64;
                 history.push(l);
@@ -477,7 +473,6 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
     let mut w = vec![0.0; cols];
     let mut round = 0u64;
     let pk_tag = tag(cfg, 0, "pk");
-    let s2 = |c: f64| fixed2(c, f);
     match arbiter {
         Some(arbiter) => {
             let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
@@ -485,19 +480,18 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
                     let bl = rows.len();
-                    let u = enc
-                        .scores(&rows, &w, f)
-                        .iter()
-                        .map(|&u| core::encode(u, f).map(i128::from))
-                        .collect::<Result<Vec<i128>>>()?;
-                    let u_cts = encrypt_i128(&pk, &u, rng)?;
+                    let u = encoded_scores(&enc, &rows, &w, f)?;
+                    let u_cts = encrypt_i128(&pk, &widen(&u), rng)?;
                     ch.send(guest, &tag(cfg, round, "u"), wire::enc_cts(&pk, &u_cts))
                         .await?;
                     let t_d = tag(cfg, round, "d");
                     let d = wire::dec_cts(&pk, guest, &t_d, &ch.recv(guest, &t_d).await?, bl)?;
-                    let gc = pk
-                        .dot_columns(&d, &enc.gather(&rows), cols)
+                    // Xᵀ_h D and, in the last column, Σ U_h·D (this host's
+                    // share of the loss's cross terms).
+                    let mut gc = pk
+                        .dot_columns(&d, &gather_with(&enc, &rows, &u), cols + 1)
                         .map_err(he("dot"))?;
+                    let loss_ct = gc.pop().ok_or_else(core::overflow)?;
                     let masks = random_masks(rng, cols);
                     let masked = pk
                         .add_batch(&gc, &encrypt_i128(&pk, &masks, rng)?)
@@ -512,8 +506,15 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let v =
                         wire::dec_i128(&arbiter, &t_gp, &ch.recv(&arbiter, &t_gp).await?, cols)?;
                     let grad = unmask(&v, &masks, &arbiter, &t_gp)?;
-                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, None);
-                    let s = encrypt_i128(&pk, &[s2(contribution)?], rng)?;
+                    let pen = core::batch_penalty(cfg, &w, bl, None);
+                    core::step(cfg, epoch, &mut w, &grad, bl, None);
+                    // The fresh encryption re-randomises the inner product.
+                    let s = pk
+                        .add_batch(
+                            &[loss_ct],
+                            &encrypt_i128(&pk, &[core::loss_fixed(pen, f)?], rng)?,
+                        )
+                        .map_err(he("add"))?;
                     ch.send(guest, &tag(cfg, round, "s"), wire::enc_cts(&pk, &s))
                         .await?;
                 }
@@ -528,20 +529,17 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
             let (pk_h, sk_h) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
             ch.send(guest, &pk_tag, pk_h.to_bytes().into()).await?;
             let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg.key_bits).await?;
+            let per_row = core::alpha_per_row(cfg);
+            let const_alpha = match cfg.objective {
+                crate::config::Objective::Linear => core::encode(1.0, f)?,
+                crate::config::Objective::Logistic => core::encode(0.25, f)?,
+            };
             'epochs2: for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
                     let bl = rows.len();
-                    let u = enc
-                        .scores(&rows, &w, f)
-                        .iter()
-                        .map(|&u| core::encode(u, f).map(i128::from))
-                        .collect::<Result<Vec<i128>>>()?;
-                    let r = random_masks(rng, bl);
-                    let um: Vec<i128> = u.iter().zip(&r).map(|(u, r)| u - r).collect();
-                    ch.send(guest, &tag(cfg, round, "u_masked"), wire::enc_i128(&um))
-                        .await?;
-                    let u_cts = encrypt_i128_owner(&sk_h, &u, rng)?;
+                    let u = encoded_scores(&enc, &rows, &w, f)?;
+                    let u_cts = encrypt_i128_owner(&sk_h, &widen(&u), rng)?;
                     ch.send(
                         guest,
                         &tag(cfg, round, "u_enc"),
@@ -549,20 +547,50 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     )
                     .await?;
                     let t_d = tag(cfg, round, "d");
-                    let e = wire::dec_cts(&pk_g, guest, &t_d, &ch.recv(guest, &t_d).await?, bl)?;
-                    // [[D']] = [[E]] + R, kept local (only masked results leave).
-                    let d = e
-                        .par_iter()
-                        .zip(r.par_iter())
-                        .map(|(c, r)| pk_g.add_plain(c, &Plaintext::from_i128(*r)))
-                        .collect::<std::result::Result<Vec<_>, _>>()
-                        .map_err(he("add_plain"))?;
-                    let gc = pk_g
-                        .dot_columns(&d, &enc.gather(&rows), cols)
-                        .map_err(he("dot"))?;
-                    let masks = random_masks(rng, cols);
+                    let expect = if per_row { 2 * bl } else { bl };
+                    let d =
+                        wire::dec_cts(&pk_g, guest, &t_d, &ch.recv(guest, &t_d).await?, expect)?;
+                    // Xᵀ_h D = Xᵀ_h B + Xᵀ_h (A∘U) and, in the last column,
+                    // Σ 2·U·B + A·U² (the loss's cross terms), all under the
+                    // guest's key; the constant-α parts are plaintext here.
+                    let two_u: Vec<i64> = u
+                        .iter()
+                        .map(|&x| x.checked_mul(2).ok_or_else(core::overflow))
+                        .collect::<Result<_>>()?;
+                    let mut scal = gather_with(&enc, &rows, &two_u);
+                    let mut add = random_masks(rng, cols);
+                    let masks = add.clone();
+                    let pen = core::loss_fixed(core::batch_penalty(cfg, &w, bl, None), f)?;
+                    if per_row {
+                        for (&i, &uk) in rows.iter().zip(&u) {
+                            for &x in &enc.x[i * cols..(i + 1) * cols] {
+                                scal.push(x.checked_mul(uk).ok_or_else(core::overflow)?);
+                            }
+                            scal.push(uk.checked_mul(uk).ok_or_else(core::overflow)?);
+                        }
+                        add.push(pen);
+                    } else {
+                        let a = i128::from(const_alpha);
+                        let xu = enc.xt_dot(&rows, &widen(&u));
+                        for (m, v) in add.iter_mut().zip(&xu) {
+                            *m = v
+                                .checked_mul(a)
+                                .and_then(|t| t.checked_add(*m))
+                                .ok_or_else(core::overflow)?;
+                        }
+                        let uu = u
+                            .iter()
+                            .try_fold(0i128, |s, &x| s.checked_add(i128::from(x) * i128::from(x)));
+                        let c = uu
+                            .and_then(|uu| uu.checked_mul(a))
+                            .and_then(|c| c.checked_add(pen))
+                            .ok_or_else(core::overflow)?;
+                        add.push(c);
+                    }
+                    let gc = pk_g.dot_columns(&d, &scal, cols + 1).map_err(he("dot"))?;
+                    // The fresh encryption re-randomises the inner products.
                     let masked = pk_g
-                        .add_batch(&gc, &encrypt_i128(&pk_g, &masks, rng)?)
+                        .add_batch(&gc, &encrypt_i128(&pk_g, &add, rng)?)
                         .map_err(he("add"))?;
                     ch.send(
                         guest,
@@ -573,23 +601,11 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let t_hp = tag(cfg, round, "hg_plain");
                     let v = wire::dec_i128(guest, &t_hp, &ch.recv(guest, &t_hp).await?, cols)?;
                     let grad = unmask(&v, &masks, guest, &t_hp)?;
-                    let contribution = core::step(cfg, epoch, &mut w, &grad, bl, None);
+                    core::step(cfg, epoch, &mut w, &grad, bl, None);
                     let t_gm = tag(cfg, round, "g_masked");
-                    let gm = wire::dec_cts(
-                        &pk_h,
-                        guest,
-                        &t_gm,
-                        &ch.recv(guest, &t_gm).await?,
-                        gcols + 1,
-                    )?;
-                    let mut gv = decrypt_i128(&sk_h, &gm, guest, &t_gm)?;
-                    // The last column is the guest's Σ β·U_h; add this host's
-                    // own loss contribution so the guest learns only the sum.
-                    if let Some(last) = gv.last_mut() {
-                        *last = last
-                            .checked_add(s2(contribution)?)
-                            .ok_or_else(|| decode_err(guest, &t_gm, "masked value out of range"))?;
-                    }
+                    let gm =
+                        wire::dec_cts(&pk_h, guest, &t_gm, &ch.recv(guest, &t_gm).await?, gcols)?;
+                    let gv = decrypt_i128(&sk_h, &gm, guest, &t_gm)?;
                     ch.send(guest, &tag(cfg, round, "g_plain"), wire::enc_i128(&gv))
                         .await?;
                 }
@@ -657,7 +673,7 @@ async fn arbiter<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                 .first()
                 .and_then(Plaintext::to_i128)
                 .ok_or_else(|| decode_err(&cfg.guest, &t_l, "decrypted loss out of range"))?;
-            sum += v as f64 / scale(2 * f);
+            sum += v as f64 / core::loss_scale(f);
         }
         let l = sum / n as f64;
         history.push(l);
