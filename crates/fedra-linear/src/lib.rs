@@ -108,11 +108,14 @@
 //! the host still sees only the aggregate `X_hᵀd`, never `α`, `β` or `d`.
 //!
 //! **Prediction** ([`predict_guest`]/[`predict_host`]): hosts send their
-//! plaintext partial scores `w_h·x_h` to the guest, which alone learns the
-//! predictions. With one host the prediction itself reveals the host's
-//! partial score (`u_h = u − u_g`), so this leaks nothing extra; with
-//! several hosts the guest learns each host's partial score rather than
-//! only their sum (not hidden in this version).
+//! partial scores `w_h·x_h` (fixed point) to the guest, which alone learns
+//! the predictions. With one host the prediction itself reveals the host's
+//! partial score (`u_h = u − u_g`), so it is sent as is; with several
+//! hosts every pair of hosts agrees on a fresh seed (host to host, over
+//! their authenticated channel) and masks its scores with a ChaCha20
+//! stream that the other host of the pair subtracts, modulo 2^128: the
+//! guest learns only `Σ_h u_h` per row (perfectly hiding the individual
+//! hosts' scores, unless hosts collude with the guest).
 //!
 //! Not protected: malicious parties (a party that deviates can bias the
 //! model or learn more, e.g. an arbiter decrypting other ciphertexts it

@@ -3,7 +3,7 @@
 use fedra_data::Dataset;
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, OkamotoUchiyama, Paillier, Plaintext};
-use rand_core::CryptoRng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use crate::config::{Config, Mode, Scheme};
 use crate::core::{self, Alpha, Encoded, Stopper};
@@ -695,34 +695,107 @@ fn pred_tag(task: &str) -> Tag {
     Tag::new(task, 0, "partial_scores")
 }
 
-/// Prediction, guest side: combines its own partial scores with each host's
+fn seed_tag(task: &str) -> Tag {
+    Tag::new(task, 0, "mask_seed")
+}
+
+/// Fractional bits of the partial scores sent for prediction.
+const PRED_BITS: i32 = 32;
+
+/// Prediction, guest side: combines its own partial scores with the hosts'
 /// and returns the predictions (probabilities of class 1 for logistic
-/// regression). `task` names the prediction task (message tags).
+/// regression). With several hosts, each host's scores arrive masked with
+/// pairwise masks that cancel in the sum, so the guest learns only `Σ_h u_h`.
+/// `task` names the prediction task (message tags).
 pub async fn predict_guest(
     ch: &dyn Channel,
     task: &str,
     model: &GuestModel,
     data: &Dataset,
 ) -> Result<Vec<f64>> {
-    let mut u = model.partial_scores(data)?;
+    let u = model.partial_scores(data)?;
     let t = pred_tag(task);
+    let mut sum = vec![0i128; u.len()];
     for h in &model.hosts {
-        let v = wire::dec_f64(h, &t, &ch.recv(h, &t).await?, u.len())?;
-        u.iter_mut().zip(&v).for_each(|(a, b)| *a += b);
+        let v = wire::dec_i128(h, &t, &ch.recv(h, &t).await?, u.len())?;
+        sum.iter_mut()
+            .zip(&v)
+            .for_each(|(a, b)| *a = a.wrapping_add(*b));
     }
-    Ok(u.into_iter().map(|u| model.link(u)).collect())
+    let s = 2f64.powi(PRED_BITS);
+    Ok(u.iter()
+        .zip(&sum)
+        .map(|(u, b)| model.link(u + *b as f64 / s))
+        .collect())
 }
 
-/// Prediction, host side: sends this host's partial scores to the guest
-/// (see the threat model: the guest learns them).
-pub async fn predict_host(
+/// Prediction, host side: sends this host's partial scores to the guest,
+/// fixed-point encoded and, if `hosts` (every host of the job, in the
+/// job's order, this one included) has more than one entry, masked: each
+/// pair of hosts agrees on a fresh seed (sent host to host, never through
+/// the guest) and one adds, the other subtracts its ChaCha20 stream
+/// modulo 2^128. With a single host the guest learns its scores anyway
+/// (`u_h = u − u_g`), so they are sent as they are.
+pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
     ch: &dyn Channel,
     task: &str,
     model: &HostModel,
     data: &Dataset,
+    hosts: &[PartyId],
+    rng: &mut R,
 ) -> Result<()> {
-    let u = model.partial_scores(data)?;
-    ch.send(&model.guest, &pred_tag(task), wire::enc_f64(&u))
+    let me = ch.me();
+    let pos = hosts
+        .iter()
+        .position(|h| h == me)
+        .ok_or_else(|| LinearError::Config {
+            field: "hosts",
+            reason: format!("this party '{me}' is not among the hosts {hosts:?}"),
+        })?;
+    let s = 2f64.powi(PRED_BITS);
+    let mut v = model
+        .partial_scores(data)?
+        .iter()
+        .map(|&u| {
+            let x = (u * s).round();
+            if x.is_finite() && x.abs() < 2f64.powi(100) {
+                Ok(x as i128)
+            } else {
+                Err(LinearError::Data(format!(
+                    "partial score {u} is out of range"
+                )))
+            }
+        })
+        .collect::<Result<Vec<i128>>>()?;
+    let t = seed_tag(task);
+    for (k, peer) in hosts.iter().enumerate() {
+        if k == pos {
+            continue;
+        }
+        let (seed, sign) = if k > pos {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            ch.send(peer, &t, bytes::Bytes::copy_from_slice(&seed))
+                .await?;
+            (seed, 1i128)
+        } else {
+            let b = ch.recv(peer, &t).await?;
+            let seed: [u8; 32] = b.as_ref().try_into().map_err(|_| {
+                decode_err(
+                    peer,
+                    &t,
+                    format!("{} bytes, expected a 32-byte seed", b.len()),
+                )
+            })?;
+            (seed, -1i128)
+        };
+        let mut prg = rand_chacha::ChaCha20Rng::from_seed(seed);
+        for x in &mut v {
+            let m = ((u128::from(prg.next_u64()) << 64) | u128::from(prg.next_u64())) as i128;
+            *x = x.wrapping_add(m.wrapping_mul(sign));
+        }
+    }
+    ch.send(&model.guest, &pred_tag(task), wire::enc_i128(&v))
         .await?;
     Ok(())
 }

@@ -101,31 +101,6 @@ pub(crate) fn dec_i128(from: &PartyId, tag: &Tag, b: &[u8], expected: usize) -> 
         .collect())
 }
 
-pub(crate) fn enc_f64(v: &[f64]) -> Bytes {
-    let mut out = header(v.len());
-    for x in v {
-        out.extend_from_slice(&x.to_be_bytes());
-    }
-    Bytes::from(out)
-}
-
-pub(crate) fn dec_f64(from: &PartyId, tag: &Tag, b: &[u8], expected: usize) -> Result<Vec<f64>> {
-    let rest = body(from, tag, b, expected, 8)?;
-    rest.chunks_exact(8)
-        .enumerate()
-        .map(|(i, c)| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(c);
-            let v = f64::from_be_bytes(a);
-            if v.is_finite() {
-                Ok(v)
-            } else {
-                Err(decode_err(from, tag, format!("value {i} is not finite")))
-            }
-        })
-        .collect()
-}
-
 /// `(rows, columns)` of a party.
 pub(crate) fn enc_meta(rows: usize, cols: usize) -> Bytes {
     let mut out = Vec::with_capacity(16);

@@ -171,12 +171,13 @@ fn predict(gm: &GuestModel, hms: &[HostModel], guest: &Dataset, hosts: &[Dataset
         for h in &gm.hosts {
             hchs.push(net.take(h).unwrap());
         }
-        let hosts_fut = futures_util::future::try_join_all(
-            hchs.iter()
-                .zip(hms)
-                .zip(hosts)
-                .map(|((ch, m), d)| predict_host(ch, "predict", m, d)),
-        );
+        let hosts_fut =
+            futures_util::future::try_join_all(hchs.iter().zip(hms).zip(hosts).enumerate().map(
+                |(k, ((ch, m), d))| async move {
+                    let mut rng = ChaCha20Rng::seed_from_u64(50 + k as u64);
+                    predict_host(ch, "predict", m, d, &gm.hosts, &mut rng).await
+                },
+            ));
         let (p, _) = tokio::join!(predict_guest(&gch, "predict", gm, guest), hosts_fut);
         p.unwrap()
     })
@@ -255,6 +256,86 @@ fn secure_equals_plaintext_with_arbiter_and_two_hosts() {
     // The Taylor loss decreases from ln 2.
     let l = &t.guest.loss_history;
     assert!(l[0] < std::f64::consts::LN_2 && l[2] < l[0], "{l:?}");
+}
+
+/// With two hosts, what the guest receives for prediction is each host's
+/// partial scores plus a pairwise mask: neither vector is a host's scores,
+/// their sum (mod 2^128) is the sum of the scores, and the predictions
+/// equal the plaintext ones.
+#[test]
+fn two_host_prediction_reveals_only_the_sum() {
+    let Some(dir) = fate_dir() else { return };
+    let (g, h) = load_pair(&dir, "breast");
+    let hosts = [
+        columns(&h, &(0..10).collect::<Vec<_>>(), None),
+        columns(&h, &(10..20).collect::<Vec<_>>(), None),
+    ];
+    let mut cfg = small_cfg(&["host-1", "host-2"], Objective::Logistic, arbiter_mode());
+    cfg.batch_size = 100;
+    cfg.max_epochs = 2;
+    let hr: Vec<&Dataset> = hosts.iter().collect();
+    let (gm, hms) = train_plaintext(&cfg, &g, &hr).unwrap();
+    let scores: Vec<Vec<f64>> = hms
+        .iter()
+        .zip(&hosts)
+        .map(|(m, d)| m.partial_scores(d).unwrap())
+        .collect();
+    // What a guest receives (a raw channel instead of predict_guest).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let received: Vec<Vec<i128>> = rt.block_on(async {
+        let mut net = MemNetwork::new("job", &cfg.parties());
+        let gch = net.take(&pid("guest")).unwrap();
+        let h1 = net.take(&pid("host-1")).unwrap();
+        let h2 = net.take(&pid("host-2")).unwrap();
+        let ids = cfg.hosts.clone();
+        let (mut r1, mut r2) = (ChaCha20Rng::seed_from_u64(1), ChaCha20Rng::seed_from_u64(2));
+        let (a, b) = tokio::join!(
+            predict_host(&h1, "p", &hms[0], &hosts[0], &ids, &mut r1),
+            predict_host(&h2, "p", &hms[1], &hosts[1], &ids, &mut r2),
+        );
+        a.unwrap();
+        b.unwrap();
+        let t = Tag::new("p", 0, "partial_scores");
+        let mut out = Vec::new();
+        for h in &ids {
+            let bytes = gch.recv(h, &t).await.unwrap();
+            out.push(
+                bytes[8..]
+                    .chunks_exact(16)
+                    .map(|c| i128::from_be_bytes(c.try_into().unwrap()))
+                    .collect(),
+            );
+        }
+        out
+    });
+    let s = 2f64.powi(32);
+    for (k, (r, u)) in received.iter().zip(&scores).enumerate() {
+        let close = r
+            .iter()
+            .zip(u)
+            .filter(|(r, u)| (**r as f64 / s - **u).abs() < 1e-6)
+            .count();
+        assert_eq!(
+            close, 0,
+            "host {k}: {close} scores reach the guest unmasked"
+        );
+    }
+    for i in 0..g.n_rows() {
+        let sum = received[0][i].wrapping_add(received[1][i]) as f64 / s;
+        assert!(
+            (sum - (scores[0][i] + scores[1][i])).abs() < 1e-9,
+            "row {i}"
+        );
+    }
+    // And the whole protocol predicts what the plaintext model predicts.
+    let p = predict(&gm, &hms, &g, &hosts);
+    let u = gm.partial_scores(&g).unwrap();
+    for i in 0..g.n_rows() {
+        let want = gm.link(u[i] + scores[0][i] + scores[1][i]);
+        assert!((p[i] - want).abs() < 1e-9, "row {i}: {} vs {want}", p[i]);
+    }
 }
 
 #[test]

@@ -104,10 +104,10 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, Task
         let model: HostModel = fedra_linear::train_host(ctx.ch, cfg, &train, &mut rng)
             .await
             .map_err(lin_err)?;
-        fedra_linear::predict_host(ctx.ch, &pred_train, &model, &train)
+        fedra_linear::predict_host(ctx.ch, &pred_train, &model, &train, &cfg.hosts, &mut rng)
             .await
             .map_err(lin_err)?;
-        fedra_linear::predict_host(ctx.ch, &pred_test, &model, &test)
+        fedra_linear::predict_host(ctx.ch, &pred_test, &model, &test, &cfg.hosts, &mut rng)
             .await
             .map_err(lin_err)?;
         save(ctx, model.to_json())?;
@@ -149,7 +149,16 @@ pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Me
         m.insert("rows".into(), pred.len().into());
     } else {
         let model = HostModel::from_json(&text).map_err(lin_err)?;
-        fedra_linear::predict_host(ctx.ch, task, &model, &data)
+        // Every host of the job (the parties with a model part, but the guest):
+        // with several, their scores are masked pairwise.
+        let hosts: Vec<_> = p
+            .models
+            .keys()
+            .filter(|k| **k != p.guest)
+            .cloned()
+            .collect();
+        let mut rng = ChaCha20Rng::from_os_rng();
+        fedra_linear::predict_host(ctx.ch, task, &model, &data, &hosts, &mut rng)
             .await
             .map_err(lin_err)?;
     }
