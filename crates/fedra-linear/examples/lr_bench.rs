@@ -4,7 +4,7 @@
 //! 2048-bit keys. Prints one JSON line.
 //!
 //! ```text
-//! cargo run --release -p fedra-linear --example lr_bench -- [epochs] [paillier|ou] [batch_size] [no_arbiter|arbiter]
+//! cargo run --release -p fedra-linear --example lr_bench -- [epochs] [paillier|ou] [batch_size] [no_arbiter|arbiter] [linearized|taylor]
 //! ```
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,6 +27,10 @@ fn main() {
     };
     let batch: usize = args.get(3).map_or(1024, |s| s.parse().expect("batch size"));
     let with_arbiter = args.get(4).is_some_and(|s| s == "arbiter");
+    let sigmoid = match args.get(5).map_or("linearized", String::as_str) {
+        "taylor" => Sigmoid::Taylor,
+        _ => Sigmoid::Linearized,
+    };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
     let g = load(&DatasetSpec::new(dir.join("default_credit_hetero_guest.csv")).with_label("y"))
         .unwrap();
@@ -66,6 +70,7 @@ fn main() {
     cfg.max_epochs = epochs;
     cfg.batch_size = batch;
     cfg.scheme = scheme;
+    cfg.sigmoid = sigmoid;
     cfg.shuffle_seed = Some(42);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -106,7 +111,7 @@ fn main() {
     }
     let auc = fedra_metrics::roc_auc(gte.labels().unwrap(), &u).unwrap();
     println!(
-        "{{\"name\":\"hetero_lr\",\"scheme\":\"{}\",\"mode\":\"{}\",\"rows\":{},\"batch_size\":{},\"epochs\":{},\"epoch_s\":{:.2},\"total_s\":{:.2},\"auc\":{:.5}}}",
+        "{{\"name\":\"hetero_lr\",\"scheme\":\"{}\",\"mode\":\"{}\",\"sigmoid\":\"{:?}\",\"rows\":{},\"batch_size\":{},\"epochs\":{},\"epoch_s\":{:.2},\"total_s\":{:.2},\"auc\":{:.5}}}",
         match scheme {
             Scheme::Paillier => "paillier-2048",
             Scheme::Ou => "ou-2048",
@@ -116,6 +121,7 @@ fn main() {
         } else {
             "no_arbiter"
         },
+        sigmoid,
         tr.len(),
         batch,
         epochs_run,
