@@ -59,12 +59,16 @@
 //! (secret sharing + HE) supports one host. Here guest and host each
 //! generate a key and nothing is decrypted unmasked by the other side.
 //! Per batch: the host sends `[[U_h]]_host` under its own key; the guest
-//! sends `[[B]]_guest` (and, for the linearised sigmoid, `[[A]]_guest`)
-//! under its own key. The host computes, under the guest's key,
-//! `[[X_hᵀB + X_hᵀ(A∘U_h) + m]]` (the second term with scalars
-//! `x·U_h` on `[[A]]`, or in the clear when `α` is a constant) and one
-//! more entry `[[Σ 2·U_h·B + A·U_h² + 2·penalty]]`; the guest decrypts,
-//! returns the masked gradient and keeps the loss entry. Symmetrically the
+//! sends `[[B]]_guest` under its own key — for the linearised sigmoid
+//! `[[B + 2^192·A]]_guest`, both in one plaintext. The host computes, under
+//! the guest's key, `[[X_hᵀB + X_hᵀ(A∘U_h) + m]]` and one more entry
+//! `[[Σ 2·U_h·B + A·U_h² + 2·penalty]]`: with a constant `α` the `A` terms
+//! are its own to add in the clear; with packed values it computes
+//! `2^192·Σ s1·P + Σ s2·P` (scalars `s1 = x, 2U_h` and `s2 = x·U_h, U_h²`),
+//! whose middle slot is the wanted sum, and masks all three slots (the
+//! low one, `Σ x·U_h·B`, and the high one, `Σ x·A`, must stay hidden);
+//! the guest decrypts, keeps the middle slots, returns the masked gradient
+//! and keeps the loss entry. Symmetrically the
 //! guest computes `[[X_gᵀ(A∘U_h) + m']]_host` on the host's ciphertexts
 //! (scalars `x·A`), the host decrypts the masked vector and returns it;
 //! the guest removes its mask and adds `X_gᵀB`, which it computes locally.
@@ -124,10 +128,12 @@
 //! aligned set (the job of the alignment step).
 //!
 //! ## Performance
-//! Per row and batch: the host encrypts one value, the guest one (two with
-//! the linearised sigmoid in `no_arbiter` mode; in `with_arbiter` mode the
-//! guest raises each row's `[[U]]` to its `F`-bit `α` instead); each party
-//! encrypts with
+//! Per row and batch: the host encrypts one value and the guest one (in
+//! `with_arbiter` mode the guest also raises each row's `[[U]]` to its
+//! `F`-bit `α`); with the linearised sigmoid in `no_arbiter` mode the
+//! host's inner products run twice over the packed ciphertexts, and
+//! plaintexts need 500 bits (Paillier ≥ 512-bit, OU ≥ 1536-bit moduli:
+//! always true for real keys). Each party encrypts with
 //! `encrypt_batch` (rayon), computes its gradient with the bucket
 //! multi-exponentiation `dot_columns`, and decrypts only one value per
 //! feature with `decrypt_batch`. Computation runs on the calling thread
@@ -138,6 +144,7 @@ mod config;
 mod core;
 mod error;
 mod model;
+mod pack;
 pub mod plaintext;
 mod protocol;
 mod wire;

@@ -9,6 +9,7 @@ use crate::config::{Config, Mode, Scheme};
 use crate::core::{self, Alpha, Encoded, Stopper};
 use crate::error::{LinearError, Result, he};
 use crate::model::{GuestModel, HostModel};
+use crate::pack;
 use crate::wire::{self, decode_err};
 
 fn tag(cfg: &Config, round: u64, name: &str) -> Tag {
@@ -65,6 +66,29 @@ fn decrypt_i128<SK: HeSecretKey>(
         .enumerate()
         .map(|(i, p)| {
             p.to_i128().ok_or_else(|| {
+                decode_err(
+                    from,
+                    t,
+                    format!("decrypted value {i} is outside the masked range"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Decrypts three-slot values ([`pack`]) and keeps their middle slots.
+fn decrypt_middle<SK: HeSecretKey>(
+    sk: &SK,
+    cts: &[SK::Ciphertext],
+    from: &PartyId,
+    t: &Tag,
+) -> Result<Vec<i128>> {
+    sk.decrypt_batch(cts)
+        .map_err(he("decrypt"))?
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            pack::middle_slot(p).ok_or_else(|| {
                 decode_err(
                     from,
                     t,
@@ -366,12 +390,19 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let bl = rows.len();
                     let u_g = g.enc.scores(&rows, &w, f);
                     let co = core::coefficients(cfg, &rows, &g.y, &u_g)?;
-                    // [[B]] (and [[A]] per row) under the guest's key.
-                    let mut plain = widen(&co.beta);
-                    if let Alpha::PerRow(a) = &co.alpha {
-                        plain.extend(a.iter().map(|&x| i128::from(x)));
-                    }
-                    let d_cts = encrypt_i128_owner(&sk_g, &plain, rng)?;
+                    // [[B]] (or, per-row α, [[B + 2^192·A]]) under the guest's key.
+                    let d_cts = match &co.alpha {
+                        Alpha::Const(_) => encrypt_i128_owner(&sk_g, &widen(&co.beta), rng)?,
+                        Alpha::PerRow(a) => {
+                            let ms: Vec<Plaintext> = co
+                                .beta
+                                .iter()
+                                .zip(a)
+                                .map(|(&b, &a)| pack::pack(b, a))
+                                .collect();
+                            sk_g.encrypt_batch_crt(&ms, rng).map_err(he("encrypt"))?
+                        }
+                    };
                     ch.send(host, &tag(cfg, round, "d"), wire::enc_cts(&pk_g, &d_cts))
                         .await?;
                     // Received only now, so that the host's encryption of U_h
@@ -412,7 +443,11 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let t_hm = tag(cfg, round, "hg_masked");
                     let hm =
                         wire::dec_cts(&pk_g, host, &t_hm, &ch.recv(host, &t_hm).await?, hcols + 1)?;
-                    let mut hv = decrypt_i128(&sk_g, &hm, host, &t_hm)?;
+                    let mut hv = if core::alpha_per_row(cfg) {
+                        decrypt_middle(&sk_g, &hm, host, &t_hm)?
+                    } else {
+                        decrypt_i128(&sk_g, &hm, host, &t_hm)?
+                    };
                     let host_loss = hv.pop().unwrap_or(0);
                     ch.send(host, &tag(cfg, round, "hg_plain"), wire::enc_i128(&hv))
                         .await?;
@@ -530,6 +565,17 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
             ch.send(guest, &pk_tag, pk_h.to_bytes().into()).await?;
             let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg.key_bits).await?;
             let per_row = core::alpha_per_row(cfg);
+            // Three-slot values need `pack::CAPACITY_BITS`.
+            if per_row && pk_g.plaintext_capacity_bits() < pack::CAPACITY_BITS {
+                return Err(LinearError::Config {
+                    field: "key_bits",
+                    reason: format!(
+                        "the linearised sigmoid needs plaintexts of at least {} bits, this key has {}",
+                        pack::CAPACITY_BITS,
+                        pk_g.plaintext_capacity_bits()
+                    ),
+                });
+            }
             let const_alpha = match cfg.objective {
                 crate::config::Objective::Linear => core::encode(1.0, f)?,
                 crate::config::Objective::Logistic => core::encode(0.25, f)?,
@@ -547,51 +593,71 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     )
                     .await?;
                     let t_d = tag(cfg, round, "d");
-                    let expect = if per_row { 2 * bl } else { bl };
-                    let d =
-                        wire::dec_cts(&pk_g, guest, &t_d, &ch.recv(guest, &t_d).await?, expect)?;
-                    // Xᵀ_h D = Xᵀ_h B + Xᵀ_h (A∘U) and, in the last column,
-                    // Σ 2·U·B + A·U² (the loss's cross terms), all under the
-                    // guest's key; the constant-α parts are plaintext here.
+                    let d = wire::dec_cts(&pk_g, guest, &t_d, &ch.recv(guest, &t_d).await?, bl)?;
+                    // Xᵀ_h D = Xᵀ_h B + Xᵀ_h (A∘U_h) and, in the last column,
+                    // Σ 2·U·B + A·U² (the loss's cross terms), under the
+                    // guest's key.
                     let two_u: Vec<i64> = u
                         .iter()
                         .map(|&x| x.checked_mul(2).ok_or_else(core::overflow))
                         .collect::<Result<_>>()?;
-                    let mut scal = gather_with(&enc, &rows, &two_u);
-                    let mut add = random_masks(rng, cols);
-                    let masks = add.clone();
+                    let s1 = gather_with(&enc, &rows, &two_u);
                     let pen = core::loss_fixed(core::batch_penalty(cfg, &w, bl, None), f)?;
-                    if per_row {
+                    let masks = random_masks(rng, cols);
+                    let masked = if per_row {
+                        // D on packed P = B + 2^192·A: the middle slot of
+                        // 2^192·Σ s1·P + Σ s2·P is Σ s1·B + Σ s2·A.
+                        let mut s2 = Vec::with_capacity(bl * (cols + 1));
                         for (&i, &uk) in rows.iter().zip(&u) {
                             for &x in &enc.x[i * cols..(i + 1) * cols] {
-                                scal.push(x.checked_mul(uk).ok_or_else(core::overflow)?);
+                                s2.push(x.checked_mul(uk).ok_or_else(core::overflow)?);
                             }
-                            scal.push(uk.checked_mul(uk).ok_or_else(core::overflow)?);
+                            s2.push(uk.checked_mul(uk).ok_or_else(core::overflow)?);
                         }
-                        add.push(pen);
+                        let d1 = pk_g.dot_columns(&d, &s1, cols + 1).map_err(he("dot"))?;
+                        let d2 = pk_g.dot_columns(&d, &s2, cols + 1).map_err(he("dot"))?;
+                        let up = pk_g
+                            .mul_plain_batch(&d1, &vec![pack::shift(); cols + 1])
+                            .map_err(he("mul"))?;
+                        let c = pk_g.add_batch(&up, &d2).map_err(he("add"))?;
+                        // Low and high slots are masked (the guest must not
+                        // learn Σ x·U·B or Σ x·A); the middle one carries the
+                        // gradient mask, or the penalty in the loss column.
+                        let mids = masks.iter().copied().chain([pen]);
+                        let m: Vec<Plaintext> = mids
+                            .map(|mid| {
+                                let low = [rng.next_u64(), rng.next_u64(), rng.next_u64()];
+                                pack::mask(low, mid, [rng.next_u64(), rng.next_u64()])
+                            })
+                            .collect();
+                        let em = pk_g.encrypt_batch(&m, rng).map_err(he("encrypt"))?;
+                        pk_g.add_batch(&c, &em).map_err(he("add"))?
                     } else {
+                        // Constant α: Xᵀ_h(α·U_h) and α·Σ U² are this host's
+                        // to add in the clear.
                         let a = i128::from(const_alpha);
                         let xu = enc.xt_dot(&rows, &widen(&u));
-                        for (m, v) in add.iter_mut().zip(&xu) {
-                            *m = v
-                                .checked_mul(a)
-                                .and_then(|t| t.checked_add(*m))
-                                .ok_or_else(core::overflow)?;
+                        let mut add = Vec::with_capacity(cols + 1);
+                        for (m, v) in masks.iter().zip(&xu) {
+                            add.push(
+                                v.checked_mul(a)
+                                    .and_then(|t| t.checked_add(*m))
+                                    .ok_or_else(core::overflow)?,
+                            );
                         }
                         let uu = u
                             .iter()
                             .try_fold(0i128, |s, &x| s.checked_add(i128::from(x) * i128::from(x)));
-                        let c = uu
-                            .and_then(|uu| uu.checked_mul(a))
-                            .and_then(|c| c.checked_add(pen))
-                            .ok_or_else(core::overflow)?;
-                        add.push(c);
-                    }
-                    let gc = pk_g.dot_columns(&d, &scal, cols + 1).map_err(he("dot"))?;
-                    // The fresh encryption re-randomises the inner products.
-                    let masked = pk_g
-                        .add_batch(&gc, &encrypt_i128(&pk_g, &add, rng)?)
-                        .map_err(he("add"))?;
+                        add.push(
+                            uu.and_then(|uu| uu.checked_mul(a))
+                                .and_then(|c| c.checked_add(pen))
+                                .ok_or_else(core::overflow)?,
+                        );
+                        let gc = pk_g.dot_columns(&d, &s1, cols + 1).map_err(he("dot"))?;
+                        // The fresh encryption re-randomises the inner products.
+                        pk_g.add_batch(&gc, &encrypt_i128(&pk_g, &add, rng)?)
+                            .map_err(he("add"))?
+                    };
                     ch.send(
                         guest,
                         &tag(cfg, round, "hg_masked"),
