@@ -315,6 +315,12 @@ async fn bench_secureboost(
             "decryptions": metric("decryptions"),
             "host_ciphertext_additions": metric("ciphertext_additions"),
             "rerandomized": metric("rerandomized"),
+            // Private prediction of the held-out rows (guest's view).
+            "predict_s": metric("predict_s"),
+            "predict_encryptions": metric("predict_encryptions"),
+            "predict_decryptions": metric("predict_decryptions"),
+            "predict_bytes_sent": metric("predict_bytes_sent"),
+            "predict_bytes_received": metric("predict_bytes_received"),
         });
         for (party, p) in &report.parties {
             line[format!("bytes_sent_{party}")] = json!(p.traffic.wire_bytes_sent);

@@ -229,6 +229,12 @@ fn secureboost_trains_and_predicts_across_two_processes() {
     // first tree (guest features only, nothing sent).
     assert_eq!(m["encryptions"], 456 * 29, "{m}");
     assert!(m["ciphertext_additions"].as_u64().unwrap() > 0, "{m}");
+    // Private prediction: the guest encrypts leaf weights and receives only packed
+    // sums (several rows per ciphertext) from the host.
+    assert!(m["predict_encryptions"].as_u64().unwrap() > 0, "{m}");
+    let sums = m["predict_decryptions"].as_u64().unwrap();
+    assert!(sums > 0 && sums < 113 / 4, "{m}");
+    assert_eq!(m["predict_host_rerandomized"], sums, "{m}");
     let host_model = std::fs::read_to_string(out.join("parties/host/sb.model.json")).unwrap();
     assert!(host_model.contains("\"own\""), "{host_model}");
     assert!(
@@ -262,6 +268,8 @@ fn secureboost_trains_and_predicts_across_two_processes() {
     let m = &report(&out.join("predict"))["tasks"][0]["metrics"];
     assert_eq!(m["rows"], 569);
     assert!(m["auc"].as_f64().unwrap() >= 0.95, "{m}");
+    let sums = m["predict_decryptions"].as_u64().unwrap();
+    assert!(sums > 0 && sums < 569 / 4, "{m}");
     assert!(
         !out.join("predict/parties/host/predict.predictions.csv")
             .exists()

@@ -605,6 +605,9 @@ pub(crate) async fn grow<H: Hosts>(
         trees,
         rounds,
         importance,
+        scheme: cfg.scheme,
+        key_bits: cfg.key_bits,
+        precision_bits: cfg.precision_bits,
     })
 }
 

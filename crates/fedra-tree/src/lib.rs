@@ -40,6 +40,16 @@
 //! [`Round`] records encryptions and decryptions per tree; hosts count their
 //! additions ([`HostCounters`]).
 //!
+//! Prediction (per job, `T` trees with host splits, `L` their leaves, `n` rows,
+//! `k` outputs, `c` classes per ciphertext): the guest encrypts `L·⌈k/c⌉` leaf
+//! ciphertexts and sends them with `n · Σ_t ⌈L_t/8⌉` bytes of masks; the last
+//! host does `n·⌈k/c⌉·(T−1)` additions and returns `⌈n·⌈k/c⌉ / p⌉`
+//! re-randomised ciphertexts (`p` row sums packed per ciphertext: 17 for the
+//! 64-tree binary default_credit model with 2048-bit OU); the guest decrypts
+//! those ([`PredictStats`]). The
+//! encoding (fixed point, slot width from `Σ_t max|w|`, no wrap-around) is
+//! documented in the `secure_predict` module.
+//!
 //! ## Threat model
 //! Semi-honest parties, no collusion, authenticated channels (mutual TLS in
 //! fedra-transport). Every received message is bounds-checked and every
@@ -61,13 +71,31 @@
 //!   structure of host feature bins over the node's rows and the bin counts —,
 //!   the host's chosen split id (feature index and bin index, never the
 //!   threshold or any feature value), and which rows go left.
-//! * **Prediction** ([`predict_guest`]): each host sends, for each of its split
-//!   nodes, a bitmap of the rows that go left; the guest walks the trees and alone
-//!   learns the predictions. The guest therefore learns every host split's
-//!   outcome for every predicted row (the same as FATE's and SecretFlow's default
-//!   prediction), not only the final score.
-//! * `scheme = "insecure_plaintext"` sends `g`/`h` in the clear: for debugging
-//!   on non-sensitive data only.
+//! * **Prediction** ([`predict_guest`], [`predict_host`]): each party walks only
+//!   its own splits. Per tree and row it computes the leaves consistent with its
+//!   splits (a bitmask; missing values follow the learned direction); the guest
+//!   encrypts every leaf's weights once per prediction job under a fresh key and
+//!   sends them with its masks to the first host; each host ANDs its own masks in
+//!   and forwards (guest → host 1 → … → last host); the last host adds, per row,
+//!   the ciphertexts of the one remaining leaf of every tree, packs several rows'
+//!   sums into one ciphertext, re-randomises and returns only those. Trees
+//!   without a host split (e.g. the complete-secure first tree) never leave the
+//!   guest: it adds their leaves itself.
+//!   - **The guest learns only the predictions** (each row's margin, hence its
+//!     score): no host split outcome, mask, leaf index or threshold.
+//!   - **Hosts** learn, for the trees with host splits, the guest's split
+//!     outcomes on the predicted rows (and a later host those of the earlier
+//!     hosts, as the intersected masks); the **last host learns the leaf of every
+//!     predicted row in each of these trees** — the same kind of instance-space
+//!     information hosts learn during training, now for the predicted rows.
+//!     They never see a leaf weight, a margin or a prediction (leaf weights and
+//!     sums are IND-CPA ciphertexts under the guest's key).
+//!   - Semi-honest only: a guest that deviates (e.g. encodes the leaf index in
+//!     the weights it encrypts, or sends all-ones masks) could learn host split
+//!     outcomes; a host that deviates could return wrong sums. With several
+//!     hosts, hosts must reach each other (they forward the masks).
+//! * `scheme = "insecure_plaintext"` sends `g`/`h` (and, at prediction, the leaf
+//!   weights) in the clear: for debugging on non-sensitive data only.
 //!
 //! Scheme choice: **OU** (default) is several times faster than Paillier; its
 //! security rests on factoring `n = p²q` (less studied than Paillier's DCR
@@ -109,6 +137,7 @@ mod pack;
 mod plain;
 mod predict;
 mod protocol;
+mod secure_predict;
 mod wire;
 
 pub use binning::{Binned, FeatureBins};
@@ -117,4 +146,5 @@ pub use error::{Result, TreeError};
 pub use model::{GuestModel, GuestNode, HostModel, HostNode, Importance, Round};
 pub use objective::transform;
 pub use plain::{predict_plaintext, train_plaintext};
-pub use protocol::{HostCounters, predict_guest, predict_host, train_guest, train_host};
+pub use protocol::{HostCounters, train_guest, train_host};
+pub use secure_predict::{PredictStats, predict_guest, predict_host};

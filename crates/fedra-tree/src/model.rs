@@ -1,13 +1,14 @@
 //! Trained models: the guest's part (tree shapes, its own thresholds, the host
 //! split ids it chose, all leaf weights) and each host's part (tree shapes and
-//! only its own thresholds). Both serialise to JSON so a later job can predict.
+//! only its own thresholds). Both serialise to JSON so a later job can predict;
+//! both record the encryption scheme, which prediction uses too.
 
 use std::collections::BTreeMap;
 
 use fedra_federation::PartyId;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Objective;
+use crate::config::{Objective, Scheme};
 use crate::error::{Result, TreeError};
 
 /// A node of the guest's copy of a tree (index = node id, root = 0).
@@ -127,6 +128,16 @@ pub struct GuestModel {
     pub rounds: Vec<Round>,
     /// Feature importance: guest features by name, host features as `<host>/f<index>`.
     pub importance: BTreeMap<String, Importance>,
+    /// Encryption of the leaf weights at prediction (the training scheme; models
+    /// saved before this field existed predict with OU).
+    #[serde(default = "default_scheme")]
+    pub scheme: Scheme,
+    /// Modulus size of the key generated for each prediction job.
+    #[serde(default = "default_key_bits")]
+    pub key_bits: u32,
+    /// Fractional bits of the fixed-point leaf weights at prediction, 16..=48.
+    #[serde(default = "default_precision")]
+    pub precision_bits: u32,
 }
 
 /// A host's part of a model.
@@ -140,6 +151,21 @@ pub struct HostModel {
     pub trees: Vec<Vec<HostNode>>,
     /// Importance of this host's features by name.
     pub importance: BTreeMap<String, Importance>,
+    /// The scheme the guest must use at prediction (the training scheme).
+    #[serde(default = "default_scheme")]
+    pub scheme: Scheme,
+}
+
+fn default_scheme() -> Scheme {
+    Scheme::Ou
+}
+
+fn default_key_bits() -> u32 {
+    2048
+}
+
+fn default_precision() -> u32 {
+    32
 }
 
 fn model_err(e: serde_json::Error) -> TreeError {

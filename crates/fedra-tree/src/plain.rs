@@ -9,7 +9,7 @@ use fedra_data::Dataset;
 use fedra_federation::PartyId;
 
 use crate::binning::Binned;
-use crate::config::Config;
+use crate::config::{Config, Scheme};
 use crate::error::{Result, TreeError};
 use crate::grow::{self, Decision, GuestInput, HostHists, Hosts, Part};
 use crate::hist::{self, Layout};
@@ -118,12 +118,14 @@ impl Hosts for LocalHosts<'_> {
 
 pub(crate) fn host_model(
     guest: &PartyId,
+    scheme: Scheme,
     names: &[String],
     trees: Vec<Vec<crate::model::HostNode>>,
     imp: &BTreeMap<usize, Importance>,
 ) -> HostModel {
     HostModel {
         guest: guest.clone(),
+        scheme,
         feature_names: names.to_vec(),
         trees,
         importance: imp
@@ -189,7 +191,15 @@ pub fn train_plaintext(
         .states
         .into_iter()
         .zip(hosts)
-        .map(|(s, d)| host_model(&cfg.guest, d.feature_names(), s.trees, &s.importance))
+        .map(|(s, d)| {
+            host_model(
+                &cfg.guest,
+                cfg.scheme,
+                d.feature_names(),
+                s.trees,
+                &s.importance,
+            )
+        })
         .collect();
     Ok((gm, hms))
 }

@@ -32,11 +32,8 @@ use crate::host::HostState;
 use crate::model::{GuestModel, HostModel, Round};
 use crate::pack;
 use crate::plain::host_model;
-use crate::predict;
 use crate::wire::{Reader, Writer, decode_err};
 
-/// Largest row count accepted from a peer.
-const MAX_ROWS: usize = 1 << 31;
 /// Largest feature count accepted from a peer.
 const MAX_FEATURES: usize = 1 << 20;
 
@@ -98,7 +95,7 @@ pub async fn train_guest<R: CryptoRng + Send + ?Sized>(
 }
 
 /// The wire id of a scheme (the first byte of the `key` message).
-fn scheme_id(s: Scheme) -> u8 {
+pub(crate) fn scheme_id(s: Scheme) -> u8 {
     match s {
         Scheme::Ou => 0,
         Scheme::Paillier => 1,
@@ -183,7 +180,10 @@ pub async fn train_host<R: CryptoRng + Send + ?Sized>(
         }
         Scheme::InsecurePlaintext => run_host(ch, task, cfg, me, &binned, Clear, rng).await?,
     };
-    Ok((host_model(g, data.feature_names(), trees, &imp), counters))
+    Ok((
+        host_model(g, cfg.scheme, data.feature_names(), trees, &imp),
+        counters,
+    ))
 }
 
 struct Remote<'a, C: Codec, R: ?Sized> {
@@ -815,84 +815,4 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
         }
         tree += 1;
     }
-}
-
-/// Federated prediction as the guest: returns probabilities (binary), row-major
-/// class probabilities (multi-class) or values (regression). Rows must be aligned
-/// with the hosts' rows.
-pub async fn predict_guest(
-    ch: &dyn Channel,
-    task: &str,
-    model: &GuestModel,
-    data: &Dataset,
-) -> Result<Vec<f64>> {
-    let rows = data.n_rows();
-    let mut w = Writer::default();
-    w.u64(rows as u64);
-    let t = tag(task, 0, "predict");
-    fedra_federation::broadcast(ch, &model.hosts, &t, w.finish()).await?;
-    let t = tag(task, 0, "predict-bits");
-    let mut bits = Vec::new();
-    for (hi, h) in model.hosts.iter().enumerate() {
-        let msg = ch.recv(h, &t).await?;
-        let mut r = Reader::new(&msg, h, &t);
-        let want = predict::host_nodes(&model.trees, hi).len();
-        let c = r.count(want, "split bitmaps")?;
-        if c != want {
-            return Err(r.err(format!("{c} split bitmaps, the model has {want}")));
-        }
-        let mut v = Vec::with_capacity(c);
-        for _ in 0..c {
-            let b = r.bytes(rows.div_ceil(8), "bitmap bytes")?;
-            if b.len() != rows.div_ceil(8) {
-                return Err(r.err(format!("a bitmap of {} bytes for {rows} rows", b.len())));
-            }
-            v.push(b.to_vec());
-        }
-        r.done()?;
-        bits.push(v);
-    }
-    let m = predict::guest_margins(model, data.features(), rows, &bits)?;
-    Ok(crate::objective::transform(model.objective, &m))
-}
-
-/// Federated prediction as a host: sends, for each of its splits, which rows go left.
-pub async fn predict_host(
-    ch: &dyn Channel,
-    task: &str,
-    model: &HostModel,
-    data: &Dataset,
-) -> Result<()> {
-    let g = &model.guest;
-    let t = tag(task, 0, "predict");
-    let msg = ch.recv(g, &t).await?;
-    let mut r = Reader::new(&msg, g, &t);
-    let rows = r.u64()? as usize;
-    r.done()?;
-    if rows != data.n_rows() || rows > MAX_ROWS {
-        return Err(decode_err(
-            g,
-            &t,
-            format!(
-                "guest predicts {rows} rows, this host has {}",
-                data.n_rows()
-            ),
-        ));
-    }
-    if data.feature_names() != model.feature_names.as_slice() {
-        return Err(TreeError::Data(format!(
-            "the dataset's features {:?} differ from the model's {:?}",
-            data.feature_names(),
-            model.feature_names
-        )));
-    }
-    let bits = predict::host_bits(model, data.features(), rows)?;
-    let mut w = Writer::default();
-    w.u32(bits.len() as u32);
-    for b in &bits {
-        w.bytes(b);
-    }
-    ch.send(g, &tag(task, 0, "predict-bits"), w.finish())
-        .await?;
-    Ok(())
 }

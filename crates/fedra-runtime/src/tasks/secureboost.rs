@@ -1,12 +1,13 @@
 //! `secureboost`: vertical gradient-boosted trees (`fedra-tree`) as a job task:
-//! held-out split, secure training (progress per tree), federated prediction on
-//! both parts, metrics at the guest, each party's model saved to its output
-//! folder, and the guest's held-out predictions written as CSV.
+//! held-out split, secure training (progress per tree), private federated
+//! prediction on both parts (each party walks its own splits, the guest learns
+//! only the scores), metrics at the guest, each party's model saved to its
+//! output folder, and the guest's held-out predictions written as CSV.
 
 use std::time::Instant;
 
 use fedra_data::Dataset;
-use fedra_tree::{GuestModel, HostModel, Objective, TreeError};
+use fedra_tree::{GuestModel, HostCounters, HostModel, Objective, PredictStats, TreeError};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -69,6 +70,21 @@ fn evaluate(
     }
 }
 
+/// Prediction cost metrics, keys prefixed (`predict_s`, `predict_encryptions`, ...).
+fn predict_metrics(prefix: &str, seconds: f64, st: &PredictStats, m: &mut Metrics) {
+    m.insert(format!("{prefix}s"), serde_json::json!(seconds));
+    m.insert(format!("{prefix}encryptions"), st.encryptions.into());
+    m.insert(format!("{prefix}decryptions"), st.decryptions.into());
+    m.insert(format!("{prefix}bytes_sent"), st.bytes_sent.into());
+    m.insert(format!("{prefix}bytes_received"), st.bytes_received.into());
+}
+
+/// A host's prediction counters (the last host adds and re-randomises).
+fn host_predict_metrics(c: &HostCounters, m: &mut Metrics) {
+    m.insert("predict_host_additions".into(), c.additions.into());
+    m.insert("predict_host_rerandomized".into(), c.rerandomized.into());
+}
+
 pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
     let cfg = &p.config;
     let me = &ctx.party.me;
@@ -109,12 +125,17 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, T
             .await
             .map_err(tree_err)?;
         let train_s = started.elapsed().as_secs_f64();
-        let on_train = fedra_tree::predict_guest(ctx.ch, &pred_train, &model, &train)
+        let t0 = Instant::now();
+        let (on_train, st) =
+            fedra_tree::predict_guest(ctx.ch, &pred_train, &model, &train, &mut rng)
+                .await
+                .map_err(tree_err)?;
+        predict_metrics("predict_train_", t0.elapsed().as_secs_f64(), &st, &mut m);
+        let t0 = Instant::now();
+        let (on_test, st) = fedra_tree::predict_guest(ctx.ch, &pred_test, &model, &test, &mut rng)
             .await
             .map_err(tree_err)?;
-        let on_test = fedra_tree::predict_guest(ctx.ch, &pred_test, &model, &test)
-            .await
-            .map_err(tree_err)?;
+        predict_metrics("predict_", t0.elapsed().as_secs_f64(), &st, &mut m);
         write(ctx, "model.json", model.to_json().map_err(tree_err)?)?;
         let k = cfg.objective.outputs();
         let mut csv = format!("{},part,label,prediction\n", data.id_column());
@@ -168,12 +189,13 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, T
         );
         m.insert("ciphertext_additions".into(), counters.additions.into());
         m.insert("rerandomized".into(), counters.rerandomized.into());
-        fedra_tree::predict_host(ctx.ch, &pred_train, &model, &train)
+        fedra_tree::predict_host(ctx.ch, &pred_train, &model, &train, &mut rng)
             .await
             .map_err(tree_err)?;
-        fedra_tree::predict_host(ctx.ch, &pred_test, &model, &test)
+        let c = fedra_tree::predict_host(ctx.ch, &pred_test, &model, &test, &mut rng)
             .await
             .map_err(tree_err)?;
+        host_predict_metrics(&c, &mut m);
         write(ctx, "model.json", model.to_json().map_err(tree_err)?)?;
     }
     Ok(m)
@@ -193,11 +215,15 @@ pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Me
     let data = super::load(spec).await?;
     let task = &ctx.spec.name;
     let mut m = Metrics::new();
+    // The CSPRNG is created at the edge of the library code and passed in.
+    let mut rng = ChaCha20Rng::from_os_rng();
     if *me == p.guest {
         let model = GuestModel::from_json(&text).map_err(tree_err)?;
-        let pred = fedra_tree::predict_guest(ctx.ch, task, &model, &data)
+        let t0 = Instant::now();
+        let (pred, st) = fedra_tree::predict_guest(ctx.ch, task, &model, &data, &mut rng)
             .await
             .map_err(tree_err)?;
+        predict_metrics("predict_", t0.elapsed().as_secs_f64(), &st, &mut m);
         let k = model.objective.outputs();
         let mut csv = format!("{},part,label,prediction\n", data.id_column());
         predictions_csv(&data, &pred, k, "all", &mut csv);
@@ -208,9 +234,10 @@ pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Me
         m.insert("rows".into(), data.n_rows().into());
     } else {
         let model = HostModel::from_json(&text).map_err(tree_err)?;
-        fedra_tree::predict_host(ctx.ch, task, &model, &data)
+        let c = fedra_tree::predict_host(ctx.ch, task, &model, &data, &mut rng)
             .await
             .map_err(tree_err)?;
+        host_predict_metrics(&c, &mut m);
     }
     Ok(m)
 }
