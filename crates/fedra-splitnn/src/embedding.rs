@@ -1,0 +1,421 @@
+//! [`SparseEmbedding`]: a hashed embedding table kept **outside** the
+//! autodiff graph and updated **row-wise**.
+//!
+//! A training step never touches the whole table: the batch's rows are
+//! de-duplicated ([`dedupe`]), gathered into the dense input of the bottom
+//! MLP (one copy per occurrence, i.e. expanded by the inverse index), and
+//! after the backward pass the input gradient of those columns is summed
+//! back per unique row (the inverse index again) and the optimiser updates
+//! those rows only ([`SparseEmbedding::apply_gradient`]). Cost per step is
+//! `O(unique rows × dim)`, independent of the table size; every other row
+//! and its optimiser state stay bit-identical.
+//!
+//! Memory: [`SparseEmbedding::bytes_per_row`] = `4·dim` (f32 weights) + the
+//! optimiser state (Adagrad `4·dim`, row-wise Adagrad 4, SGD 0).
+
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SplitError};
+
+/// Largest table: 2^31 values (8 GiB of weights).
+pub const MAX_TABLE_VALUES: usize = 1 << 31;
+
+/// The row-wise optimiser of an embedding table.
+///
+/// ```toml
+/// kind = "rowwise_adagrad"   # or "adagrad", "sgd"
+/// lr = 0.05
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EmbeddingOptimizer {
+    /// Plain SGD on the touched rows (no state).
+    Sgd {
+        /// Learning rate, finite and `> 0`.
+        lr: f32,
+    },
+    /// Adagrad with one accumulator per value (PyTorch's sparse Adagrad):
+    /// `G += g²; w −= lr·g/(√G + eps)`.
+    Adagrad {
+        /// Learning rate, finite and `> 0`.
+        lr: f32,
+        /// Initial accumulator value, `>= 0`.
+        #[serde(default)]
+        initial_accumulator: f32,
+        /// Denominator offset, `> 0`.
+        #[serde(default = "default_eps")]
+        eps: f32,
+    },
+    /// Row-wise Adagrad (FBGEMM/TorchRec): one accumulator per row,
+    /// `G += mean(g²); w −= lr·g/(√G + eps)` — 4 bytes of state per row.
+    RowwiseAdagrad {
+        /// Learning rate, finite and `> 0`.
+        lr: f32,
+        /// Initial accumulator value, `>= 0`.
+        #[serde(default)]
+        initial_accumulator: f32,
+        /// Denominator offset, `> 0`.
+        #[serde(default = "default_eps")]
+        eps: f32,
+    },
+}
+
+fn default_eps() -> f32 {
+    1e-10
+}
+
+impl EmbeddingOptimizer {
+    /// Row-wise Adagrad with learning rate `lr`.
+    pub fn rowwise_adagrad(lr: f32) -> Self {
+        EmbeddingOptimizer::RowwiseAdagrad {
+            lr,
+            initial_accumulator: 0.0,
+            eps: default_eps(),
+        }
+    }
+
+    /// Element-wise Adagrad with learning rate `lr`.
+    pub fn adagrad(lr: f32) -> Self {
+        EmbeddingOptimizer::Adagrad {
+            lr,
+            initial_accumulator: 0.0,
+            eps: default_eps(),
+        }
+    }
+
+    /// State values (f32) per row for a table of width `dim`.
+    pub fn state_per_row(&self, dim: usize) -> usize {
+        match self {
+            EmbeddingOptimizer::Sgd { .. } => 0,
+            EmbeddingOptimizer::Adagrad { .. } => dim,
+            EmbeddingOptimizer::RowwiseAdagrad { .. } => 1,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let (lr, init, eps) = match *self {
+            EmbeddingOptimizer::Sgd { lr } => (lr, 0.0, 1.0),
+            EmbeddingOptimizer::Adagrad {
+                lr,
+                initial_accumulator,
+                eps,
+            }
+            | EmbeddingOptimizer::RowwiseAdagrad {
+                lr,
+                initial_accumulator,
+                eps,
+            } => (lr, initial_accumulator, eps),
+        };
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(SplitError::config(
+                "embedding optimizer lr",
+                format!("must be finite and > 0 (got {lr})"),
+            ));
+        }
+        if !(init.is_finite() && init >= 0.0) {
+            return Err(SplitError::config(
+                "embedding optimizer initial_accumulator",
+                format!("must be finite and >= 0 (got {init})"),
+            ));
+        }
+        if !(eps.is_finite() && eps > 0.0) {
+            return Err(SplitError::config(
+                "embedding optimizer eps",
+                format!("must be finite and > 0 (got {eps})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One embedding table: `rows × dim`, hashed ids, its optimiser.
+///
+/// ```toml
+/// rows = 1000000
+/// dim = 16
+/// init_scale = 0.05                           # weights ~ U(±init_scale)
+/// optimizer = { kind = "rowwise_adagrad", lr = 0.05 }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// Number of rows (hash buckets), `>= 1`.
+    pub rows: usize,
+    /// Width of a row, `>= 1`.
+    pub dim: usize,
+    /// Initial weights are uniform in `±init_scale` (finite, `>= 0`).
+    #[serde(default = "default_init_scale")]
+    pub init_scale: f32,
+    /// The row-wise optimiser.
+    pub optimizer: EmbeddingOptimizer,
+}
+
+fn default_init_scale() -> f32 {
+    0.05
+}
+
+impl TableSpec {
+    /// A table with the default initialisation and row-wise Adagrad.
+    pub fn new(rows: usize, dim: usize, lr: f32) -> Self {
+        TableSpec {
+            rows,
+            dim,
+            init_scale: default_init_scale(),
+            optimizer: EmbeddingOptimizer::rowwise_adagrad(lr),
+        }
+    }
+
+    /// Checks sizes and the optimiser.
+    pub fn validate(&self) -> Result<()> {
+        if self.rows == 0 || self.dim == 0 || self.dim > 4096 {
+            return Err(SplitError::config(
+                "table",
+                format!(
+                    "rows must be >= 1 and dim in 1..=4096 (got {} × {})",
+                    self.rows, self.dim
+                ),
+            ));
+        }
+        let values = self.rows.saturating_mul(self.dim);
+        if values > MAX_TABLE_VALUES {
+            return Err(SplitError::config(
+                "table",
+                format!(
+                    "{} × {} = {values} values is more than {MAX_TABLE_VALUES}",
+                    self.rows, self.dim
+                ),
+            ));
+        }
+        if !(self.init_scale.is_finite() && self.init_scale >= 0.0) {
+            return Err(SplitError::config(
+                "table.init_scale",
+                format!("must be finite and >= 0 (got {})", self.init_scale),
+            ));
+        }
+        self.optimizer.validate()
+    }
+
+    /// Bytes of memory per row: weights plus optimiser state.
+    pub fn bytes_per_row(&self) -> usize {
+        4 * (self.dim + self.optimizer.state_per_row(self.dim))
+    }
+}
+
+/// 64-bit finaliser of SplitMix64: a fast bijective mix of the id bits.
+pub fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A stable 64-bit id for a categorical string value (FNV-1a, then
+/// [`mix64`]); e.g. Criteo's hexadecimal category strings.
+pub fn hash_str(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix64(h)
+}
+
+/// De-duplicates row indices: `(unique, inverse)` with
+/// `unique[inverse[i]] == rows[i]`, unique rows in first-seen order.
+pub fn dedupe(rows: &[usize]) -> (Vec<usize>, Vec<u32>) {
+    let mut seen = std::collections::HashMap::with_capacity(rows.len());
+    let mut unique = Vec::new();
+    let inverse = rows
+        .iter()
+        .map(|&r| {
+            *seen.entry(r).or_insert_with(|| {
+                unique.push(r);
+                (unique.len() - 1) as u32
+            })
+        })
+        .collect();
+    (unique, inverse)
+}
+
+/// A hashed embedding table with a row-wise optimiser (see the
+/// [module docs](self)).
+#[derive(Clone)]
+pub struct SparseEmbedding {
+    spec: TableSpec,
+    weights: Vec<f32>,
+    state: Vec<f32>,
+}
+
+impl std::fmt::Debug for SparseEmbedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseEmbedding")
+            .field("spec", &self.spec)
+            .field("memory_bytes", &self.memory_bytes())
+            .finish()
+    }
+}
+
+/// The uniform `[0, 1)` float from 24 random bits.
+fn unit(rng: &mut dyn RngCore) -> f32 {
+    (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+impl SparseEmbedding {
+    /// A table initialised uniformly in `±init_scale` from `rng` (row by
+    /// row), optimiser state at its initial value.
+    pub fn new(spec: TableSpec, rng: &mut dyn RngCore) -> Result<Self> {
+        spec.validate()?;
+        let n = spec.rows * spec.dim;
+        let s = spec.init_scale;
+        let weights = (0..n).map(|_| (2.0 * unit(rng) - 1.0) * s).collect();
+        let init = match spec.optimizer {
+            EmbeddingOptimizer::Adagrad {
+                initial_accumulator,
+                ..
+            }
+            | EmbeddingOptimizer::RowwiseAdagrad {
+                initial_accumulator,
+                ..
+            } => initial_accumulator,
+            EmbeddingOptimizer::Sgd { .. } => 0.0,
+        };
+        let state = vec![init; spec.rows * spec.optimizer.state_per_row(spec.dim)];
+        Ok(SparseEmbedding {
+            spec,
+            weights,
+            state,
+        })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &TableSpec {
+        &self.spec
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.spec.rows
+    }
+
+    /// Width of a row.
+    pub fn dim(&self) -> usize {
+        self.spec.dim
+    }
+
+    /// Bytes per row: weights plus optimiser state.
+    pub fn bytes_per_row(&self) -> usize {
+        self.spec.bytes_per_row()
+    }
+
+    /// Bytes of the whole table (weights and optimiser state).
+    pub fn memory_bytes(&self) -> usize {
+        4 * (self.weights.len() + self.state.len())
+    }
+
+    /// The row of a (hashed) id: `mix64(id) mod rows`.
+    pub fn row_of(&self, id: u64) -> usize {
+        (mix64(id) % self.spec.rows as u64) as usize
+    }
+
+    /// Row `r` (panics never: `None` if out of range).
+    pub fn row(&self, r: usize) -> Option<&[f32]> {
+        let d = self.spec.dim;
+        self.weights.get(r * d..(r + 1) * d)
+    }
+
+    /// All weights, row-major (for tests and checkpoints).
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The optimiser state, row-major (for tests and checkpoints).
+    pub fn state(&self) -> &[f32] {
+        &self.state
+    }
+
+    /// Applies the optimiser to the rows `unique` (distinct, in range)
+    /// with their gradients `grads` (row-major `unique.len() × dim`,
+    /// finite). No other row or state value is read or written.
+    pub fn apply_gradient(&mut self, unique: &[usize], grads: &[f32]) -> Result<()> {
+        let d = self.spec.dim;
+        if grads.len() != unique.len() * d {
+            return Err(SplitError::Data(format!(
+                "embedding gradient has {} values for {} rows of {d}",
+                grads.len(),
+                unique.len()
+            )));
+        }
+        if let Some(&r) = unique.iter().find(|&&r| r >= self.spec.rows) {
+            return Err(SplitError::Data(format!(
+                "embedding row {r} is out of range (table of {} rows)",
+                self.spec.rows
+            )));
+        }
+        if let Some(i) = grads.iter().position(|g| !g.is_finite()) {
+            return Err(SplitError::Data(format!(
+                "embedding gradient value {i} is not finite"
+            )));
+        }
+        for (&r, g) in unique.iter().zip(grads.chunks_exact(d)) {
+            let w = &mut self.weights[r * d..(r + 1) * d];
+            match self.spec.optimizer {
+                EmbeddingOptimizer::Sgd { lr } => {
+                    for (w, g) in w.iter_mut().zip(g) {
+                        *w -= lr * g;
+                    }
+                }
+                EmbeddingOptimizer::Adagrad { lr, eps, .. } => {
+                    let s = &mut self.state[r * d..(r + 1) * d];
+                    for ((w, g), s) in w.iter_mut().zip(g).zip(s.iter_mut()) {
+                        *s += g * g;
+                        *w -= lr * g / (s.sqrt() + eps);
+                    }
+                }
+                EmbeddingOptimizer::RowwiseAdagrad { lr, eps, .. } => {
+                    let mean_sq = g.iter().map(|g| g * g).sum::<f32>() / d as f32;
+                    let s = &mut self.state[r];
+                    *s += mean_sq;
+                    let step = lr / (s.sqrt() + eps);
+                    for (w, g) in w.iter_mut().zip(g) {
+                        *w -= step * g;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn dedupe_inverts() {
+        let rows = [5, 3, 5, 9, 3, 3];
+        let (u, inv) = dedupe(&rows);
+        assert_eq!(u, vec![5, 3, 9]);
+        for (i, &r) in rows.iter().enumerate() {
+            assert_eq!(u[inv[i] as usize], r);
+        }
+    }
+
+    #[test]
+    fn memory_per_row_is_known() {
+        assert_eq!(TableSpec::new(10, 16, 0.1).bytes_per_row(), 68);
+        let mut t = TableSpec::new(10, 16, 0.1);
+        t.optimizer = EmbeddingOptimizer::adagrad(0.1);
+        assert_eq!(t.bytes_per_row(), 128);
+        t.optimizer = EmbeddingOptimizer::Sgd { lr: 0.1 };
+        assert_eq!(t.bytes_per_row(), 64);
+    }
+
+    #[test]
+    fn hashing_is_stable() {
+        assert_eq!(hash_str("68fd1e64"), hash_str("68fd1e64"));
+        assert_ne!(hash_str("68fd1e64"), hash_str("68fd1e65"));
+        assert_ne!(mix64(0), mix64(1));
+    }
+}

@@ -1,0 +1,44 @@
+//! # fedra-splitnn — split neural networks (vertical NN)
+//!
+//! Each party runs a **bottom tower** over its own features: hashed sparse
+//! ids looked up in embedding tables ([`SparseEmbedding`]) concatenated
+//! with dense features, then an MLP whose output (the *cut layer*, width
+//! `k`) is all that leaves the party. The label holder (the **leader**)
+//! concatenates every party's cut output, runs the **top tower** (MLP +
+//! loss: sigmoid BCE, MSE or softmax cross-entropy) and sends each
+//! **follower** the gradient with respect to its part of the cut; every
+//! party then updates its own tower ([`protocol`]).
+//!
+//! * Embedding tables stay outside the autodiff graph and are updated
+//!   **row-wise** (only the rows a batch touches; row-wise Adagrad,
+//!   Adagrad or SGD; [`SparseEmbedding::bytes_per_row`] reports the memory
+//!   per row) — see [`embedding`].
+//! * [`tower`]: [`BottomTower`], [`TopTower`] over `fedra-nn` MLPs with
+//!   gradient injection ([`fedra_nn::Tape`]).
+//! * [`protocol`]: [`train_leader`] / [`train_follower`] and
+//!   [`predict_leader`] / [`predict_follower`] over
+//!   [`fedra_federation::Channel`], staleness 0, batch order from a shared
+//!   public seed, every received matrix validated ([`wire`]).
+//! * [`central`]: the same model trained in one process with one
+//!   end-to-end graph — the reference the protocol is tested against.
+//!
+//! Not yet: pipelining (staleness 1), checkpoints, DP and label-leak
+//! defences on the returned gradients, pooled multi-valued fields.
+
+#![forbid(unsafe_code)]
+
+pub mod central;
+pub mod embedding;
+mod error;
+pub mod protocol;
+pub mod tower;
+pub mod wire;
+
+pub use central::{CentralData, central_predict, central_step, train_centralized};
+pub use embedding::{EmbeddingOptimizer, SparseEmbedding, TableSpec, dedupe, hash_str, mix64};
+pub use error::{Result, SplitError};
+pub use protocol::{
+    EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, SplitConfig, TrainReport, batch_order,
+    predict_follower, predict_leader, train_follower, train_leader,
+};
+pub use tower::{BottomPass, BottomSpec, BottomTower, Features, Gathered, TopSpec, TopTower};

@@ -1,0 +1,798 @@
+//! Split learning: row-wise embedding updates, gradient injection against
+//! the one-graph centralized model, the two-party protocol over in-memory
+//! channels (equality with the centralized run, default_credit AUC),
+//! prediction, and malformed peers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fedra_data::{Dataset, DatasetSpec, load};
+use fedra_federation::{Channel, Failure, PartyId, Tag, mem::MemNetwork};
+use fedra_nn::{Activation, OptimizerConfig};
+use fedra_splitnn::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+fn pid(s: &str) -> PartyId {
+    PartyId::new(s).unwrap()
+}
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+fn uniform(r: &mut ChaCha20Rng, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|_| (r.next_u32() as f32 / u32::MAX as f32) * 2.0 - 1.0)
+        .collect()
+}
+
+/// A bottom tower with `fields` sparse fields over two tables (fields
+/// alternate between them) and `dense` dense features.
+fn sparse_spec(dense: usize, fields: usize, rows: usize, output: usize) -> BottomSpec {
+    BottomSpec {
+        dense,
+        tables: vec![
+            TableSpec::new(rows, 4, 0.1),
+            TableSpec::new(rows / 2 + 1, 3, 0.1),
+        ],
+        fields: (0..fields).map(|f| f % 2).collect(),
+        hidden: vec![8],
+        output,
+        activation: Activation::Relu,
+        cut_activation: Some(Activation::Relu),
+        optimizer: OptimizerConfig::sgd(0.1),
+    }
+}
+
+fn synthetic(rows: usize, dense: usize, fields: usize, ids: u64, seed: u64) -> Features {
+    let mut r = rng(seed);
+    let x = uniform(&mut r, rows * dense);
+    let s = (0..rows * fields).map(|_| r.next_u64() % ids).collect();
+    Features::new(rows, dense, x, fields, s).unwrap()
+}
+
+#[test]
+fn an_embedding_step_touches_only_the_batch_rows() {
+    let spec = sparse_spec(2, 3, 200_000, 5);
+    let mut tower = BottomTower::new(spec, &mut rng(1)).unwrap();
+    let f = synthetic(64, 2, 3, 1_000_000, 2);
+    let before = tower.clone();
+    let batch: Vec<usize> = (0..16).collect();
+    let pass = tower.forward(&f, &batch).unwrap();
+    let touched: Vec<Vec<usize>> = tower
+        .gather(&f, &batch)
+        .unwrap()
+        .unique_rows()
+        .iter()
+        .map(|u| u.to_vec())
+        .collect();
+    let grad = uniform(&mut rng(3), 16 * 5);
+    tower.backward(pass, &grad).unwrap();
+    for (t, (new, old)) in tower.tables().iter().zip(before.tables()).enumerate() {
+        let d = new.dim();
+        let mut changed = 0;
+        for r in 0..new.rows() {
+            let (a, b) = (new.row(r).unwrap(), old.row(r).unwrap());
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+                && new.state()[r].to_bits() == old.state()[r].to_bits();
+            if touched[t].contains(&r) {
+                changed += usize::from(!same);
+            } else {
+                assert!(
+                    same,
+                    "table {t} row {r} changed but the batch does not touch it"
+                );
+            }
+        }
+        assert!(
+            changed > 0 && changed <= touched[t].len(),
+            "table {t}: {changed}"
+        );
+        assert_eq!(new.bytes_per_row(), 4 * d + 4);
+        assert_eq!(new.memory_bytes(), new.rows() * new.bytes_per_row());
+    }
+    assert_eq!(tower.embedding_bytes(), 200_000 * 20 + 100_001 * 16);
+}
+
+/// The leader's model: a bottom tower over `leader` features plus the top.
+fn leader_model(
+    bottom: BottomSpec,
+    follower_widths: usize,
+    top: TopSpec,
+    seed: u64,
+) -> LeaderModel {
+    let mut r = rng(seed);
+    let bottom = BottomTower::new(bottom, &mut r).unwrap();
+    let inputs = bottom.output_width() + follower_widths;
+    LeaderModel {
+        top: TopTower::new(top, inputs, &mut r).unwrap(),
+        bottom: Some(bottom),
+    }
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().chain(b).fold(1e-12f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs() / scale))
+}
+
+#[test]
+fn injected_gradients_equal_the_one_graph_model() {
+    let lf = synthetic(32, 3, 2, 50, 10);
+    let ff = synthetic(32, 2, 3, 50, 11);
+    let y: Vec<f32> = (0..32).map(|i| ((i * 7) % 3 == 0) as u8 as f32).collect();
+    let mut leader = leader_model(
+        sparse_spec(3, 2, 100, 4),
+        5,
+        TopSpec::binary(vec![6], 0.1),
+        20,
+    );
+    let mut follower = BottomTower::new(sparse_spec(2, 3, 100, 5), &mut rng(21)).unwrap();
+    let batch: Vec<usize> = (0..32).step_by(2).collect();
+    let yb: Vec<f32> = batch.iter().map(|&i| y[i]).collect();
+
+    // Split: the follower's pass, the leader's top with a leaf input.
+    let fpass = follower.forward(&ff, &batch).unwrap();
+    let lb = leader.bottom.as_ref().unwrap();
+    let lpass = lb.forward(&lf, &batch).unwrap();
+    let mut cut = Vec::new();
+    for r in 0..16 {
+        cut.extend_from_slice(&lpass.output()[r * 4..r * 4 + 4]);
+        cut.extend_from_slice(&fpass.output()[r * 5..r * 5 + 5]);
+    }
+    let (loss, g) = leader.top.gradient(&cut, &yb, 16).unwrap();
+    let fgrad: Vec<f32> = (0..16)
+        .flat_map(|r| g.input[r * 9 + 4..r * 9 + 9].to_vec())
+        .collect();
+
+    // Reference: one graph over every tower.
+    let fx = follower.gather(&ff, &batch).unwrap();
+    let lx = lb.gather(&lf, &batch).unwrap();
+    let joint = fedra_nn::joint_gradient(
+        &[
+            fedra_nn::BottomInput {
+                model: lb.mlp(),
+                x: &lx.x,
+            },
+            fedra_nn::BottomInput {
+                model: follower.mlp(),
+                x: &fx.x,
+            },
+        ],
+        leader.top.mlp(),
+        &yb,
+        16,
+    )
+    .unwrap();
+    assert_eq!(loss, joint.loss);
+    assert!(max_rel(&g.input, &joint.top.input) < 1e-6);
+    // The follower's backward from the injected gradient.
+    let fwd = follower.mlp().forward_tape(&fx.x, 16).unwrap();
+    let fg = fwd.backward(&fgrad).unwrap();
+    let rel_p = max_rel(&fg.params, &joint.bottoms[1].params);
+    let rel_x = max_rel(&fg.input, &joint.bottoms[1].input);
+    eprintln!("follower gradient vs one graph: params {rel_p:.2e}, embedding inputs {rel_x:.2e}");
+    assert!(rel_p < 1e-5 && rel_x < 1e-5);
+
+    // After a step both ways (SGD everywhere: no amplification), every
+    // weight and embedding row agrees.
+    let mut f2 = follower.clone();
+    let mut l2 = leader.clone();
+    follower.backward(fpass, &fgrad).unwrap();
+    leader.top.apply(&g.params).unwrap();
+    let lgrad: Vec<f32> = (0..16)
+        .flat_map(|r| g.input[r * 9..r * 9 + 4].to_vec())
+        .collect();
+    leader
+        .bottom
+        .as_mut()
+        .unwrap()
+        .backward(lpass, &lgrad)
+        .unwrap();
+    central_step(
+        &mut l2,
+        std::slice::from_mut(&mut f2),
+        CentralData {
+            leader: &lf,
+            followers: &[&ff],
+        },
+        &yb,
+        &batch,
+    )
+    .unwrap();
+    assert!(max_rel(follower.mlp().params(), f2.mlp().params()) < 1e-6);
+    for (a, b) in follower.tables().iter().zip(f2.tables()) {
+        assert!(max_rel(a.weights(), b.weights()) < 1e-6);
+    }
+    assert!(max_rel(leader.top.mlp().params(), l2.top.mlp().params()) < 1e-6);
+}
+
+fn failure(me: &PartyId, e: &SplitError) -> Failure {
+    Failure {
+        party: me.to_string(),
+        task: "split".into(),
+        round: None,
+        code: e.code().into(),
+        message: e.to_string(),
+    }
+}
+
+struct Run {
+    leader: LeaderModel,
+    follower: BottomTower,
+    report: TrainReport,
+    wall_s: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_two_party(
+    cfg: &SplitConfig,
+    leader: LeaderModel,
+    follower: BottomTower,
+    lf: Features,
+    lv: Option<Features>,
+    y: Vec<f32>,
+    yv: Option<Vec<f32>>,
+    ff: Features,
+    fv: Option<Features>,
+) -> Result<Run, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let start = std::time::Instant::now();
+        let mut net = MemNetwork::new("job", &[cfg.leader.clone(), cfg.followers[0].party.clone()]);
+        let lch = net.take(&cfg.leader).unwrap();
+        let fch = net.take(&cfg.followers[0].party).unwrap();
+        let cfg = Arc::new(cfg.clone());
+        let c = cfg.clone();
+        let l = tokio::spawn(async move {
+            let mut leader = leader;
+            let r = train_leader(
+                &lch,
+                &c,
+                &mut leader,
+                PartyData {
+                    train: &lf,
+                    valid: lv.as_ref(),
+                },
+                Labels {
+                    train: &y,
+                    valid: yv.as_deref(),
+                },
+            )
+            .await;
+            if let Err(e) = &r {
+                lch.abort(&failure(lch.me(), e)).await;
+            }
+            r.map(|rep| (leader, rep))
+        });
+        let c = cfg.clone();
+        let f = tokio::spawn(async move {
+            let mut follower = follower;
+            let r = train_follower(
+                &fch,
+                &c,
+                &mut follower,
+                PartyData {
+                    train: &ff,
+                    valid: fv.as_ref(),
+                },
+            )
+            .await;
+            if let Err(e) = &r {
+                fch.abort(&failure(fch.me(), e)).await;
+            }
+            r.map(|_| follower)
+        });
+        match (l.await.unwrap(), f.await.unwrap()) {
+            (Ok((leader, report)), Ok(follower)) => Ok(Run {
+                leader,
+                follower,
+                report,
+                wall_s: start.elapsed().as_secs_f64(),
+            }),
+            (a, b) => Err(format!("leader: {:?}; follower: {:?}", a.err(), b.err())),
+        }
+    })
+}
+
+fn config(width: usize, batch: usize, epochs: usize) -> SplitConfig {
+    SplitConfig::new(
+        "split",
+        pid("guest"),
+        vec![FollowerCut {
+            party: pid("host"),
+            width,
+        }],
+        batch,
+        epochs,
+        42,
+    )
+}
+
+#[test]
+fn protocol_equals_the_centralized_model_and_predicts() {
+    let (lf, ff) = (synthetic(300, 3, 2, 40, 30), synthetic(300, 2, 3, 40, 31));
+    let y: Vec<f32> = (0..300).map(|i| (i % 3 == 0) as u8 as f32).collect();
+    let leader = leader_model(
+        sparse_spec(3, 2, 64, 4),
+        5,
+        TopSpec::binary(vec![6], 0.05),
+        40,
+    );
+    let follower = BottomTower::new(sparse_spec(2, 3, 64, 5), &mut rng(41)).unwrap();
+    let mut cfg = config(5, 32, 3);
+    cfg.eval_every = 5;
+    cfg.chunk_rows = 70;
+    let idx_v: Vec<usize> = (200..300).collect();
+    let idx_t: Vec<usize> = (0..200).collect();
+    let (lt, lv, ft, fv) = (
+        lf.select(&idx_t).unwrap(),
+        lf.select(&idx_v).unwrap(),
+        ff.select(&idx_t).unwrap(),
+        ff.select(&idx_v).unwrap(),
+    );
+    let (yt, yv) = (y[..200].to_vec(), y[200..].to_vec());
+    let run = run_two_party(
+        &cfg,
+        leader.clone(),
+        follower.clone(),
+        lt.clone(),
+        Some(lv.clone()),
+        yt.clone(),
+        Some(yv.clone()),
+        ft.clone(),
+        Some(fv.clone()),
+    )
+    .unwrap();
+    assert_eq!(run.report.steps, 7 * 3);
+    let steps: Vec<u64> = run.report.history.iter().map(|p| p.step).collect();
+    assert_eq!(steps, vec![5, 10, 15, 20, 21]);
+
+    let (mut cl, mut cf) = (leader, vec![follower]);
+    let central = train_centralized(
+        &cfg,
+        &mut cl,
+        &mut cf,
+        CentralData {
+            leader: &lt,
+            followers: &[&ft],
+        },
+        &yt,
+        Some((
+            CentralData {
+                leader: &lv,
+                followers: &[&fv],
+            },
+            &yv,
+        )),
+    )
+    .unwrap();
+    for (a, b) in run.report.history.iter().zip(&central.history) {
+        assert_eq!(a.step, b.step);
+        assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} {b:?}");
+        assert!(
+            (a.val_auc.unwrap() - b.val_auc.unwrap()).abs() < 1e-4,
+            "{a:?} {b:?}"
+        );
+    }
+    assert!(max_rel(run.follower.mlp().params(), cf[0].mlp().params()) < 1e-4);
+    for (a, b) in run.follower.tables().iter().zip(cf[0].tables()) {
+        assert!(max_rel(a.weights(), b.weights()) < 1e-4);
+    }
+
+    // Prediction: only the leader learns it; it equals the local model's.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let preds = rt.block_on(async {
+        let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+        let (lch, fch) = (
+            net.take(&pid("guest")).unwrap(),
+            net.take(&pid("host")).unwrap(),
+        );
+        let (l, f) = tokio::join!(
+            predict_leader(&lch, &cfg, &run.leader, &lv),
+            predict_follower(&fch, &cfg, &run.follower, &fv)
+        );
+        f.unwrap();
+        l.unwrap()
+    });
+    let local = central_predict(
+        &run.leader,
+        std::slice::from_ref(&run.follower),
+        CentralData {
+            leader: &lv,
+            followers: &[&fv],
+        },
+        33,
+    )
+    .unwrap();
+    assert_eq!(preds, local);
+    assert_eq!(preds.len(), 100);
+}
+
+// ---------------------------------------------------------------- real data
+
+fn fate_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "note: {} not found; skipping test on real data",
+            dir.display()
+        );
+        None
+    }
+}
+
+/// Stratified 80/20 split (the project convention, as in fedra-linear's
+/// tests): within each class, rows sorted by `(id · 2654435761 + 42) mod
+/// 2^32` (then id); the first 20 % are the test set.
+fn split(d: &Dataset) -> (Vec<usize>, Vec<usize>) {
+    let ids: Vec<u64> = d.ids().iter().map(|s| s.parse().unwrap()).collect();
+    let y = d.labels().unwrap();
+    let key = |i: usize| (ids[i].wrapping_mul(2654435761).wrapping_add(42)) % (1 << 32);
+    let mut test = vec![false; ids.len()];
+    for class in [0.0, 1.0] {
+        let mut idx: Vec<usize> = (0..ids.len()).filter(|&i| y[i] == class).collect();
+        idx.sort_by_key(|&i| (key(i), ids[i]));
+        let k = (idx.len() as f64 * 0.2).round() as usize;
+        idx[..k].iter().for_each(|&i| test[i] = true);
+    }
+    let tr = (0..ids.len()).filter(|&i| !test[i]).collect();
+    let te = (0..ids.len()).filter(|&i| test[i]).collect();
+    (tr, te)
+}
+
+fn dense_features(d: &Dataset, idx: &[usize]) -> Features {
+    let w = d.n_features();
+    let mut x = Vec::with_capacity(idx.len() * w);
+    for &i in idx {
+        x.extend(d.row(i).iter().map(|v| *v as f32));
+    }
+    Features::dense(idx.len(), w, x).unwrap()
+}
+
+#[test]
+fn default_credit_two_parties_reach_the_auc_bar_and_match_centralized() {
+    let Some(dir) = fate_dir() else { return };
+    let g = load(&DatasetSpec::new(dir.join("default_credit_hetero_guest.csv")).with_label("y"))
+        .unwrap();
+    let h = load(&DatasetSpec::new(
+        dir.join("default_credit_hetero_host.csv"),
+    ))
+    .unwrap();
+    assert_eq!(g.ids(), h.ids());
+    let (tr, te) = split(&g);
+    let labels = g.labels().unwrap();
+    let yt: Vec<f32> = tr.iter().map(|&i| labels[i] as f32).collect();
+    let yv: Vec<f32> = te.iter().map(|&i| labels[i] as f32).collect();
+    let (lt, lv) = (dense_features(&g, &tr), dense_features(&g, &te));
+    let (ft, fv) = (dense_features(&h, &tr), dense_features(&h, &te));
+
+    // "MLP 128×3" split: each bottom 128 → cut 64 (ReLU), concatenated 128,
+    // top 128 → 1.
+    let lr = 1e-3;
+    let leader = leader_model(
+        BottomSpec::dense(13, vec![128], 64, lr),
+        64,
+        TopSpec::binary(vec![128], lr),
+        7,
+    );
+    let follower = BottomTower::new(BottomSpec::dense(10, vec![128], 64, lr), &mut rng(8)).unwrap();
+    let mut cfg = config(64, 256, 8);
+    cfg.eval_every = cfg.steps_per_epoch(tr.len()) as u64;
+    let run = run_two_party(
+        &cfg,
+        leader.clone(),
+        follower.clone(),
+        lt.clone(),
+        Some(lv.clone()),
+        yt.clone(),
+        Some(yv.clone()),
+        ft.clone(),
+        Some(fv.clone()),
+    )
+    .unwrap();
+    let t0 = std::time::Instant::now();
+    let (mut cl, mut cf) = (leader, vec![follower]);
+    let central = train_centralized(
+        &cfg,
+        &mut cl,
+        &mut cf,
+        CentralData {
+            leader: &lt,
+            followers: &[&ft],
+        },
+        &yt,
+        Some((
+            CentralData {
+                leader: &lv,
+                followers: &[&fv],
+            },
+            &yv,
+        )),
+    )
+    .unwrap();
+    let central_s = t0.elapsed().as_secs_f64();
+    for (a, b) in run.report.history.iter().zip(&central.history) {
+        eprintln!(
+            "step {:5}: split train loss {:.5} held-out AUC {:.5} | centralized {:.5} {:.5}",
+            a.step,
+            a.train_loss,
+            a.val_auc.unwrap(),
+            b.train_loss,
+            b.val_auc.unwrap()
+        );
+    }
+    let (s, c) = (
+        run.report.history.last().unwrap().val_auc.unwrap(),
+        central.history.last().unwrap().val_auc.unwrap(),
+    );
+    eprintln!(
+        "default_credit split AUC {s:.4} (two parties, in memory, {:.1} s incl. evaluations) vs centralized {c:.4} ({central_s:.1} s), |Δ| = {:.2e}",
+        run.wall_s,
+        (s - c).abs()
+    );
+    assert!(s >= 0.765, "held-out AUC {s}");
+    assert!((s - c).abs() <= 0.002, "split {s} vs centralized {c}");
+}
+
+// ------------------------------------------------------------ bad peers
+
+/// Runs the real leader against a scripted follower that sends `emb` as its
+/// first cut output; returns the leader's error.
+fn leader_error(emb: bytes::Bytes) -> SplitError {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cfg = config(3, 4, 1);
+        let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+        let (lch, fch) = (
+            net.take(&pid("guest")).unwrap(),
+            net.take(&pid("host")).unwrap(),
+        );
+        let mut leader = leader_model(
+            BottomSpec::dense(2, vec![], 2, 0.01),
+            3,
+            TopSpec::binary(vec![], 0.01),
+            1,
+        );
+        let lf = synthetic(8, 2, 0, 1, 1);
+        let y = vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let c = cfg.clone();
+        let follower = async move {
+            // A well-formed hello, then the scripted cut output.
+            let hello: Vec<u8> = [1u64, 8, 0, 3, 4, 1, 42, 0, 0]
+                .iter()
+                .flat_map(|v| v.to_be_bytes())
+                .collect();
+            fch.send(&c.leader, &Tag::new("split", 0, "hello"), hello.into())
+                .await
+                .unwrap();
+            fch.send(&c.leader, &Tag::new("split", 0, "emb"), emb)
+                .await
+                .unwrap();
+            fch
+        };
+        let (r, _f) = tokio::join!(
+            train_leader(
+                &lch,
+                &cfg,
+                &mut leader,
+                PartyData {
+                    train: &lf,
+                    valid: None
+                },
+                Labels {
+                    train: &y,
+                    valid: None
+                }
+            ),
+            follower
+        );
+        r.unwrap_err()
+    })
+}
+
+#[test]
+fn malformed_cut_outputs_are_refused_naming_the_peer() {
+    let good = vec![0.5f32; 12];
+    let mut nan = good.clone();
+    nan[4] = f32::NAN;
+    let mut huge = good.clone();
+    huge[11] = 1e9;
+    for (bytes, needle) in [
+        (wire::encode_matrix(4, 2, &good[..8]), "expected 72"),
+        (wire::encode_matrix(3, 4, &good), "shape 3 × 4"),
+        (wire::encode_matrix(4, 3, &nan), "not finite"),
+        (wire::encode_matrix(4, 3, &huge), "beyond the bound"),
+        (bytes::Bytes::from(vec![0u8; 1 << 20]), "1048576 bytes"),
+    ] {
+        let e = leader_error(bytes);
+        let s = e.to_string();
+        assert_eq!(e.code(), "fed.decode", "{s}");
+        assert_eq!(e.party(), Some("host"));
+        assert!(s.contains(needle) && s.contains("split/0/emb"), "{s}");
+    }
+}
+
+#[test]
+fn malformed_gradients_are_refused_by_the_follower() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    for (grad, needle) in [
+        (
+            wire::encode_matrix(4, 3, &[f32::INFINITY; 12]),
+            "not finite",
+        ),
+        (wire::encode_matrix(4, 2, &[0.0; 8]), "expected 72"),
+        (wire::encode_matrix(4, 3, &[-2e4; 12]), "beyond the bound"),
+    ] {
+        let e = rt.block_on(async {
+            let cfg = config(3, 4, 1);
+            let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+            let (lch, fch) = (
+                net.take(&pid("guest")).unwrap(),
+                net.take(&pid("host")).unwrap(),
+            );
+            let mut follower =
+                BottomTower::new(BottomSpec::dense(2, vec![], 3, 0.01), &mut rng(2)).unwrap();
+            let before = follower.mlp().params().to_vec();
+            let ff = synthetic(8, 2, 0, 1, 1);
+            let c = cfg.clone();
+            let leader = async move {
+                let _ = lch
+                    .recv(&pid("host"), &Tag::new("split", 0, "hello"))
+                    .await
+                    .unwrap();
+                let _ = lch
+                    .recv(&pid("host"), &Tag::new("split", 0, "emb"))
+                    .await
+                    .unwrap();
+                lch.send(&pid("host"), &Tag::new("split", 0, "grad"), grad)
+                    .await
+                    .unwrap();
+                let _ = c;
+                lch
+            };
+            let (r, _l) = tokio::join!(
+                train_follower(
+                    &fch,
+                    &cfg,
+                    &mut follower,
+                    PartyData {
+                        train: &ff,
+                        valid: None
+                    }
+                ),
+                leader
+            );
+            assert_eq!(
+                follower.mlp().params(),
+                before.as_slice(),
+                "no update from a bad gradient"
+            );
+            r.unwrap_err()
+        });
+        let s = e.to_string();
+        assert_eq!(e.party(), Some("guest"), "{s}");
+        assert!(s.contains(needle) && s.contains("split/0/grad"), "{s}");
+    }
+}
+
+#[test]
+fn a_follower_with_another_schedule_is_named() {
+    let mut other = config(3, 4, 1);
+    other.shuffle_seed = 7;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (l, _f) = rt.block_on(async {
+        let cfg = config(3, 4, 1);
+        let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+        let (lch, fch) = (
+            net.take(&pid("guest")).unwrap(),
+            net.take(&pid("host")).unwrap(),
+        );
+        let mut leader = leader_model(
+            BottomSpec::dense(2, vec![], 2, 0.01),
+            3,
+            TopSpec::binary(vec![], 0.01),
+            1,
+        );
+        let mut follower =
+            BottomTower::new(BottomSpec::dense(2, vec![], 3, 0.01), &mut rng(2)).unwrap();
+        let (lf, ff) = (synthetic(8, 2, 0, 1, 1), synthetic(8, 2, 0, 1, 2));
+        let y = vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let leader_side = async {
+            let r = train_leader(
+                &lch,
+                &cfg,
+                &mut leader,
+                PartyData {
+                    train: &lf,
+                    valid: None,
+                },
+                Labels {
+                    train: &y,
+                    valid: None,
+                },
+            )
+            .await;
+            if let Err(e) = &r {
+                lch.abort(&failure(lch.me(), e)).await;
+            }
+            r
+        };
+        tokio::join!(
+            leader_side,
+            train_follower(
+                &fch,
+                &other,
+                &mut follower,
+                PartyData {
+                    train: &ff,
+                    valid: None
+                }
+            )
+        )
+    });
+    let s = l.unwrap_err().to_string();
+    assert!(
+        s.contains("'host'") && s.contains("shuffle_seed: it has 7, the leader 42"),
+        "{s}"
+    );
+}
+
+#[test]
+fn configs_are_validated() {
+    let mut c = config(3, 4, 1);
+    c.staleness = 1;
+    assert_eq!(c.validate().unwrap_err().code(), "splitnn.config");
+    let mut c = config(0, 4, 1);
+    assert!(c.validate().is_err());
+    c = config(3, 0, 1);
+    assert!(c.validate().is_err());
+    c = config(3, 4, 1);
+    c.followers.push(FollowerCut {
+        party: pid("guest"),
+        width: 2,
+    });
+    assert!(c.validate().is_err());
+    let mut t = TableSpec::new(1 << 30, 16, 0.1);
+    assert!(t.validate().is_err(), "2^34 values is too many");
+    t = TableSpec::new(10, 4, f32::NAN);
+    assert!(t.validate().is_err());
+    let spec = BottomSpec {
+        fields: vec![3],
+        ..sparse_spec(1, 1, 10, 2)
+    };
+    assert!(BottomTower::new(spec, &mut rng(1)).is_err());
+}
+
+#[test]
+fn batch_order_is_a_shared_permutation() {
+    let a = batch_order(1000, 42, 0);
+    assert_eq!(a, batch_order(1000, 42, 0));
+    assert_ne!(a, batch_order(1000, 42, 1));
+    assert_ne!(a, batch_order(1000, 43, 0));
+    let mut s = a.clone();
+    s.sort_unstable();
+    assert_eq!(s, (0..1000).collect::<Vec<_>>());
+}
