@@ -26,6 +26,9 @@ pub enum SplitError {
     /// The neural-network layer failed.
     #[error("model: {0}")]
     Nn(#[from] NnError),
+    /// A differential-privacy mechanism or the accountant failed.
+    #[error("privacy: {0}")]
+    Dp(#[from] fedra_dp::DpError),
     /// A metric could not be computed (e.g. a single-class held-out set).
     #[error("metric: {0}")]
     Metric(#[from] fedra_metrics::MetricError),
@@ -40,6 +43,7 @@ impl SplitError {
             SplitError::Fed(e) => e.code(),
             SplitError::Nn(_) => "splitnn.model",
             SplitError::Metric(_) => "splitnn.metric",
+            SplitError::Dp(_) => "splitnn.dp",
         }
     }
 

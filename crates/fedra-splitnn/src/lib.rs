@@ -22,14 +22,19 @@
 //! * [`central`]: the same model trained in one process with one
 //!   end-to-end graph — the reference the protocol is tested against.
 //!
-//! Not yet: pipelining (staleness 1), checkpoints, DP and label-leak
-//! defences on the returned gradients, pooled multi-valued fields.
+//! * [`privacy`]: what the leader does to the gradients it returns (none,
+//!   Li et al.'s max-norm noise, or per-example clipping + Gaussian noise
+//!   with `fedra-dp` accounting) and the norm-attack leak meter.
+//!
+//! Not yet: pipelining (staleness 1), checkpoints, pooled multi-valued
+//! fields, FTRL/Adam for embeddings, wiring into `fedra-runtime`.
 
 #![forbid(unsafe_code)]
 
 pub mod central;
 pub mod embedding;
 mod error;
+pub mod privacy;
 pub mod protocol;
 pub mod tower;
 pub mod wire;
@@ -37,6 +42,7 @@ pub mod wire;
 pub use central::{CentralData, central_predict, central_step, train_centralized};
 pub use embedding::{EmbeddingOptimizer, SparseEmbedding, TableSpec, dedupe, hash_str, mix64};
 pub use error::{Result, SplitError};
+pub use privacy::{GradientProtection, LeakMeter};
 pub use protocol::{
     EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, SplitConfig, TrainReport, batch_order,
     predict_follower, predict_leader, train_follower, train_leader,

@@ -33,10 +33,11 @@
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_nn::LossKind;
 use rand_chacha::ChaCha20Rng;
-use rand_core::SeedableRng;
+use rand_core::{CryptoRng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SplitError};
+use crate::privacy::{GradientProtection, LeakMeter};
 use crate::tower::{BottomPass, BottomTower, Features, TopTower};
 use crate::wire;
 
@@ -84,6 +85,9 @@ pub struct SplitConfig {
     /// weights. Only 0 (no pipelining) is implemented.
     #[serde(default)]
     pub staleness: u32,
+    /// What the leader does to the gradients it returns ([`crate::privacy`]).
+    #[serde(default)]
+    pub protection: GradientProtection,
 }
 
 fn default_chunk() -> usize {
@@ -114,6 +118,7 @@ impl SplitConfig {
             chunk_rows: default_chunk(),
             max_abs_value: default_max_abs(),
             staleness: 0,
+            protection: GradientProtection::None,
         }
     }
 
@@ -163,6 +168,7 @@ impl SplitConfig {
                 format!("must be finite and > 0 (got {})", self.max_abs_value),
             ));
         }
+        self.protection.validate()?;
         if self.staleness != 0 {
             return Err(SplitError::config(
                 "staleness",
@@ -268,6 +274,13 @@ pub struct TrainReport {
     pub steps: u64,
     /// Evaluations (the leader's; empty for a follower).
     pub history: Vec<EvalPoint>,
+    /// Leader only, binary cross-entropy only: per follower (config
+    /// order), the norm-attack leak AUC of the gradients it received
+    /// ([`LeakMeter`], mean over batches).
+    pub leak_auc: Vec<Option<f64>>,
+    /// Leader only, `gaussian` protection: ε of the returned gradients at
+    /// the configured δ (see [`crate::privacy`] for what it covers).
+    pub epsilon: Option<f64>,
 }
 
 /// A party's training rows and optional held-out rows.
@@ -383,13 +396,16 @@ fn mismatch(party: &PartyId, detail: String) -> SplitError {
 }
 
 /// Trains as the leader (label holder): its bottom tower (if any) and the
-/// top model are updated in place; returns the evaluation history.
-pub async fn train_leader(
+/// top model are updated in place; returns the evaluation history, the
+/// leak meter and the privacy spent. `rng` (a CSPRNG) draws the noise of
+/// [`SplitConfig::protection`].
+pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
     ch: &dyn Channel,
     cfg: &SplitConfig,
     model: &mut LeaderModel,
     data: PartyData<'_>,
     labels: Labels<'_>,
+    rng: &mut R,
 ) -> Result<TrainReport> {
     cfg.validate()?;
     model.check(cfg)?;
@@ -452,6 +468,8 @@ pub async fn train_leader(
     let steps_per_epoch = cfg.steps_per_epoch(n);
     let total = (steps_per_epoch * cfg.epochs) as u64;
     let mut report = TrainReport::default();
+    let binary = model.top.spec().loss == LossKind::BinaryCrossEntropy;
+    let mut meters = vec![LeakMeter::default(); cfg.followers.len()];
     let (mut loss_sum, mut loss_rows) = (0f64, 0usize);
     let mut step = 0u64;
     for epoch in 0..cfg.epochs {
@@ -488,7 +506,11 @@ pub async fn train_leader(
             let mut grads = split_cols(&g.input, &widths, rows).into_iter();
             let own_grad = if own.is_some() { grads.next() } else { None };
             let grad_tag = cfg.tag(step, "grad");
-            for (f, gf) in cfg.followers.iter().zip(grads) {
+            for ((f, mut gf), meter) in cfg.followers.iter().zip(grads).zip(&mut meters) {
+                cfg.protection.apply(&mut gf, rows, f.width, &mut *rng)?;
+                if binary {
+                    meter.add(&gf, f.width, &y);
+                }
                 ch.send(&f.party, &grad_tag, wire::encode_matrix(rows, f.width, &gf))
                     .await?;
             }
@@ -518,6 +540,10 @@ pub async fn train_leader(
         }
     }
     report.steps = step;
+    report.leak_auc = meters.iter().map(LeakMeter::auc).collect();
+    report.epsilon = cfg
+        .protection
+        .epsilon(cfg.batch_size.min(n) as f64 / n as f64, step)?;
     Ok(report)
 }
 
@@ -677,7 +703,7 @@ pub async fn train_follower(
     }
     Ok(TrainReport {
         steps: step,
-        history: Vec::new(),
+        ..TrainReport::default()
     })
 }
 

@@ -266,6 +266,7 @@ fn run_two_party(
                     train: &y,
                     valid: yv.as_deref(),
                 },
+                &mut rng(99),
             )
             .await;
             if let Err(e) = &r {
@@ -463,9 +464,20 @@ fn dense_features(d: &Dataset, idx: &[usize]) -> Features {
     Features::dense(idx.len(), w, x).unwrap()
 }
 
-#[test]
-fn default_credit_two_parties_reach_the_auc_bar_and_match_centralized() {
-    let Some(dir) = fate_dir() else { return };
+struct DefaultCredit {
+    lt: Features,
+    lv: Features,
+    ft: Features,
+    fv: Features,
+    yt: Vec<f32>,
+    yv: Vec<f32>,
+    train_rows: usize,
+}
+
+/// default_credit, stratified 80/20 (seed 42): guest = leader (13
+/// features + labels), host = follower (10 features).
+fn default_credit() -> Option<DefaultCredit> {
+    let dir = fate_dir()?;
     let g = load(&DatasetSpec::new(dir.join("default_credit_hetero_guest.csv")).with_label("y"))
         .unwrap();
     let h = load(&DatasetSpec::new(
@@ -475,10 +487,80 @@ fn default_credit_two_parties_reach_the_auc_bar_and_match_centralized() {
     assert_eq!(g.ids(), h.ids());
     let (tr, te) = split(&g);
     let labels = g.labels().unwrap();
-    let yt: Vec<f32> = tr.iter().map(|&i| labels[i] as f32).collect();
-    let yv: Vec<f32> = te.iter().map(|&i| labels[i] as f32).collect();
-    let (lt, lv) = (dense_features(&g, &tr), dense_features(&g, &te));
-    let (ft, fv) = (dense_features(&h, &tr), dense_features(&h, &te));
+    Some(DefaultCredit {
+        yt: tr.iter().map(|&i| labels[i] as f32).collect(),
+        yv: te.iter().map(|&i| labels[i] as f32).collect(),
+        lt: dense_features(&g, &tr),
+        lv: dense_features(&g, &te),
+        ft: dense_features(&h, &tr),
+        fv: dense_features(&h, &te),
+        train_rows: tr.len(),
+    })
+}
+
+#[test]
+fn default_credit_label_leak_and_defences() {
+    let Some(d) = default_credit() else { return };
+    let lr = 1e-3;
+    let leader = leader_model(
+        BottomSpec::dense(13, vec![128], 64, lr),
+        64,
+        TopSpec::binary(vec![128], lr),
+        7,
+    );
+    let follower = BottomTower::new(BottomSpec::dense(10, vec![128], 64, lr), &mut rng(8)).unwrap();
+    let mut results = Vec::new();
+    for protection in [
+        GradientProtection::None,
+        GradientProtection::MaxNorm,
+        GradientProtection::Gaussian {
+            clip_norm: 1.0,
+            noise_multiplier: 1.0,
+            delta: 1e-5,
+        },
+    ] {
+        let mut cfg = config(64, 256, 3);
+        cfg.protection = protection;
+        let run = run_two_party(
+            &cfg,
+            leader.clone(),
+            follower.clone(),
+            d.lt.clone(),
+            Some(d.lv.clone()),
+            d.yt.clone(),
+            Some(d.yv.clone()),
+            d.ft.clone(),
+            Some(d.fv.clone()),
+        )
+        .unwrap();
+        let leak = run.report.leak_auc[0].unwrap();
+        let auc = run.report.history.last().unwrap().val_auc.unwrap();
+        eprintln!(
+            "protection {protection:?}: leak AUC {leak:.4}, held-out AUC {auc:.4}, epsilon {:?} ({} steps)",
+            run.report.epsilon, run.report.steps
+        );
+        results.push((leak, auc, run.report.epsilon));
+    }
+    assert!(results[0].0 >= 0.9, "no defence: leak AUC {}", results[0].0);
+    assert!(results[1].0 <= 0.6, "max-norm: leak AUC {}", results[1].0);
+    assert!(results[0].2.is_none() && results[1].2.is_none());
+    assert!(results[2].2.unwrap().is_finite());
+}
+
+#[test]
+fn default_credit_two_parties_reach_the_auc_bar_and_match_centralized() {
+    let Some(DefaultCredit {
+        lt,
+        lv,
+        ft,
+        fv,
+        yt,
+        yv,
+        train_rows,
+    }) = default_credit()
+    else {
+        return;
+    };
 
     // "MLP 128×3" split: each bottom 128 → cut 64 (ReLU), concatenated 128,
     // top 128 → 1.
@@ -491,7 +573,7 @@ fn default_credit_two_parties_reach_the_auc_bar_and_match_centralized() {
     );
     let follower = BottomTower::new(BottomSpec::dense(10, vec![128], 64, lr), &mut rng(8)).unwrap();
     let mut cfg = config(64, 256, 8);
-    cfg.eval_every = cfg.steps_per_epoch(tr.len()) as u64;
+    cfg.eval_every = cfg.steps_per_epoch(train_rows) as u64;
     let run = run_two_party(
         &cfg,
         leader.clone(),
@@ -572,6 +654,7 @@ fn leader_error(emb: bytes::Bytes) -> SplitError {
         );
         let lf = synthetic(8, 2, 0, 1, 1);
         let y = vec![0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let mut noise = rng(99);
         let c = cfg.clone();
         let follower = async move {
             // A well-formed hello, then the scripted cut output.
@@ -599,7 +682,8 @@ fn leader_error(emb: bytes::Bytes) -> SplitError {
                 Labels {
                     train: &y,
                     valid: None
-                }
+                },
+                &mut noise
             ),
             follower
         );
@@ -733,6 +817,7 @@ fn a_follower_with_another_schedule_is_named() {
                     train: &y,
                     valid: None,
                 },
+                &mut rng(99),
             )
             .await;
             if let Err(e) = &r {
