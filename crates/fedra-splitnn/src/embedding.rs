@@ -59,6 +59,33 @@ pub enum EmbeddingOptimizer {
         #[serde(default = "default_eps")]
         eps: f32,
     },
+    /// "Lazy" Adam (TensorFlow's LazyAdam, PyTorch's SparseAdam): the
+    /// moments of the touched rows only are updated, bias correction uses
+    /// the table's step count (steps in which any row was touched) —
+    /// `8·dim` bytes of state per row.
+    LazyAdam {
+        /// Learning rate, finite and `> 0`.
+        lr: f32,
+        /// First-moment decay in `[0, 1)`.
+        #[serde(default = "default_beta1")]
+        beta1: f32,
+        /// Second-moment decay in `[0, 1)`.
+        #[serde(default = "default_beta2")]
+        beta2: f32,
+        /// Denominator offset, `> 0`.
+        #[serde(default = "default_adam_eps")]
+        eps: f32,
+    },
+}
+
+fn default_beta1() -> f32 {
+    0.9
+}
+fn default_beta2() -> f32 {
+    0.999
+}
+fn default_adam_eps() -> f32 {
+    1e-8
 }
 
 fn default_eps() -> f32 {
@@ -90,12 +117,27 @@ impl EmbeddingOptimizer {
             EmbeddingOptimizer::Sgd { .. } => 0,
             EmbeddingOptimizer::Adagrad { .. } => dim,
             EmbeddingOptimizer::RowwiseAdagrad { .. } => 1,
+            EmbeddingOptimizer::LazyAdam { .. } => 2 * dim,
         }
     }
 
     fn validate(&self) -> Result<()> {
         let (lr, init, eps) = match *self {
             EmbeddingOptimizer::Sgd { lr } => (lr, 0.0, 1.0),
+            EmbeddingOptimizer::LazyAdam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                if !((0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2)) {
+                    return Err(SplitError::config(
+                        "embedding optimizer beta1/beta2",
+                        format!("must be in [0, 1) (got {beta1}, {beta2})"),
+                    ));
+                }
+                (lr, 0.0, eps)
+            }
             EmbeddingOptimizer::Adagrad {
                 lr,
                 initial_accumulator,
@@ -245,6 +287,7 @@ pub struct SparseEmbedding {
     spec: TableSpec,
     weights: Vec<f32>,
     state: Vec<f32>,
+    steps: u64,
 }
 
 impl std::fmt::Debug for SparseEmbedding {
@@ -278,13 +321,14 @@ impl SparseEmbedding {
                 initial_accumulator,
                 ..
             } => initial_accumulator,
-            EmbeddingOptimizer::Sgd { .. } => 0.0,
+            EmbeddingOptimizer::Sgd { .. } | EmbeddingOptimizer::LazyAdam { .. } => 0.0,
         };
         let state = vec![init; spec.rows * spec.optimizer.state_per_row(spec.dim)];
         Ok(SparseEmbedding {
             spec,
             weights,
             state,
+            steps: 0,
         })
     }
 
@@ -329,9 +373,17 @@ impl SparseEmbedding {
         &self.weights
     }
 
-    /// The optimiser state, row-major (for tests and checkpoints).
+    /// The optimiser state, row-major (for tests and checkpoints): per
+    /// row, Adagrad's `dim` accumulators, row-wise Adagrad's one, or lazy
+    /// Adam's `dim` first then `dim` second moments.
     pub fn state(&self) -> &[f32] {
         &self.state
+    }
+
+    /// Optimiser steps taken (calls of [`SparseEmbedding::apply_gradient`]
+    /// that touched at least one row).
+    pub fn steps(&self) -> u64 {
+        self.steps
     }
 
     /// Applies the optimiser to the rows `unique` (distinct, in range)
@@ -357,6 +409,11 @@ impl SparseEmbedding {
                 "embedding gradient value {i} is not finite"
             )));
         }
+        if unique.is_empty() {
+            return Ok(());
+        }
+        self.steps += 1;
+        let t = self.steps.min(i32::MAX as u64) as i32;
         for (&r, g) in unique.iter().zip(grads.chunks_exact(d)) {
             let w = &mut self.weights[r * d..(r + 1) * d];
             match self.spec.optimizer {
@@ -379,6 +436,20 @@ impl SparseEmbedding {
                     let step = lr / (s.sqrt() + eps);
                     for (w, g) in w.iter_mut().zip(g) {
                         *w -= step * g;
+                    }
+                }
+                EmbeddingOptimizer::LazyAdam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                } => {
+                    let (bc1, bc2) = (1.0 - beta1.powi(t), 1.0 - beta2.powi(t));
+                    let (m, v) = self.state[2 * r * d..2 * (r + 1) * d].split_at_mut(d);
+                    for (((w, g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+                        *m = beta1 * *m + (1.0 - beta1) * g;
+                        *v = beta2 * *v + (1.0 - beta2) * g * g;
+                        *w -= lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
                     }
                 }
             }
@@ -410,6 +481,50 @@ mod tests {
         assert_eq!(t.bytes_per_row(), 128);
         t.optimizer = EmbeddingOptimizer::Sgd { lr: 0.1 };
         assert_eq!(t.bytes_per_row(), 64);
+        t.optimizer = EmbeddingOptimizer::LazyAdam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
+        assert_eq!(t.bytes_per_row(), 192);
+    }
+
+    #[test]
+    fn every_optimizer_updates_only_the_given_rows() {
+        use rand_core::SeedableRng;
+        for opt in [
+            EmbeddingOptimizer::Sgd { lr: 0.1 },
+            EmbeddingOptimizer::adagrad(0.1),
+            EmbeddingOptimizer::rowwise_adagrad(0.1),
+            EmbeddingOptimizer::LazyAdam {
+                lr: 0.1,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+        ] {
+            let spec = TableSpec {
+                optimizer: opt,
+                ..TableSpec::new(50, 3, 0.1)
+            };
+            let mut t = SparseEmbedding::new(spec, &mut rand_chacha::ChaCha20Rng::seed_from_u64(1))
+                .unwrap();
+            let before = t.clone();
+            let rows = [7usize, 31];
+            t.apply_gradient(&rows, &[1.0, -2.0, 0.5, 0.1, 0.0, -0.3])
+                .unwrap();
+            let s = opt.state_per_row(3);
+            for r in 0..50 {
+                let same_w = t.row(r) == before.row(r);
+                let same_s = t.state()[r * s..(r + 1) * s] == before.state()[r * s..(r + 1) * s];
+                assert_eq!(same_w && same_s, !rows.contains(&r), "{opt:?} row {r}");
+            }
+            // The first step moves a weight against its gradient's sign.
+            assert!(t.row(7).unwrap()[0] < before.row(7).unwrap()[0], "{opt:?}");
+            assert!(t.apply_gradient(&[50], &[0.0; 3]).is_err());
+            assert!(t.apply_gradient(&[1], &[0.0, f32::NAN, 0.0]).is_err());
+        }
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! follower the gradient with respect to its part of the cut (`grad`),
 //! and updates its own models; the follower checks the gradient and
 //! back-propagates it through its bottom tower (embedding rows updated
-//! row-wise). The next step starts only after the gradient arrived.
+//! row-wise). With `staleness = 0` the next step starts only after the
+//! gradient arrived; with `staleness = 1` a follower computes and sends
+//! step `t + 1` before waiting for the gradient of step `t` (the leader is
+//! unchanged: it processes steps in order).
 //!
 //! **Evaluation** every `eval_every` steps and after the last one: the
 //! followers send the cut outputs of their held-out rows in chunks
@@ -29,6 +32,8 @@
 //!
 //! Message tags: `(task, step, "emb" | "grad" | "eval-emb")`,
 //! `(task, 0, "hello")`, `(task, 0, "predict-hello" | "predict-emb")`.
+
+use std::collections::VecDeque;
 
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_nn::LossKind;
@@ -82,7 +87,11 @@ pub struct SplitConfig {
     #[serde(default = "default_max_abs")]
     pub max_abs_value: f32,
     /// Pipelining: how many steps a follower may run ahead with stale
-    /// weights. Only 0 (no pipelining) is implemented.
+    /// weights, 0 or 1. With 1, a follower sends the cut output of step
+    /// `t + 1` (computed before the gradient of step `t` is applied) and
+    /// only then waits for the gradient of step `t`, so its forward pass
+    /// overlaps the leader's work; the gradient of step `t` is applied to
+    /// the weights as they are then (one step stale on the follower's side).
     #[serde(default)]
     pub staleness: u32,
     /// What the leader does to the gradients it returns ([`crate::privacy`]).
@@ -169,13 +178,10 @@ impl SplitConfig {
             ));
         }
         self.protection.validate()?;
-        if self.staleness != 0 {
+        if self.staleness > 1 {
             return Err(SplitError::config(
                 "staleness",
-                format!(
-                    "only 0 is implemented (got {}); pipelining comes later",
-                    self.staleness
-                ),
+                format!("must be 0 or 1 (got {})", self.staleness),
             ));
         }
         Ok(())
@@ -677,34 +683,67 @@ pub async fn train_follower(
     )
     .await?;
     let total = (cfg.steps_per_epoch(n) * cfg.epochs) as u64;
-    let mut step = 0u64;
+    // Passes whose gradient has not arrived yet: at most `staleness` after
+    // the one just sent.
+    let mut inflight: VecDeque<(u64, BottomPass)> = VecDeque::new();
+    let mut sent = 0u64;
     for epoch in 0..cfg.epochs {
         let order = batch_order(n, cfg.shuffle_seed, epoch as u64);
         for batch in order.chunks(cfg.batch_size) {
-            let rows = batch.len();
             let pass: BottomPass = bottom.forward(data.train, batch)?;
             ch.send(
                 &cfg.leader,
-                &cfg.tag(step, "emb"),
-                wire::encode_matrix(rows, k, pass.output()),
+                &cfg.tag(sent, "emb"),
+                wire::encode_matrix(batch.len(), k, pass.output()),
             )
             .await?;
-            let grad_tag = cfg.tag(step, "grad");
-            let b = ch.recv(&cfg.leader, &grad_tag).await?;
-            let g = wire::decode_matrix(&cfg.leader, &grad_tag, &b, rows, k, cfg.max_abs_value)?;
-            bottom.backward(pass, &g)?;
-            step += 1;
-            if let Some(v) = data.valid
-                && cfg.evaluates_after(step, total)
-            {
-                send_cuts(ch, cfg, bottom, v, &cfg.tag(step, "eval-emb")).await?;
+            inflight.push_back((sent, pass));
+            sent += 1;
+            while inflight.len() > cfg.staleness as usize {
+                if let Some((step, pass)) = inflight.pop_front() {
+                    follower_complete(ch, cfg, bottom, data, k, step, pass, total).await?;
+                }
             }
         }
     }
+    while let Some((step, pass)) = inflight.pop_front() {
+        follower_complete(ch, cfg, bottom, data, k, step, pass, total).await?;
+    }
     Ok(TrainReport {
-        steps: step,
+        steps: sent,
         ..TrainReport::default()
     })
+}
+
+/// Receives and applies the gradient of step `step`, then evaluates if due.
+#[allow(clippy::too_many_arguments)]
+async fn follower_complete(
+    ch: &dyn Channel,
+    cfg: &SplitConfig,
+    bottom: &mut BottomTower,
+    data: PartyData<'_>,
+    k: usize,
+    step: u64,
+    pass: BottomPass,
+    total: u64,
+) -> Result<()> {
+    let grad_tag = cfg.tag(step, "grad");
+    let b = ch.recv(&cfg.leader, &grad_tag).await?;
+    let g = wire::decode_matrix(
+        &cfg.leader,
+        &grad_tag,
+        &b,
+        pass.rows(),
+        k,
+        cfg.max_abs_value,
+    )?;
+    bottom.backward(pass, &g)?;
+    if let Some(v) = data.valid
+        && cfg.evaluates_after(step + 1, total)
+    {
+        send_cuts(ch, cfg, bottom, v, &cfg.tag(step + 1, "eval-emb")).await?;
+    }
+    Ok(())
 }
 
 /// Predicts as the leader: the followers send the cut outputs of their
