@@ -923,3 +923,134 @@ fn default_credit_with_a_pipelined_follower() {
     let auc = run.report.history.last().unwrap().val_auc.unwrap();
     assert!(auc >= 0.765, "staleness 1: held-out AUC {auc}");
 }
+
+#[test]
+fn two_followers_match_the_centralized_model() {
+    let rows = 240;
+    let lf = synthetic(rows, 3, 1, 30, 50);
+    let f1 = synthetic(rows, 2, 2, 30, 51);
+    let f2 = synthetic(rows, 4, 0, 1, 52);
+    let y: Vec<f32> = (0..rows).map(|i| ((i * 5) % 7 < 3) as u8 as f32).collect();
+    let leader = leader_model(
+        sparse_spec(3, 1, 40, 4),
+        5 + 3,
+        TopSpec::binary(vec![6], 0.05),
+        60,
+    );
+    let b1 = BottomTower::new(sparse_spec(2, 2, 40, 5), &mut rng(61)).unwrap();
+    let b2 = BottomTower::new(BottomSpec::dense(4, vec![6], 3, 0.01), &mut rng(62)).unwrap();
+    let mut cfg = SplitConfig::new(
+        "split",
+        pid("guest"),
+        vec![
+            FollowerCut {
+                party: pid("host-a"),
+                width: 5,
+            },
+            FollowerCut {
+                party: pid("host-b"),
+                width: 3,
+            },
+        ],
+        32,
+        2,
+        9,
+    );
+    cfg.eval_every = 4;
+    let idx_t: Vec<usize> = (0..180).collect();
+    let idx_v: Vec<usize> = (180..rows).collect();
+    let sel = |f: &Features, i: &[usize]| f.select(i).unwrap();
+    let (lt, lv, t1, v1, t2, v2) = (
+        sel(&lf, &idx_t),
+        sel(&lf, &idx_v),
+        sel(&f1, &idx_t),
+        sel(&f1, &idx_v),
+        sel(&f2, &idx_t),
+        sel(&f2, &idx_v),
+    );
+    let (yt, yv) = (y[..180].to_vec(), y[180..].to_vec());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (report, m1, m2) = rt.block_on(async {
+        let parties = [pid("guest"), pid("host-a"), pid("host-b")];
+        let mut net = MemNetwork::new("job", &parties);
+        let (lch, c1, c2) = (
+            net.take(&parties[0]).unwrap(),
+            net.take(&parties[1]).unwrap(),
+            net.take(&parties[2]).unwrap(),
+        );
+        let (mut l, mut m1, mut m2) = (leader.clone(), b1.clone(), b2.clone());
+        let mut noise = rng(1);
+        let (r, a, b) = tokio::join!(
+            train_leader(
+                &lch,
+                &cfg,
+                &mut l,
+                PartyData {
+                    train: &lt,
+                    valid: Some(&lv)
+                },
+                Labels {
+                    train: &yt,
+                    valid: Some(&yv)
+                },
+                &mut noise
+            ),
+            train_follower(
+                &c1,
+                &cfg,
+                &mut m1,
+                PartyData {
+                    train: &t1,
+                    valid: Some(&v1)
+                }
+            ),
+            train_follower(
+                &c2,
+                &cfg,
+                &mut m2,
+                PartyData {
+                    train: &t2,
+                    valid: Some(&v2)
+                }
+            ),
+        );
+        a.unwrap();
+        b.unwrap();
+        (r.unwrap(), m1, m2)
+    });
+    assert_eq!(report.leak_auc.len(), 2);
+
+    let (mut cl, mut cf) = (leader, vec![b1, b2]);
+    let central = train_centralized(
+        &cfg,
+        &mut cl,
+        &mut cf,
+        CentralData {
+            leader: &lt,
+            followers: &[&t1, &t2],
+        },
+        &yt,
+        Some((
+            CentralData {
+                leader: &lv,
+                followers: &[&v1, &v2],
+            },
+            &yv,
+        )),
+    )
+    .unwrap();
+    assert_eq!(report.history.len(), central.history.len());
+    for (a, b) in report.history.iter().zip(&central.history) {
+        assert!((a.train_loss - b.train_loss).abs() < 1e-5, "{a:?} {b:?}");
+        assert!(
+            (a.val_auc.unwrap() - b.val_auc.unwrap()).abs() < 1e-4,
+            "{a:?} {b:?}"
+        );
+    }
+    assert!(max_rel(m1.mlp().params(), cf[0].mlp().params()) < 1e-4);
+    assert!(max_rel(m2.mlp().params(), cf[1].mlp().params()) < 1e-4);
+}
