@@ -29,6 +29,33 @@
 //! Not yet: pipelining (staleness 1), checkpoints, pooled multi-valued
 //! fields, FTRL/Adam for embeddings, wiring into `fedra-runtime`.
 
+//!
+//! ```
+//! use fedra_splitnn::{BottomSpec, BottomTower, Features, TableSpec};
+//! use fedra_nn::{Activation, OptimizerConfig};
+//! use rand_core::SeedableRng;
+//!
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+//! // Two hashed fields sharing one 1000-row × 8 table, plus 3 dense features.
+//! let spec = BottomSpec {
+//!     dense: 3,
+//!     tables: vec![TableSpec::new(1000, 8, 0.05)],
+//!     fields: vec![0, 0],
+//!     hidden: vec![16],
+//!     output: 4,
+//!     activation: Activation::Relu,
+//!     cut_activation: Some(Activation::Relu),
+//!     optimizer: OptimizerConfig::adam(1e-3),
+//! };
+//! let mut tower = BottomTower::new(spec, &mut rng)?;
+//! assert_eq!(tower.tables()[0].bytes_per_row(), 4 * 8 + 4); // weights + row-wise Adagrad
+//! let f = Features::new(2, 3, vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 2, vec![17, 99, 17, 5])?;
+//! let pass = tower.forward(&f, &[0, 1])?;       // the cut output goes to the leader
+//! assert_eq!(pass.output().len(), 2 * 4);
+//! tower.backward(pass, &[0.01; 8])?;             // the leader's gradient comes back
+//! # Ok::<(), fedra_splitnn::SplitError>(())
+//! ```
+
 #![forbid(unsafe_code)]
 
 pub mod central;
