@@ -16,6 +16,14 @@ pub enum SplitError {
         /// What is allowed.
         reason: String,
     },
+    /// A peer runs the task with other parameters (rows, widths, schedule).
+    #[error("party '{party}' disagrees about the task: {detail}")]
+    Mismatch {
+        /// The peer.
+        party: String,
+        /// What differs.
+        detail: String,
+    },
     /// This party's own data cannot be used (shape, non-finite values).
     #[error("data: {0}")]
     Data(String),
@@ -40,6 +48,7 @@ impl SplitError {
         match self {
             SplitError::Config { .. } => "splitnn.config",
             SplitError::Data(_) => "splitnn.data",
+            SplitError::Mismatch { .. } => "splitnn.mismatch",
             SplitError::Fed(e) => e.code(),
             SplitError::Nn(_) => "splitnn.model",
             SplitError::Metric(_) => "splitnn.metric",
@@ -51,6 +60,7 @@ impl SplitError {
     pub fn party(&self) -> Option<&str> {
         match self {
             SplitError::Fed(e) => e.party(),
+            SplitError::Mismatch { party, .. } => Some(party),
             _ => None,
         }
     }

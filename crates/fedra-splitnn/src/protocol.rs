@@ -395,9 +395,9 @@ fn check_labels(top: &TopTower, y: &[f32], rows: usize, what: &str) -> Result<()
 }
 
 fn mismatch(party: &PartyId, detail: String) -> SplitError {
-    SplitError::Config {
-        field: "followers",
-        reason: format!("party '{party}' disagrees about the task: {detail}"),
+    SplitError::Mismatch {
+        party: party.to_string(),
+        detail,
     }
 }
 

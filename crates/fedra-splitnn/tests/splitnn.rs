@@ -838,7 +838,9 @@ fn a_follower_with_another_schedule_is_named() {
             )
         )
     });
-    let s = l.unwrap_err().to_string();
+    let e = l.unwrap_err();
+    assert_eq!((e.code(), e.party()), ("splitnn.mismatch", Some("host")));
+    let s = e.to_string();
     assert!(
         s.contains("'host'") && s.contains("shuffle_seed: it has 7, the leader 42"),
         "{s}"
