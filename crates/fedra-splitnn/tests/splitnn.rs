@@ -1056,3 +1056,102 @@ fn two_followers_match_the_centralized_model() {
     assert!(max_rel(m1.mlp().params(), cf[0].mlp().params()) < 1e-4);
     assert!(max_rel(m2.mlp().params(), cf[1].mlp().params()) < 1e-4);
 }
+
+/// The 200-row Criteo sample: the leader holds the label and I1..I13
+/// (`ln(1 + max(x, 0))`, blank = 0), the follower C1..C26 hashed with
+/// [`hash_str`] into one table (blank = the empty string's id).
+#[test]
+fn criteo_sample_sparse_follower_trains_and_matches_centralized() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/datasets/ctr/criteo_sample.txt");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!("note: {} not found; skipping", path.display());
+        return;
+    };
+    let (mut y, mut dense, mut ids) = (Vec::new(), Vec::new(), Vec::new());
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split(',').collect();
+        assert_eq!(cols.len(), 40, "{line}");
+        y.push(cols[0].parse::<f32>().unwrap());
+        for c in &cols[1..14] {
+            let v: f32 = if c.is_empty() {
+                0.0
+            } else {
+                c.parse().unwrap()
+            };
+            dense.push(v.max(0.0).ln_1p());
+        }
+        ids.extend(cols[14..].iter().map(|c| hash_str(c)));
+    }
+    let n = y.len();
+    let lf = Features::dense(n, 13, dense).unwrap();
+    let ff = Features::new(n, 0, Vec::new(), 26, ids).unwrap();
+    let follower_spec = BottomSpec {
+        dense: 0,
+        tables: vec![TableSpec::new(10_000, 8, 0.05)],
+        fields: vec![0; 26],
+        hidden: vec![32],
+        output: 16,
+        activation: Activation::Relu,
+        cut_activation: Some(Activation::Relu),
+        optimizer: OptimizerConfig::adam(1e-3),
+    };
+    let leader = leader_model(
+        BottomSpec::dense(13, vec![], 8, 1e-3),
+        16,
+        TopSpec::binary(vec![32], 1e-3),
+        70,
+    );
+    let follower = BottomTower::new(follower_spec, &mut rng(71)).unwrap();
+    let mut cfg = config(16, 32, 20);
+    cfg.eval_every = 7 * 5;
+    let run = run_two_party(
+        &cfg,
+        leader.clone(),
+        follower.clone(),
+        lf.clone(),
+        Some(lf.clone()),
+        y.clone(),
+        Some(y.clone()),
+        ff.clone(),
+        Some(ff.clone()),
+    )
+    .unwrap();
+    let (mut cl, mut cf) = (leader, vec![follower]);
+    let central = train_centralized(
+        &cfg,
+        &mut cl,
+        &mut cf,
+        CentralData {
+            leader: &lf,
+            followers: &[&ff],
+        },
+        &y,
+        Some((
+            CentralData {
+                leader: &lf,
+                followers: &[&ff],
+            },
+            &y,
+        )),
+    )
+    .unwrap();
+    let h = &run.report.history;
+    eprintln!(
+        "criteo sample (train = eval, 200 rows): loss {:.4} → {:.4}, train AUC {:.4} → {:.4}",
+        h[0].val_loss.unwrap(),
+        h.last().unwrap().val_loss.unwrap(),
+        h[0].val_auc.unwrap(),
+        h.last().unwrap().val_auc.unwrap()
+    );
+    assert!(h.last().unwrap().val_loss.unwrap() < h[0].val_loss.unwrap());
+    for (a, b) in h.iter().zip(&central.history) {
+        assert!(
+            (a.val_auc.unwrap() - b.val_auc.unwrap()).abs() < 1e-4,
+            "{a:?} {b:?}"
+        );
+    }
+    for (a, b) in run.follower.tables().iter().zip(cf[0].tables()) {
+        assert!(max_rel(a.weights(), b.weights()) < 1e-4);
+    }
+}
