@@ -185,7 +185,8 @@ fn bench(c: &mut Criterion) {
                             train: &y,
                             valid: None
                         },
-                        &mut noise
+                        &mut noise,
+                        None
                     ),
                     train_follower(
                         &fch,
@@ -194,7 +195,8 @@ fn bench(c: &mut Criterion) {
                         PartyData {
                             train: &sparse,
                             valid: None
-                        }
+                        },
+                        None
                     )
                 );
                 l.unwrap();

@@ -304,7 +304,55 @@ fn unit(rng: &mut dyn RngCore) -> f32 {
     (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
+/// A table's full state (checkpoints): weights, optimiser state, steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableState {
+    /// Weights, row-major `rows × dim`.
+    pub weights: Vec<f32>,
+    /// Optimiser state (see [`SparseEmbedding::state`]).
+    pub state: Vec<f32>,
+    /// Optimiser steps taken.
+    pub steps: u64,
+}
+
 impl SparseEmbedding {
+    /// This table's state, for a checkpoint.
+    pub fn to_state(&self) -> TableState {
+        TableState {
+            weights: self.weights.clone(),
+            state: self.state.clone(),
+            steps: self.steps,
+        }
+    }
+
+    /// A table from a checkpointed state (sizes checked against `spec`,
+    /// values finite).
+    pub fn from_state(spec: TableSpec, s: TableState) -> Result<Self> {
+        spec.validate()?;
+        let (w, st) = (
+            spec.rows * spec.dim,
+            spec.rows * spec.optimizer.state_per_row(spec.dim),
+        );
+        if s.weights.len() != w || s.state.len() != st {
+            return Err(SplitError::Data(format!(
+                "table state has {} weights and {} state values; the spec needs {w} and {st}",
+                s.weights.len(),
+                s.state.len()
+            )));
+        }
+        if s.weights.iter().chain(&s.state).any(|v| !v.is_finite()) {
+            return Err(SplitError::Data(
+                "table state holds a non-finite value".into(),
+            ));
+        }
+        Ok(SparseEmbedding {
+            spec,
+            weights: s.weights,
+            state: s.state,
+            steps: s.steps,
+        })
+    }
+
     /// A table initialised uniformly in `±init_scale` from `rng` (row by
     /// row), optimiser state at its initial value.
     pub fn new(spec: TableSpec, rng: &mut dyn RngCore) -> Result<Self> {

@@ -47,8 +47,8 @@
 //!   (slower than the split step; not investigated — the joint graph
 //!   back-propagates through a concatenation).
 //!
-//! Not yet: checkpoints at the same step on both sides, pooled
-//! multi-valued fields, FTRL, wiring into `fedra-runtime`.
+//! Not yet: pooled multi-valued fields, FTRL, wiring into `fedra-runtime`
+//! (which would own the checkpoint files).
 
 //!
 //! ```
@@ -88,11 +88,17 @@ pub mod tower;
 pub mod wire;
 
 pub use central::{CentralData, central_predict, central_step, train_centralized};
-pub use embedding::{EmbeddingOptimizer, SparseEmbedding, TableSpec, dedupe, hash_str, mix64};
+pub use embedding::{
+    EmbeddingOptimizer, SparseEmbedding, TableSpec, TableState, dedupe, hash_str, mix64,
+};
 pub use error::{Result, SplitError};
 pub use privacy::{GradientProtection, LeakMeter};
 pub use protocol::{
-    EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, SplitConfig, TrainReport, batch_order,
-    predict_follower, predict_leader, train_follower, train_leader,
+    CheckpointSink, EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, PartyState,
+    SplitConfig, TrainReport, batch_order, predict_follower, predict_leader, train_follower,
+    train_leader,
 };
-pub use tower::{BottomPass, BottomSpec, BottomTower, Features, Gathered, TopSpec, TopTower};
+pub use tower::{
+    BottomPass, BottomSpec, BottomState, BottomTower, Features, Gathered, TopSpec, TopState,
+    TopTower,
+};

@@ -30,7 +30,14 @@
 //! attack of Li et al. 2021); defences on that channel come in a later
 //! step.
 //!
-//! Message tags: `(task, step, "emb" | "grad" | "eval-emb")`,
+//! **Checkpoints** every `checkpoint_every` steps, after the same step on
+//! every party, in two phases ([`CheckpointSink`]): each party saves, the
+//! followers report "saved", the leader commits and tells them to commit.
+//! A run with `resume_from = s` and the models of the committed checkpoint
+//! `s` continues with step `s + 1` of the same batch order.
+//!
+//! Message tags: `(task, step, "emb" | "grad" | "eval-emb" | "ckpt-saved"
+//! | "ckpt-commit")`,
 //! `(task, 0, "hello")`, `(task, 0, "predict-hello" | "predict-emb")`.
 
 use std::collections::VecDeque;
@@ -43,11 +50,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SplitError};
 use crate::privacy::{GradientProtection, LeakMeter};
-use crate::tower::{BottomPass, BottomTower, Features, TopTower};
+use crate::tower::{BottomPass, BottomState, BottomTower, Features, TopState, TopTower};
 use crate::wire;
 
 /// Protocol version in the hello.
 const VERSION: u64 = 1;
+/// Values in the hello.
+const HELLO_LEN: usize = 11;
 
 /// One follower of the leader, with the width of its cut output.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +106,45 @@ pub struct SplitConfig {
     /// What the leader does to the gradients it returns ([`crate::privacy`]).
     #[serde(default)]
     pub protection: GradientProtection,
+    /// Checkpoint every this many steps (0 = never): every party saves its
+    /// state after the same step, and the checkpoint is committed once all
+    /// have saved ([`CheckpointSink`]).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+    /// Steps already done: resume after the committed checkpoint of this
+    /// step (the models passed in must be restored from it; 0 = fresh).
+    /// With `staleness = 0` the resumed run equals an uninterrupted one bit
+    /// for bit; with 1 it differs slightly (the follower's first resumed
+    /// step is computed with fresh instead of one-step-stale weights).
+    #[serde(default)]
+    pub resume_from: u64,
+}
+
+/// A party's state in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartyState {
+    /// The leader's towers.
+    Leader {
+        /// Its bottom tower, if any.
+        bottom: Option<BottomState>,
+        /// The top tower.
+        top: TopState,
+    },
+    /// A follower's bottom tower.
+    Follower(BottomState),
+}
+
+/// Where a party keeps its checkpoints (e.g. files, written atomically).
+///
+/// Two phases: [`CheckpointSink::save`] stores the state after a step
+/// without making it current; [`CheckpointSink::commit`] is called once
+/// *every* party has saved that step, and makes it the one to resume from
+/// (keep the previous committed one until then).
+pub trait CheckpointSink: Send {
+    /// Stores this party's state after `step` steps (not yet committed).
+    fn save(&mut self, step: u64, state: PartyState) -> Result<()>;
+    /// Every party saved the checkpoint of `step`: it is now current.
+    fn commit(&mut self, step: u64) -> Result<()>;
 }
 
 fn default_chunk() -> usize {
@@ -128,6 +176,8 @@ impl SplitConfig {
             max_abs_value: default_max_abs(),
             staleness: 0,
             protection: GradientProtection::None,
+            checkpoint_every: 0,
+            resume_from: 0,
         }
     }
 
@@ -192,6 +242,11 @@ impl SplitConfig {
         rows.div_ceil(self.batch_size)
     }
 
+    /// Whether a checkpoint is taken after step `step` (1-based) of `total`.
+    pub fn checkpoints_after(&self, step: u64, total: u64) -> bool {
+        self.checkpoint_every > 0 && step < total && step.is_multiple_of(self.checkpoint_every)
+    }
+
     /// Whether the evaluation runs after step `step` (1-based count of
     /// steps done) of `total`.
     pub fn evaluates_after(&self, step: u64, total: u64) -> bool {
@@ -213,6 +268,8 @@ impl SplitConfig {
             self.shuffle_seed,
             self.eval_every,
             u64::from(self.staleness),
+            self.checkpoint_every,
+            self.resume_from,
         ]
     }
 }
@@ -412,6 +469,7 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
     data: PartyData<'_>,
     labels: Labels<'_>,
     rng: &mut R,
+    mut sink: Option<&mut dyn CheckpointSink>,
 ) -> Result<TrainReport> {
     cfg.validate()?;
     model.check(cfg)?;
@@ -420,6 +478,9 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
             "leader",
             format!("this party is '{}', not the leader", ch.me()),
         ));
+    }
+    if cfg.checkpoint_every > 0 && sink.is_none() {
+        return Err(no_sink());
     }
     let n = data.train.rows();
     if n == 0 {
@@ -442,7 +503,7 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
     let hello_tag = cfg.tag(0, "hello");
     for f in &cfg.followers {
         let b = ch.recv(&f.party, &hello_tag).await?;
-        let got = wire::decode_u64s(&f.party, &hello_tag, &b, 9)?;
+        let got = wire::decode_u64s(&f.party, &hello_tag, &b, HELLO_LEN)?;
         let want = cfg.hello(n, n_val, f.width);
         let names = [
             "protocol version",
@@ -454,6 +515,8 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
             "shuffle_seed",
             "eval_every",
             "staleness",
+            "checkpoint_every",
+            "resume_from",
         ];
         for ((g, w), name) in got.iter().zip(&want).zip(names) {
             if g != w {
@@ -473,6 +536,7 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
         .collect();
     let steps_per_epoch = cfg.steps_per_epoch(n);
     let total = (steps_per_epoch * cfg.epochs) as u64;
+    check_resume(cfg, total)?;
     let mut report = TrainReport::default();
     let binary = model.top.spec().loss == LossKind::BinaryCrossEntropy;
     let mut meters = vec![LeakMeter::default(); cfg.followers.len()];
@@ -481,6 +545,10 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
     for epoch in 0..cfg.epochs {
         let order = batch_order(n, cfg.shuffle_seed, epoch as u64);
         for batch in order.chunks(cfg.batch_size) {
+            if step < cfg.resume_from {
+                step += 1;
+                continue;
+            }
             let rows = batch.len();
             let own = match &model.bottom {
                 Some(b) => Some(b.forward(data.train, batch)?),
@@ -543,6 +611,9 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
                 report.history.push(point);
                 (loss_sum, loss_rows) = (0.0, 0);
             }
+            if cfg.checkpoints_after(step, total) {
+                leader_checkpoint(ch, cfg, model, step, &mut sink).await?;
+            }
         }
     }
     report.steps = step;
@@ -551,6 +622,88 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
         .protection
         .epsilon(cfg.batch_size.min(n) as f64 / n as f64, step)?;
     Ok(report)
+}
+
+fn check_resume(cfg: &SplitConfig, total: u64) -> Result<()> {
+    if cfg.resume_from > total {
+        return Err(SplitError::config(
+            "resume_from",
+            format!("{} is beyond the last step {total}", cfg.resume_from),
+        ));
+    }
+    Ok(())
+}
+
+fn no_sink() -> SplitError {
+    SplitError::config(
+        "checkpoint_every",
+        "checkpoints are configured but no checkpoint sink was given",
+    )
+}
+
+/// The leader's side of a checkpoint: save, collect every follower's
+/// "saved", commit, tell the followers.
+async fn leader_checkpoint(
+    ch: &dyn Channel,
+    cfg: &SplitConfig,
+    model: &LeaderModel,
+    step: u64,
+    sink: &mut Option<&mut dyn CheckpointSink>,
+) -> Result<()> {
+    let Some(sink) = sink else {
+        return Err(no_sink());
+    };
+    sink.save(
+        step,
+        PartyState::Leader {
+            bottom: model.bottom.as_ref().map(BottomTower::to_state),
+            top: model.top.to_state(),
+        },
+    )?;
+    let saved = cfg.tag(step, "ckpt-saved");
+    for f in &cfg.followers {
+        let b = ch.recv(&f.party, &saved).await?;
+        if b.as_ref() != [1u8] {
+            return Err(wire::decode_err(&f.party, &saved, "expected the byte 1"));
+        }
+    }
+    sink.commit(step)?;
+    let commit = cfg.tag(step, "ckpt-commit");
+    for f in &cfg.followers {
+        ch.send(&f.party, &commit, bytes::Bytes::from_static(&[1]))
+            .await?;
+    }
+    Ok(())
+}
+
+/// A follower's side of a checkpoint.
+async fn follower_checkpoint(
+    ch: &dyn Channel,
+    cfg: &SplitConfig,
+    bottom: &BottomTower,
+    step: u64,
+    sink: &mut Option<&mut dyn CheckpointSink>,
+) -> Result<()> {
+    let Some(sink) = sink else {
+        return Err(no_sink());
+    };
+    sink.save(step, PartyState::Follower(bottom.to_state()))?;
+    ch.send(
+        &cfg.leader,
+        &cfg.tag(step, "ckpt-saved"),
+        bytes::Bytes::from_static(&[1]),
+    )
+    .await?;
+    let commit = cfg.tag(step, "ckpt-commit");
+    let b = ch.recv(&cfg.leader, &commit).await?;
+    if b.as_ref() != [1u8] {
+        return Err(wire::decode_err(
+            &cfg.leader,
+            &commit,
+            "expected the byte 1",
+        ));
+    }
+    sink.commit(step)
 }
 
 pub(crate) fn gather_labels(y: &[f32], batch: &[usize], w: usize) -> Vec<f32> {
@@ -667,10 +820,14 @@ pub async fn train_follower(
     cfg: &SplitConfig,
     bottom: &mut BottomTower,
     data: PartyData<'_>,
+    mut sink: Option<&mut dyn CheckpointSink>,
 ) -> Result<TrainReport> {
     cfg.validate()?;
     let me = ch.me().clone();
     let k = my_width(cfg, &me, bottom)?;
+    if cfg.checkpoint_every > 0 && sink.is_none() {
+        return Err(no_sink());
+    }
     let n = data.train.rows();
     if n == 0 {
         return Err(SplitError::Data("no training rows".into()));
@@ -683,6 +840,7 @@ pub async fn train_follower(
     )
     .await?;
     let total = (cfg.steps_per_epoch(n) * cfg.epochs) as u64;
+    check_resume(cfg, total)?;
     // Passes whose gradient has not arrived yet: at most `staleness` after
     // the one just sent.
     let mut inflight: VecDeque<(u64, BottomPass)> = VecDeque::new();
@@ -690,6 +848,10 @@ pub async fn train_follower(
     for epoch in 0..cfg.epochs {
         let order = batch_order(n, cfg.shuffle_seed, epoch as u64);
         for batch in order.chunks(cfg.batch_size) {
+            if sent < cfg.resume_from {
+                sent += 1;
+                continue;
+            }
             let pass: BottomPass = bottom.forward(data.train, batch)?;
             ch.send(
                 &cfg.leader,
@@ -702,12 +864,18 @@ pub async fn train_follower(
             while inflight.len() > cfg.staleness as usize {
                 if let Some((step, pass)) = inflight.pop_front() {
                     follower_complete(ch, cfg, bottom, data, k, step, pass, total).await?;
+                    if cfg.checkpoints_after(step + 1, total) {
+                        follower_checkpoint(ch, cfg, bottom, step + 1, &mut sink).await?;
+                    }
                 }
             }
         }
     }
     while let Some((step, pass)) = inflight.pop_front() {
         follower_complete(ch, cfg, bottom, data, k, step, pass, total).await?;
+        if cfg.checkpoints_after(step + 1, total) {
+            follower_checkpoint(ch, cfg, bottom, step + 1, &mut sink).await?;
+        }
     }
     Ok(TrainReport {
         steps: sent,

@@ -8,11 +8,13 @@
 //! autodiff graph ([`crate::embedding`]); the MLP input is a leaf whose
 //! gradient is summed back into the unique rows the batch touched.
 
-use fedra_nn::{Activation, Gradients, LossKind, Mlp, MlpSpec, Optimizer, OptimizerConfig, Tape};
+use fedra_nn::{
+    Activation, Gradients, LossKind, Mlp, MlpSpec, Optimizer, OptimizerConfig, OptimizerState, Tape,
+};
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::embedding::{SparseEmbedding, TableSpec, dedupe, mix64};
+use crate::embedding::{SparseEmbedding, TableSpec, TableState, dedupe, mix64};
 use crate::error::{Result, SplitError};
 
 /// One party's rows: dense features and sparse ids, both row-major.
@@ -254,6 +256,32 @@ impl BottomPass {
     }
 }
 
+/// A bottom tower's full state (checkpoints; serde).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BottomState {
+    /// The spec.
+    pub spec: BottomSpec,
+    /// MLP parameters, flat.
+    pub mlp: Vec<f32>,
+    /// The MLP optimiser's state.
+    pub optimizer: OptimizerState,
+    /// Each table's state.
+    pub tables: Vec<TableState>,
+}
+
+/// A top tower's full state (checkpoints; serde).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopState {
+    /// The spec.
+    pub spec: TopSpec,
+    /// Width of the concatenated input.
+    pub inputs: usize,
+    /// MLP parameters, flat.
+    pub mlp: Vec<f32>,
+    /// The optimiser's state.
+    pub optimizer: OptimizerState,
+}
+
 /// A party's bottom tower: embedding tables, MLP and its optimiser.
 #[derive(Debug, Clone)]
 pub struct BottomTower {
@@ -286,6 +314,44 @@ impl BottomTower {
     /// The spec.
     pub fn spec(&self) -> &BottomSpec {
         &self.spec
+    }
+
+    /// The full state, for a checkpoint.
+    pub fn to_state(&self) -> BottomState {
+        BottomState {
+            spec: self.spec.clone(),
+            mlp: self.mlp.params_flat(),
+            optimizer: self.opt.state().clone(),
+            tables: self.tables.iter().map(SparseEmbedding::to_state).collect(),
+        }
+    }
+
+    /// A tower from a checkpointed state (every size and value checked).
+    pub fn from_state(s: BottomState) -> Result<Self> {
+        s.spec.validate()?;
+        if s.tables.len() != s.spec.tables.len() {
+            return Err(SplitError::Data(format!(
+                "{} table states for {} tables",
+                s.tables.len(),
+                s.spec.tables.len()
+            )));
+        }
+        let tables = s
+            .spec
+            .tables
+            .iter()
+            .zip(s.tables)
+            .map(|(spec, t)| SparseEmbedding::from_state(spec.clone(), t))
+            .collect::<Result<Vec<_>>>()?;
+        let mlp = Mlp::from_params(s.spec.mlp_spec(), &s.mlp)?;
+        let mut opt = Optimizer::new(s.spec.optimizer)?;
+        opt.restore(s.optimizer)?;
+        Ok(BottomTower {
+            spec: s.spec,
+            tables,
+            mlp,
+            opt,
+        })
     }
 
     /// Width of the cut layer.
@@ -487,20 +553,43 @@ pub struct TopTower {
 impl TopTower {
     /// A fresh top tower over `inputs` concatenated cut values.
     pub fn new(spec: TopSpec, inputs: usize, rng: &mut dyn RngCore) -> Result<Self> {
-        let mlp = Mlp::new(
-            MlpSpec {
-                inputs,
-                hidden: spec.hidden.clone(),
-                outputs: spec.outputs,
-                activation: spec.activation,
-                output_activation: None,
-                loss: spec.loss,
-                init: fedra_nn::Init::Auto,
-            },
-            rng,
-        )?;
+        let mlp = Mlp::new(Self::mlp_spec(&spec, inputs), rng)?;
         let opt = Optimizer::new(spec.optimizer)?;
         Ok(TopTower { spec, mlp, opt })
+    }
+
+    /// The full state, for a checkpoint.
+    pub fn to_state(&self) -> TopState {
+        TopState {
+            spec: self.spec.clone(),
+            inputs: self.inputs(),
+            mlp: self.mlp.params_flat(),
+            optimizer: self.opt.state().clone(),
+        }
+    }
+
+    /// A top tower from a checkpointed state (sizes and values checked).
+    pub fn from_state(s: TopState) -> Result<Self> {
+        let mlp = Mlp::from_params(Self::mlp_spec(&s.spec, s.inputs), &s.mlp)?;
+        let mut opt = Optimizer::new(s.spec.optimizer)?;
+        opt.restore(s.optimizer)?;
+        Ok(TopTower {
+            spec: s.spec,
+            mlp,
+            opt,
+        })
+    }
+
+    fn mlp_spec(spec: &TopSpec, inputs: usize) -> MlpSpec {
+        MlpSpec {
+            inputs,
+            hidden: spec.hidden.clone(),
+            outputs: spec.outputs,
+            activation: spec.activation,
+            output_activation: None,
+            loss: spec.loss,
+            init: fedra_nn::Init::Auto,
+        }
     }
 
     /// The spec.

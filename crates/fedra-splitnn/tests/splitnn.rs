@@ -267,6 +267,7 @@ fn run_two_party(
                     valid: yv.as_deref(),
                 },
                 &mut rng(99),
+                None,
             )
             .await;
             if let Err(e) = &r {
@@ -285,6 +286,7 @@ fn run_two_party(
                     train: &ff,
                     valid: fv.as_ref(),
                 },
+                None,
             )
             .await;
             if let Err(e) = &r {
@@ -658,7 +660,7 @@ fn leader_error(emb: bytes::Bytes) -> SplitError {
         let c = cfg.clone();
         let follower = async move {
             // A well-formed hello, then the scripted cut output.
-            let hello: Vec<u8> = [1u64, 8, 0, 3, 4, 1, 42, 0, 0]
+            let hello: Vec<u8> = [1u64, 8, 0, 3, 4, 1, 42, 0, 0, 0, 0]
                 .iter()
                 .flat_map(|v| v.to_be_bytes())
                 .collect();
@@ -683,7 +685,8 @@ fn leader_error(emb: bytes::Bytes) -> SplitError {
                     train: &y,
                     valid: None
                 },
-                &mut noise
+                &mut noise,
+                None
             ),
             follower
         );
@@ -762,7 +765,8 @@ fn malformed_gradients_are_refused_by_the_follower() {
                     PartyData {
                         train: &ff,
                         valid: None
-                    }
+                    },
+                    None
                 ),
                 leader
             );
@@ -818,6 +822,7 @@ fn a_follower_with_another_schedule_is_named() {
                     valid: None,
                 },
                 &mut rng(99),
+                None,
             )
             .await;
             if let Err(e) = &r {
@@ -834,7 +839,8 @@ fn a_follower_with_another_schedule_is_named() {
                 PartyData {
                     train: &ff,
                     valid: None
-                }
+                },
+                None
             )
         )
     });
@@ -999,7 +1005,8 @@ fn two_followers_match_the_centralized_model() {
                     train: &yt,
                     valid: Some(&yv)
                 },
-                &mut noise
+                &mut noise,
+                None
             ),
             train_follower(
                 &c1,
@@ -1008,7 +1015,8 @@ fn two_followers_match_the_centralized_model() {
                 PartyData {
                     train: &t1,
                     valid: Some(&v1)
-                }
+                },
+                None
             ),
             train_follower(
                 &c2,
@@ -1017,7 +1025,8 @@ fn two_followers_match_the_centralized_model() {
                 PartyData {
                     train: &t2,
                     valid: Some(&v2)
-                }
+                },
+                None
             ),
         );
         a.unwrap();
@@ -1154,4 +1163,197 @@ fn criteo_sample_sparse_follower_trains_and_matches_centralized() {
     for (a, b) in run.follower.tables().iter().zip(cf[0].tables()) {
         assert!(max_rel(a.weights(), b.weights()) < 1e-4);
     }
+}
+
+/// Keeps checkpoints in memory; fails the save of `fail_at`.
+#[derive(Default)]
+struct MemSink {
+    pending: Vec<(u64, PartyState)>,
+    committed: Option<(u64, PartyState)>,
+    fail_at: Option<u64>,
+    commits: Vec<u64>,
+}
+
+impl CheckpointSink for MemSink {
+    fn save(&mut self, step: u64, state: PartyState) -> Result<(), SplitError> {
+        if self.fail_at == Some(step) {
+            return Err(SplitError::Data(format!("disk full at step {step}")));
+        }
+        self.pending.push((step, state));
+        Ok(())
+    }
+
+    fn commit(&mut self, step: u64) -> Result<(), SplitError> {
+        let i = self.pending.iter().position(|(s, _)| *s == step).unwrap();
+        self.committed = Some(self.pending.remove(i));
+        self.commits.push(step);
+        Ok(())
+    }
+}
+
+struct CkptRun {
+    leader: Result<(LeaderModel, TrainReport), SplitError>,
+    follower: Result<BottomTower, SplitError>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with_sinks(
+    cfg: &SplitConfig,
+    leader: LeaderModel,
+    follower: BottomTower,
+    (lt, lv, ft, fv): (&Features, &Features, &Features, &Features),
+    (yt, yv): (&[f32], &[f32]),
+    lsink: &mut MemSink,
+    fsink: &mut MemSink,
+) -> CkptRun {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+        let (lch, fch) = (
+            net.take(&pid("guest")).unwrap(),
+            net.take(&pid("host")).unwrap(),
+        );
+        let (mut l, mut f) = (leader, follower);
+        let mut noise = rng(5);
+        let lead = async {
+            let r = train_leader(
+                &lch,
+                cfg,
+                &mut l,
+                PartyData {
+                    train: lt,
+                    valid: Some(lv),
+                },
+                Labels {
+                    train: yt,
+                    valid: Some(yv),
+                },
+                &mut noise,
+                Some(lsink),
+            )
+            .await;
+            if let Err(e) = &r {
+                lch.abort(&failure(lch.me(), e)).await;
+            }
+            r
+        };
+        let follow = async {
+            let r = train_follower(
+                &fch,
+                cfg,
+                &mut f,
+                PartyData {
+                    train: ft,
+                    valid: Some(fv),
+                },
+                Some(fsink),
+            )
+            .await;
+            if let Err(e) = &r {
+                fch.abort(&failure(fch.me(), e)).await;
+            }
+            r
+        };
+        let (a, b) = tokio::join!(lead, follow);
+        CkptRun {
+            leader: a.map(|rep| (l, rep)),
+            follower: b.map(|_| f),
+        }
+    })
+}
+
+#[test]
+fn a_run_resumed_from_the_committed_checkpoint_equals_an_uninterrupted_one() {
+    let (lf, ff) = (synthetic(260, 3, 2, 40, 80), synthetic(260, 2, 3, 40, 81));
+    let y: Vec<f32> = (0..260).map(|i| ((i * 3) % 5 < 2) as u8 as f32).collect();
+    let split = |f: &Features| {
+        (
+            f.select(&(0..200).collect::<Vec<_>>()).unwrap(),
+            f.select(&(200..260).collect::<Vec<_>>()).unwrap(),
+        )
+    };
+    let ((lt, lv), (ft, fv)) = (split(&lf), split(&ff));
+    let (yt, yv) = (&y[..200], &y[200..]);
+    let leader = leader_model(
+        sparse_spec(3, 2, 64, 4),
+        5,
+        TopSpec::binary(vec![6], 0.05),
+        90,
+    );
+    let mut follower_spec = sparse_spec(2, 3, 64, 5);
+    follower_spec.optimizer = OptimizerConfig::adam(0.01);
+    let follower = BottomTower::new(follower_spec, &mut rng(91)).unwrap();
+    let mut cfg = config(5, 32, 3);
+    cfg.eval_every = 7;
+    cfg.checkpoint_every = 7;
+    let data = (&lt, &lv, &ft, &fv);
+
+    // Uninterrupted.
+    let (mut ls, mut fs) = (MemSink::default(), MemSink::default());
+    let full = run_with_sinks(
+        &cfg,
+        leader.clone(),
+        follower.clone(),
+        data,
+        (yt, yv),
+        &mut ls,
+        &mut fs,
+    );
+    let (full_leader, full_report) = full.leader.unwrap();
+    let full_follower = full.follower.unwrap();
+    assert_eq!(
+        (ls.commits.clone(), fs.commits.clone()),
+        (vec![7, 14], vec![7, 14])
+    );
+
+    // The follower's disk fails at step 14: both stop, step 7 stays committed.
+    let (mut ls, mut fs) = (
+        MemSink::default(),
+        MemSink {
+            fail_at: Some(14),
+            ..MemSink::default()
+        },
+    );
+    let crashed = run_with_sinks(&cfg, leader, follower, data, (yt, yv), &mut ls, &mut fs);
+    let fe = crashed.follower.unwrap_err();
+    assert!(fe.to_string().contains("disk full at step 14"), "{fe}");
+    let le = crashed.leader.unwrap_err();
+    assert_eq!(le.party(), Some("host"), "{le}");
+    assert_eq!((ls.commits.clone(), fs.commits.clone()), (vec![7], vec![7]));
+
+    // Resume both from the committed step-7 states.
+    let Some((7, PartyState::Leader { bottom, top })) = ls.committed.take() else {
+        panic!("leader checkpoint")
+    };
+    let Some((7, PartyState::Follower(fstate))) = fs.committed.take() else {
+        panic!("follower checkpoint")
+    };
+    // States survive a serde round trip.
+    let fstate: BottomState =
+        serde_json::from_str(&serde_json::to_string(&fstate).unwrap()).unwrap();
+    let leader = LeaderModel {
+        bottom: Some(BottomTower::from_state(bottom.unwrap()).unwrap()),
+        top: TopTower::from_state(top).unwrap(),
+    };
+    let follower = BottomTower::from_state(fstate).unwrap();
+    cfg.resume_from = 7;
+    let (mut ls, mut fs) = (MemSink::default(), MemSink::default());
+    let resumed = run_with_sinks(&cfg, leader, follower, data, (yt, yv), &mut ls, &mut fs);
+    let (res_leader, res_report) = resumed.leader.unwrap();
+    let res_follower = resumed.follower.unwrap();
+    assert_eq!(ls.commits, vec![14]);
+    assert_eq!(res_report.steps, 21);
+    assert_eq!(res_report.history, full_report.history[1..].to_vec());
+    assert_eq!(res_follower.mlp().params(), full_follower.mlp().params());
+    for (a, b) in res_follower.tables().iter().zip(full_follower.tables()) {
+        assert_eq!(a.weights(), b.weights());
+        assert_eq!(a.state(), b.state());
+    }
+    assert_eq!(
+        res_leader.top.mlp().params(),
+        full_leader.top.mlp().params()
+    );
 }
