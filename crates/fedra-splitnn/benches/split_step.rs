@@ -13,6 +13,8 @@
 //! * `split_protocol_mem`: `train_leader` + `train_follower` as two tasks
 //!   on a 2-thread tokio runtime over `MemNetwork` (time per step).
 //! * `centralized`: the same model, one autodiff graph, one process.
+//! * `gradients_only_{split,centralized}`: the forward/backward passes of
+//!   one fixed batch without gathering, updates or wire encoding.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -144,6 +146,53 @@ fn bench(c: &mut Criterion) {
                     &batch,
                 )
                 .unwrap();
+            })
+        });
+    }
+    {
+        let (leader, follower) = (leader0.clone(), follower0.clone());
+        let batch: Vec<usize> = (0..BATCH).collect();
+        let yb: Vec<f32> = batch.iter().map(|&i| y[i]).collect();
+        let fx = follower.gather(&sparse, &batch).unwrap();
+        let lb = leader.bottom.as_ref().unwrap();
+        let lx = lb.gather(&dense, &batch).unwrap();
+        g.bench_function("gradients_only_centralized", |b| {
+            b.iter(|| {
+                fedra_nn::joint_gradient(
+                    &[
+                        fedra_nn::BottomInput {
+                            model: lb.mlp(),
+                            x: &lx.x,
+                        },
+                        fedra_nn::BottomInput {
+                            model: follower.mlp(),
+                            x: &fx.x,
+                        },
+                    ],
+                    leader.top.mlp(),
+                    &yb,
+                    BATCH,
+                )
+                .unwrap()
+            })
+        });
+        g.bench_function("gradients_only_split", |b| {
+            b.iter(|| {
+                let ft = follower.mlp().forward_tape(&fx.x, BATCH).unwrap();
+                let lt = lb.mlp().forward_tape(&lx.x, BATCH).unwrap();
+                let mut cut = Vec::with_capacity(BATCH * 80);
+                for r in 0..BATCH {
+                    cut.extend_from_slice(&lt.output()[r * 16..r * 16 + 16]);
+                    cut.extend_from_slice(&ft.output()[r * 64..r * 64 + 64]);
+                }
+                let (_, gr) = leader.top.gradient(&cut, &yb, BATCH).unwrap();
+                let mut own = Vec::with_capacity(BATCH * 16);
+                let mut theirs = Vec::with_capacity(BATCH * 64);
+                for r in 0..BATCH {
+                    own.extend_from_slice(&gr.input[r * 80..r * 80 + 16]);
+                    theirs.extend_from_slice(&gr.input[r * 80 + 16..r * 80 + 80]);
+                }
+                (ft.backward(&theirs).unwrap(), lt.backward(&own).unwrap())
             })
         });
     }
