@@ -39,13 +39,15 @@
 //!   fedra-splitnn -- --nocapture`.)
 //! * One step on the synthetic Criteo shape, batch 512 (`cargo bench -p
 //!   fedra-splitnn`, `benches/split_step.rs`: follower 26 fields × 16 over
-//!   one 10^6-row table, 68 bytes/row, 416 → cut 64; leader 13 dense → cut
-//!   16; top 80 → 256 → 128 → 1), median [range]: split step in one thread
-//!   with wire encoding 15.7–16.4 ms [12.6–19.3] ≈ 31–33k examples/s; the
-//!   protocol over `MemNetwork` (two tasks) 18.9 ms [14.6–24.3] ≈ 27k/s;
-//!   the centralized one-graph step 22.8–23.6 ms [17.7–31.8] ≈ 22k/s
-//!   (slower than the split step; not investigated — the joint graph
-//!   back-propagates through a concatenation).
+//!   one 10^6-row table, 68 bytes/row (64.8 MiB), 416 → cut 64; leader 13
+//!   dense → cut 16; top 80 → 256 → 128 → 1). Criterion medians over three
+//!   runs at load 3–7 varied up to 2× between runs: split step in one thread
+//!   with wire encoding 15.7–20.0 ms (≈ 25–33k examples/s), centralized
+//!   one-graph step 21.4–23.6 ms, the protocol over `MemNetwork` 18.9–38.1
+//!   ms. Interleaving the two in one process (200 steps each, alternating
+//!   every 5) gave split 32.1 ms CPU / 41.9 ms wall per step vs
+//!   centralized 34.3 / 44.1 at load ≈ 6: the split step costs about the
+//!   same as the centralized one; no finer claim survives this noise.
 //!
 //! Not yet: pooled multi-valued fields, FTRL, wiring into `fedra-runtime`
 //! (which would own the checkpoint files).
