@@ -41,6 +41,7 @@ fn follower_spec() -> BottomSpec {
         activation: Activation::Relu,
         cut_activation: Some(Activation::Relu),
         optimizer: OptimizerConfig::adam(1e-3),
+        pooling: Pooling::Mean,
     }
 }
 

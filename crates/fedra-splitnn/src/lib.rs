@@ -49,12 +49,12 @@
 //!   centralized 34.3 / 44.1 at load ≈ 6: the split step costs about the
 //!   same as the centralized one; no finer claim survives this noise.
 //!
-//! Not yet: pooled multi-valued fields, FTRL, wiring into `fedra-runtime`
-//! (which would own the checkpoint files).
+//! Not yet: FTRL, wiring into `fedra-runtime` (which would own the
+//! checkpoint files).
 
 //!
 //! ```
-//! use fedra_splitnn::{BottomSpec, BottomTower, Features, TableSpec};
+//! use fedra_splitnn::{BottomSpec, BottomTower, Features, Pooling, TableSpec};
 //! use fedra_nn::{Activation, OptimizerConfig};
 //! use rand_core::SeedableRng;
 //!
@@ -69,6 +69,7 @@
 //!     activation: Activation::Relu,
 //!     cut_activation: Some(Activation::Relu),
 //!     optimizer: OptimizerConfig::adam(1e-3),
+//!     pooling: Pooling::Mean,
 //! };
 //! let mut tower = BottomTower::new(spec, &mut rng)?;
 //! assert_eq!(tower.tables()[0].bytes_per_row(), 4 * 8 + 4); // weights + row-wise Adagrad
@@ -101,6 +102,6 @@ pub use protocol::{
     train_leader,
 };
 pub use tower::{
-    BottomPass, BottomSpec, BottomState, BottomTower, Features, Gathered, TopSpec, TopState,
-    TopTower,
+    BottomPass, BottomSpec, BottomState, BottomTower, Features, Gathered, MAX_BAG, Pooling,
+    TopSpec, TopState, TopTower,
 };

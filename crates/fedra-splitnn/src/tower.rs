@@ -2,9 +2,11 @@
 //! features → MLP → the cut-layer output of width `k`) and the label
 //! holder's [`TopTower`] (concatenated cut outputs → MLP → loss).
 //!
-//! A bottom tower's MLP input per row is, in order, the embedding row of
-//! every sparse field (each field's id hashed with the field index into its
-//! table), then the dense features. Embedding tables stay outside the
+//! A bottom tower's MLP input per row is, in order, the embedding of every
+//! sparse field (each id hashed with the field index into the field's
+//! table; a multi-valued field's rows pooled by mean or sum, with the
+//! pooling weight applied again when the gradient is summed back), then the
+//! dense features. Embedding tables stay outside the
 //! autodiff graph ([`crate::embedding`]); the MLP input is a leaf whose
 //! gradient is summed back into the unique rows the batch touched.
 
@@ -17,19 +19,27 @@ use serde::{Deserialize, Serialize};
 use crate::embedding::{SparseEmbedding, TableSpec, TableState, dedupe, mix64};
 use crate::error::{Result, SplitError};
 
-/// One party's rows: dense features and sparse ids, both row-major.
+/// One party's rows: dense features (row-major) and, per row and sparse
+/// field, a *bag* of ids (usually one; several for multi-valued fields,
+/// pooled by [`BottomSpec::pooling`]; an empty bag embeds as zeros).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     rows: usize,
     dense_width: usize,
     fields: usize,
     dense: Vec<f32>,
-    sparse: Vec<u64>,
+    /// CSR: the bag of `(row, field)` is `ids[offsets[r·fields + f]..offsets[r·fields + f + 1]]`.
+    offsets: Vec<usize>,
+    ids: Vec<u64>,
 }
 
+/// Most ids in one bag.
+pub const MAX_BAG: usize = 1 << 16;
+
 impl Features {
-    /// `rows` rows of `dense_width` dense features (finite) and `fields`
-    /// sparse ids each (any `u64`, e.g. from [`crate::hash_str`]).
+    /// `rows` rows of `dense_width` dense features (finite) and exactly one
+    /// id per sparse field (any `u64`, e.g. from [`crate::hash_str`]),
+    /// row-major `rows × fields`.
     pub fn new(
         rows: usize,
         dense_width: usize,
@@ -37,16 +47,53 @@ impl Features {
         fields: usize,
         sparse: Vec<u64>,
     ) -> Result<Self> {
+        if sparse.len() != rows.saturating_mul(fields) {
+            return Err(SplitError::Data(format!(
+                "sparse ids: {} values for {rows} rows × {fields} fields",
+                sparse.len()
+            )));
+        }
+        let offsets = (0..=sparse.len()).collect();
+        Self::with_bags(rows, dense_width, dense, fields, offsets, sparse)
+    }
+
+    /// Like [`Features::new`] with multi-valued fields: the bag of row
+    /// `r`, field `f` is `ids[offsets[r·fields + f]..offsets[r·fields + f +
+    /// 1]]` (`offsets` non-decreasing, `rows·fields + 1` long, from 0 to
+    /// `ids.len()`, bags of at most [`MAX_BAG`] ids).
+    pub fn with_bags(
+        rows: usize,
+        dense_width: usize,
+        dense: Vec<f32>,
+        fields: usize,
+        offsets: Vec<usize>,
+        ids: Vec<u64>,
+    ) -> Result<Self> {
         if dense.len() != rows.saturating_mul(dense_width) {
             return Err(SplitError::Data(format!(
                 "dense features: {} values for {rows} rows × {dense_width}",
                 dense.len()
             )));
         }
-        if sparse.len() != rows.saturating_mul(fields) {
+        if offsets.len() != rows.saturating_mul(fields).saturating_add(1)
+            || offsets.first() != Some(&0)
+            || offsets.last() != Some(&ids.len())
+        {
             return Err(SplitError::Data(format!(
-                "sparse ids: {} values for {rows} rows × {fields} fields",
-                sparse.len()
+                "sparse offsets: {} values for {rows} rows × {fields} fields (must start at 0 and end at {})",
+                offsets.len(),
+                ids.len()
+            )));
+        }
+        if let Some(i) = offsets
+            .windows(2)
+            .position(|w| w[1] < w[0] || w[1] - w[0] > MAX_BAG)
+        {
+            return Err(SplitError::Data(format!(
+                "sparse bag {} (row {}, field {}) is decreasing or has more than {MAX_BAG} ids",
+                i,
+                i / fields.max(1),
+                i % fields.max(1)
             )));
         }
         if let Some(i) = dense.iter().position(|v| !v.is_finite()) {
@@ -61,7 +108,8 @@ impl Features {
             dense_width,
             fields,
             dense,
-            sparse,
+            offsets,
+            ids,
         })
     }
 
@@ -85,10 +133,21 @@ impl Features {
         self.fields
     }
 
+    /// The ids of row `r`, field `f` (empty if out of range).
+    pub fn bag(&self, r: usize, f: usize) -> &[u64] {
+        let k = r * self.fields + f;
+        match (self.offsets.get(k), self.offsets.get(k + 1)) {
+            (Some(&a), Some(&b)) if r < self.rows && f < self.fields => &self.ids[a..b],
+            _ => &[],
+        }
+    }
+
     /// The rows `idx` as a new set (e.g. a train/test split).
     pub fn select(&self, idx: &[usize]) -> Result<Features> {
         let mut dense = Vec::with_capacity(idx.len() * self.dense_width);
-        let mut sparse = Vec::with_capacity(idx.len() * self.fields);
+        let mut offsets = Vec::with_capacity(idx.len() * self.fields + 1);
+        let mut ids = Vec::new();
+        offsets.push(0);
         for &i in idx {
             if i >= self.rows {
                 return Err(SplitError::Data(format!(
@@ -97,10 +156,31 @@ impl Features {
                 )));
             }
             dense.extend_from_slice(&self.dense[i * self.dense_width..(i + 1) * self.dense_width]);
-            sparse.extend_from_slice(&self.sparse[i * self.fields..(i + 1) * self.fields]);
+            for f in 0..self.fields {
+                ids.extend_from_slice(self.bag(i, f));
+                offsets.push(ids.len());
+            }
         }
-        Features::new(idx.len(), self.dense_width, dense, self.fields, sparse)
+        Features::with_bags(
+            idx.len(),
+            self.dense_width,
+            dense,
+            self.fields,
+            offsets,
+            ids,
+        )
     }
+}
+
+/// How a multi-valued field's embedding rows are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The mean of the bag's rows (= the row itself for one id).
+    #[default]
+    Mean,
+    /// The sum of the bag's rows.
+    Sum,
 }
 
 /// A bottom tower.
@@ -108,6 +188,7 @@ impl Features {
 /// ```toml
 /// dense = 13
 /// fields = [0, 0, 0]          # table index of each sparse field (tables may be shared)
+/// pooling = "mean"            # or "sum", for multi-valued fields
 /// hidden = [128]
 /// output = 64                 # width of the cut layer
 /// cut_activation = "relu"     # optional
@@ -141,6 +222,9 @@ pub struct BottomSpec {
     pub cut_activation: Option<Activation>,
     /// Optimiser of the MLP.
     pub optimizer: OptimizerConfig,
+    /// Pooling of multi-valued fields (no effect on single ids).
+    #[serde(default)]
+    pub pooling: Pooling,
 }
 
 impl BottomSpec {
@@ -156,6 +240,7 @@ impl BottomSpec {
             activation: Activation::Relu,
             cut_activation: Some(Activation::Relu),
             optimizer: OptimizerConfig::adam(lr),
+            pooling: Pooling::Mean,
         }
     }
 
@@ -221,8 +306,8 @@ pub struct Gathered {
 #[derive(Debug, Clone, Default)]
 struct Lookup {
     unique: Vec<usize>,
-    /// `(batch row, column offset in x, index into unique)`.
-    slots: Vec<(u32, u32, u32)>,
+    /// `(batch row, column offset in x, index into unique, pooling weight)`.
+    slots: Vec<(u32, u32, u32, f32)>,
 }
 
 impl Gathered {
@@ -394,7 +479,7 @@ impl BottomTower {
         let width = self.spec.input_width();
         let mut x = vec![0f32; batch.len() * width];
         #[allow(clippy::type_complexity)]
-        let mut per_table: Vec<(Vec<usize>, Vec<(u32, u32)>)> =
+        let mut per_table: Vec<(Vec<usize>, Vec<(u32, u32, f32)>)> =
             vec![(Vec::new(), Vec::new()); self.tables.len()];
         for (b, &i) in batch.iter().enumerate() {
             if i >= f.rows {
@@ -406,15 +491,28 @@ impl BottomTower {
             let mut col = 0usize;
             for (field, &t) in self.spec.fields.iter().enumerate() {
                 let table = &self.tables[t];
-                let id = f.sparse[i * f.fields + field];
-                let key = mix64(id ^ (field as u64).wrapping_mul(0xA24B_AED4_963E_E407));
-                let r = table.row_of(key);
                 let d = table.dim();
-                if let Some(row) = table.row(r) {
-                    x[b * width + col..b * width + col + d].copy_from_slice(row);
+                let bag = f.bag(i, field);
+                let weight = match self.spec.pooling {
+                    Pooling::Mean if !bag.is_empty() => 1.0 / bag.len() as f32,
+                    _ => 1.0,
+                };
+                let out = &mut x[b * width + col..b * width + col + d];
+                for &id in bag {
+                    let key = mix64(id ^ (field as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+                    let r = table.row_of(key);
+                    if let Some(row) = table.row(r) {
+                        if bag.len() == 1 {
+                            out.copy_from_slice(row);
+                        } else {
+                            for (o, v) in out.iter_mut().zip(row) {
+                                *o += weight * v;
+                            }
+                        }
+                    }
+                    per_table[t].0.push(r);
+                    per_table[t].1.push((b as u32, col as u32, weight));
                 }
-                per_table[t].0.push(r);
-                per_table[t].1.push((b as u32, col as u32));
                 col += d;
             }
             x[b * width + col..(b + 1) * width]
@@ -427,7 +525,7 @@ impl BottomTower {
                 let slots = pos
                     .into_iter()
                     .zip(inverse)
-                    .map(|((b, c), u)| (b, c, u))
+                    .map(|((b, c, w), u)| (b, c, u, w))
                     .collect();
                 Lookup { unique, slots }
             })
@@ -475,11 +573,11 @@ impl BottomTower {
         for (t, l) in self.tables.iter().zip(&gathered.lookups) {
             let d = t.dim();
             let mut acc = vec![0f32; l.unique.len() * d];
-            for &(b, c, u) in &l.slots {
+            for &(b, c, u, w) in &l.slots {
                 let src = b as usize * width + c as usize;
                 let dst = u as usize * d;
                 for (a, v) in acc[dst..dst + d].iter_mut().zip(&g.input[src..src + d]) {
-                    *a += v;
+                    *a += w * v;
                 }
             }
             table_grads.push(acc);

@@ -44,6 +44,7 @@ fn sparse_spec(dense: usize, fields: usize, rows: usize, output: usize) -> Botto
         activation: Activation::Relu,
         cut_activation: Some(Activation::Relu),
         optimizer: OptimizerConfig::sgd(0.1),
+        pooling: Pooling::Mean,
     }
 }
 
@@ -1104,6 +1105,7 @@ fn criteo_sample_sparse_follower_trains_and_matches_centralized() {
         activation: Activation::Relu,
         cut_activation: Some(Activation::Relu),
         optimizer: OptimizerConfig::adam(1e-3),
+        pooling: Pooling::Mean,
     };
     let leader = leader_model(
         BottomSpec::dense(13, vec![], 8, 1e-3),
@@ -1356,4 +1358,128 @@ fn a_run_resumed_from_the_committed_checkpoint_equals_an_uninterrupted_one() {
         res_leader.top.mlp().params(),
         full_leader.top.mlp().params()
     );
+}
+
+#[test]
+fn multi_valued_fields_are_pooled_and_update_their_rows() {
+    // Row 0: field 0 = {11, 12, 13}, field 1 = {}; row 1: {14}, {15, 15}.
+    let f = Features::with_bags(
+        2,
+        1,
+        vec![0.5, -0.5],
+        2,
+        vec![0, 3, 3, 4, 6],
+        vec![11, 12, 13, 14, 15, 15],
+    )
+    .unwrap();
+    assert_eq!(f.bag(0, 0), &[11, 12, 13]);
+    assert!(f.bag(0, 1).is_empty());
+    assert_eq!(f.select(&[1]).unwrap().bag(0, 1), &[15, 15]);
+    for pooling in [Pooling::Mean, Pooling::Sum] {
+        let spec = BottomSpec {
+            pooling,
+            fields: vec![0, 0],
+            tables: vec![TableSpec::new(1000, 4, 0.1)],
+            ..sparse_spec(1, 2, 1000, 3)
+        };
+        let mut tower = BottomTower::new(spec, &mut rng(5)).unwrap();
+        let g = tower.gather(&f, &[0, 1]).unwrap();
+        let width = 4 + 4 + 1;
+        // Row 0, field 0 is the pooled rows of its three ids.
+        let rows0: Vec<usize> = g.unique_rows()[0][..3].to_vec();
+        let t = &tower.tables()[0];
+        let w = if pooling == Pooling::Mean {
+            1.0 / 3.0
+        } else {
+            1.0
+        };
+        for j in 0..4 {
+            let want: f32 = rows0.iter().map(|&r| w * t.row(r).unwrap()[j]).sum();
+            assert!((g.x[j] - want).abs() < 1e-6, "{pooling:?}");
+            assert_eq!(g.x[4 + j], 0.0, "an empty bag embeds as zeros");
+        }
+        assert_eq!(g.x[8], 0.5);
+        // Row 1, field 1 holds id 15 twice: mean = the row, sum = twice it.
+        let r15 = *g.unique_rows()[0].last().unwrap();
+        let k = if pooling == Pooling::Mean { 1.0 } else { 2.0 };
+        assert!((g.x[width + 4] - k * t.row(r15).unwrap()[0]).abs() < 1e-6);
+        // A step touches exactly the bags' rows.
+        let before = tower.clone();
+        let touched: Vec<usize> = g.unique_rows()[0].to_vec();
+        assert_eq!(touched.len(), 5);
+        let pass = tower.forward(&f, &[0, 1]).unwrap();
+        tower
+            .backward(pass, &[0.3, -0.2, 0.1, 0.05, 0.4, -0.1])
+            .unwrap();
+        let mut changed = 0;
+        for r in 0..1000 {
+            let same = tower.tables()[0].row(r) == before.tables()[0].row(r);
+            if touched.contains(&r) {
+                changed += usize::from(!same);
+            } else {
+                assert!(same, "{pooling:?} row {r} is not in the batch but changed");
+            }
+        }
+        // (A touched row keeps its values if its gradient is zero, e.g.
+        // behind a dead ReLU.)
+        assert!(changed > 0, "{pooling:?}");
+    }
+    assert!(Features::with_bags(1, 0, vec![], 2, vec![0, 2, 1], vec![1, 2]).is_err());
+    assert!(Features::with_bags(1, 0, vec![], 2, vec![0, 1, 3], vec![1, 2]).is_err());
+}
+
+#[test]
+fn pooled_gradients_equal_the_one_graph_model_through_the_protocol() {
+    // Bags of 0–3 ids per field, mean pooling, against the centralized twin.
+    let mut r = rng(100);
+    let (rows, fields) = (120, 2);
+    let mut offsets = vec![0];
+    let mut ids = Vec::new();
+    for _ in 0..rows * fields {
+        for _ in 0..(r.next_u32() % 4) {
+            ids.push(r.next_u64() % 50);
+        }
+        offsets.push(ids.len());
+    }
+    let dense = uniform(&mut r, rows * 2);
+    let ff = Features::with_bags(rows, 2, dense, fields, offsets, ids).unwrap();
+    let lf = synthetic(rows, 3, 0, 1, 101);
+    let y: Vec<f32> = (0..rows).map(|i| (i % 4 == 0) as u8 as f32).collect();
+    let leader = leader_model(
+        BottomSpec::dense(3, vec![4], 3, 0.01),
+        5,
+        TopSpec::binary(vec![6], 0.05),
+        102,
+    );
+    let follower = BottomTower::new(sparse_spec(2, 2, 64, 5), &mut rng(103)).unwrap();
+    let cfg = config(5, 16, 2);
+    let run = run_two_party(
+        &cfg,
+        leader.clone(),
+        follower.clone(),
+        lf.clone(),
+        None,
+        y.clone(),
+        None,
+        ff.clone(),
+        None,
+    )
+    .unwrap();
+    let (mut cl, mut cf) = (leader, vec![follower]);
+    train_centralized(
+        &cfg,
+        &mut cl,
+        &mut cf,
+        CentralData {
+            leader: &lf,
+            followers: &[&ff],
+        },
+        &y,
+        None,
+    )
+    .unwrap();
+    assert!(max_rel(run.follower.mlp().params(), cf[0].mlp().params()) < 1e-5);
+    for (a, b) in run.follower.tables().iter().zip(cf[0].tables()) {
+        assert!(max_rel(a.weights(), b.weights()) < 1e-5);
+    }
 }
