@@ -11,7 +11,8 @@
 //! and its optimiser state stay bit-identical.
 //!
 //! Memory: [`SparseEmbedding::bytes_per_row`] = `4·dim` (f32 weights) + the
-//! optimiser state (Adagrad `4·dim`, row-wise Adagrad 4, SGD 0).
+//! optimiser state (Adagrad `4·dim`, row-wise Adagrad 4, lazy Adam and
+//! FTRL `8·dim`, SGD 0).
 
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
@@ -24,7 +25,7 @@ pub const MAX_TABLE_VALUES: usize = 1 << 31;
 /// The row-wise optimiser of an embedding table.
 ///
 /// ```toml
-/// kind = "rowwise_adagrad"   # or "adagrad", "sgd"
+/// kind = "rowwise_adagrad"   # or "adagrad", "lazy_adam", "ftrl", "sgd"
 /// lr = 0.05
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -76,6 +77,30 @@ pub enum EmbeddingOptimizer {
         #[serde(default = "default_adam_eps")]
         eps: f32,
     },
+    /// FTRL-Proximal (McMahan et al. 2013), per value: state `z`, `n`;
+    /// `σ = (√(n+g²) − √n)/α; z += g − σ·w; n += g²;
+    /// w = 0 if |z| ≤ λ1 else −(z − sign(z)·λ1)/((β + √n)/α + λ2)`.
+    /// `z` starts where `w` equals the initial weights (so L1 zeroes a
+    /// weight only once the gradients drive its `z` into `[−λ1, λ1]`;
+    /// `init_scale = 0` is the classic all-zero start) — `8·dim` bytes of
+    /// state per row.
+    Ftrl {
+        /// α (learning rate), finite and `> 0`.
+        alpha: f32,
+        /// β, `>= 0`.
+        #[serde(default = "default_ftrl_beta")]
+        beta: f32,
+        /// L1 strength λ1, `>= 0`.
+        #[serde(default)]
+        l1: f32,
+        /// L2 strength λ2, `>= 0`.
+        #[serde(default)]
+        l2: f32,
+    },
+}
+
+fn default_ftrl_beta() -> f32 {
+    1.0
 }
 
 fn default_beta1() -> f32 {
@@ -117,7 +142,7 @@ impl EmbeddingOptimizer {
             EmbeddingOptimizer::Sgd { .. } => 0,
             EmbeddingOptimizer::Adagrad { .. } => dim,
             EmbeddingOptimizer::RowwiseAdagrad { .. } => 1,
-            EmbeddingOptimizer::LazyAdam { .. } => 2 * dim,
+            EmbeddingOptimizer::LazyAdam { .. } | EmbeddingOptimizer::Ftrl { .. } => 2 * dim,
         }
     }
 
@@ -137,6 +162,20 @@ impl EmbeddingOptimizer {
                     ));
                 }
                 (lr, 0.0, eps)
+            }
+            EmbeddingOptimizer::Ftrl {
+                alpha,
+                beta,
+                l1,
+                l2,
+            } => {
+                if ![beta, l1, l2].iter().all(|v| v.is_finite() && *v >= 0.0) {
+                    return Err(SplitError::config(
+                        "embedding optimizer beta/l1/l2",
+                        format!("must be finite and >= 0 (got {beta}, {l1}, {l2})"),
+                    ));
+                }
+                (alpha, 0.0, 1.0)
             }
             EmbeddingOptimizer::Adagrad {
                 lr,
@@ -359,7 +398,7 @@ impl SparseEmbedding {
         spec.validate()?;
         let n = spec.rows * spec.dim;
         let s = spec.init_scale;
-        let weights = (0..n).map(|_| (2.0 * unit(rng) - 1.0) * s).collect();
+        let weights: Vec<f32> = (0..n).map(|_| (2.0 * unit(rng) - 1.0) * s).collect();
         let init = match spec.optimizer {
             EmbeddingOptimizer::Adagrad {
                 initial_accumulator,
@@ -369,9 +408,30 @@ impl SparseEmbedding {
                 initial_accumulator,
                 ..
             } => initial_accumulator,
-            EmbeddingOptimizer::Sgd { .. } | EmbeddingOptimizer::LazyAdam { .. } => 0.0,
+            EmbeddingOptimizer::Sgd { .. }
+            | EmbeddingOptimizer::LazyAdam { .. }
+            | EmbeddingOptimizer::Ftrl { .. } => 0.0,
         };
-        let state = vec![init; spec.rows * spec.optimizer.state_per_row(spec.dim)];
+        let mut state = vec![init; spec.rows * spec.optimizer.state_per_row(spec.dim)];
+        if let EmbeddingOptimizer::Ftrl {
+            alpha,
+            beta,
+            l1,
+            l2,
+        } = spec.optimizer
+        {
+            // z such that the FTRL weight at n = 0 is the initial weight.
+            let d = spec.dim;
+            for (r, w) in weights.chunks_exact(d).enumerate() {
+                for (j, &w) in w.iter().enumerate() {
+                    state[2 * r * d + j] = if w == 0.0 {
+                        0.0
+                    } else {
+                        -w * (beta / alpha + l2) - w.signum() * l1
+                    };
+                }
+            }
+        }
         Ok(SparseEmbedding {
             spec,
             weights,
@@ -422,8 +482,9 @@ impl SparseEmbedding {
     }
 
     /// The optimiser state, row-major (for tests and checkpoints): per
-    /// row, Adagrad's `dim` accumulators, row-wise Adagrad's one, or lazy
-    /// Adam's `dim` first then `dim` second moments.
+    /// row, Adagrad's `dim` accumulators, row-wise Adagrad's one, lazy
+    /// Adam's `dim` first then `dim` second moments, or FTRL's `dim` `z`
+    /// then `dim` `n`.
     pub fn state(&self) -> &[f32] {
         &self.state
     }
@@ -500,6 +561,25 @@ impl SparseEmbedding {
                         *w -= lr * (*m / bc1) / ((*v / bc2).sqrt() + eps);
                     }
                 }
+                EmbeddingOptimizer::Ftrl {
+                    alpha,
+                    beta,
+                    l1,
+                    l2,
+                } => {
+                    let (z, n) = self.state[2 * r * d..2 * (r + 1) * d].split_at_mut(d);
+                    for (((w, g), z), n) in w.iter_mut().zip(g).zip(z).zip(n) {
+                        let n1 = *n + g * g;
+                        let sigma = (n1.sqrt() - n.sqrt()) / alpha;
+                        *z += g - sigma * *w;
+                        *n = n1;
+                        *w = if z.abs() <= l1 {
+                            0.0
+                        } else {
+                            -(*z - z.signum() * l1) / ((beta + n1.sqrt()) / alpha + l2)
+                        };
+                    }
+                }
             }
         }
         Ok(())
@@ -551,6 +631,12 @@ mod tests {
                 beta2: 0.999,
                 eps: 1e-8,
             },
+            EmbeddingOptimizer::Ftrl {
+                alpha: 0.1,
+                beta: 1.0,
+                l1: 0.0,
+                l2: 0.0,
+            },
         ] {
             let spec = TableSpec {
                 optimizer: opt,
@@ -572,6 +658,40 @@ mod tests {
             assert!(t.row(7).unwrap()[0] < before.row(7).unwrap()[0], "{opt:?}");
             assert!(t.apply_gradient(&[50], &[0.0; 3]).is_err());
             assert!(t.apply_gradient(&[1], &[0.0, f32::NAN, 0.0]).is_err());
+        }
+    }
+
+    #[test]
+    fn ftrl_starts_at_the_initial_weights_and_l1_makes_zeros() {
+        use rand_core::SeedableRng;
+        let ftrl = |l1| TableSpec {
+            optimizer: EmbeddingOptimizer::Ftrl {
+                alpha: 0.05,
+                beta: 1.0,
+                l1,
+                l2: 0.1,
+            },
+            ..TableSpec::new(4, 8, 0.1)
+        };
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let mut t = SparseEmbedding::new(ftrl(0.5), &mut rng).unwrap();
+        let before = t.row(1).unwrap().to_vec();
+        t.apply_gradient(&[1], &[0.0; 8]).unwrap();
+        for (a, b) in t.row(1).unwrap().iter().zip(&before) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        // From zero weights, small gradients against strong L1 leave the
+        // row exactly zero; without L1 it moves.
+        for (l1, zero) in [(50.0, true), (0.0, false)] {
+            let spec = TableSpec {
+                init_scale: 0.0,
+                ..ftrl(l1)
+            };
+            let mut t = SparseEmbedding::new(spec, &mut rng).unwrap();
+            for _ in 0..3 {
+                t.apply_gradient(&[2], &[1e-3; 8]).unwrap();
+            }
+            assert_eq!(t.row(2).unwrap().iter().all(|v| *v == 0.0), zero);
         }
     }
 

@@ -11,8 +11,9 @@
 //!
 //! * Embedding tables stay outside the autodiff graph and are updated
 //!   **row-wise** (only the rows a batch touches; row-wise Adagrad,
-//!   Adagrad or SGD; [`SparseEmbedding::bytes_per_row`] reports the memory
-//!   per row) — see [`embedding`].
+//!   Adagrad, lazy Adam, FTRL-Proximal or SGD;
+//!   [`SparseEmbedding::bytes_per_row`] reports the memory per row) — see
+//!   [`embedding`]. Multi-valued fields are pooled (mean or sum).
 //! * [`tower`]: [`BottomTower`], [`TopTower`] over `fedra-nn` MLPs with
 //!   gradient injection ([`fedra_nn::Tape`]).
 //! * [`protocol`]: [`train_leader`] / [`train_follower`] and
@@ -49,8 +50,8 @@
 //!   centralized 34.3 / 44.1 at load ≈ 6: the split step costs about the
 //!   same as the centralized one; no finer claim survives this noise.
 //!
-//! Not yet: FTRL, wiring into `fedra-runtime` (which would own the
-//! checkpoint files).
+//! Not yet: wiring into `fedra-runtime` / `fedra-cli` (which would own
+//! the checkpoint files and the job-file syntax).
 
 //!
 //! ```
