@@ -436,9 +436,12 @@ impl EvalAcc {
     }
 }
 
+/// Checks the number and the values of the targets up front (not only
+/// when a batch reaches them).
 fn check_labels(top: &TopTower, y: &[f32], rows: usize, what: &str) -> Result<()> {
-    let w = if top.spec().loss == LossKind::Mse {
-        top.spec().outputs
+    let spec = top.spec();
+    let w = if spec.loss == LossKind::Mse {
+        spec.outputs
     } else {
         1
     };
@@ -446,6 +449,18 @@ fn check_labels(top: &TopTower, y: &[f32], rows: usize, what: &str) -> Result<()
         return Err(SplitError::Data(format!(
             "{what}: {} targets for {rows} rows",
             y.len()
+        )));
+    }
+    let classes = spec.outputs as f32;
+    let bad = y.iter().position(|&v| match spec.loss {
+        LossKind::BinaryCrossEntropy => !(0.0..=1.0).contains(&v),
+        LossKind::SoftmaxCrossEntropy => !(v.fract() == 0.0 && (0.0..classes).contains(&v)),
+        _ => !v.is_finite(),
+    });
+    if let Some(i) = bad {
+        return Err(SplitError::Data(format!(
+            "{what}: target {i} = {} is not valid for {:?}",
+            y[i], spec.loss
         )));
     }
     Ok(())

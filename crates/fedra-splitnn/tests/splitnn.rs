@@ -855,6 +855,42 @@ fn a_follower_with_another_schedule_is_named() {
 }
 
 #[test]
+fn bad_labels_are_refused_before_training() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let cfg = config(3, 4, 1);
+    let mut net = MemNetwork::new("job", &[pid("guest"), pid("host")]);
+    let lch = net.take(&pid("guest")).unwrap();
+    let mut leader = leader_model(
+        BottomSpec::dense(2, vec![], 2, 0.01),
+        3,
+        TopSpec::binary(vec![], 0.01),
+        1,
+    );
+    let lf = synthetic(4, 2, 0, 1, 1);
+    let y = vec![0.0, 1.0, 2.0, 1.0];
+    let e = rt
+        .block_on(train_leader(
+            &lch,
+            &cfg,
+            &mut leader,
+            PartyData {
+                train: &lf,
+                valid: None,
+            },
+            Labels {
+                train: &y,
+                valid: None,
+            },
+            &mut rng(1),
+            None,
+        ))
+        .unwrap_err();
+    assert!(e.to_string().contains("target 2 = 2"), "{e}");
+}
+
+#[test]
 fn configs_are_validated() {
     let mut c = config(3, 4, 1);
     c.staleness = 2;
