@@ -20,6 +20,11 @@
 //!   [`Mlp::dp_gradient_per_example`] — exact per-example clipping by ghost
 //!   norms in one backward pass; [`Mlp::dp_gradient`] — micro-batch
 //!   clipping (one pass per micro-batch).
+//! * Split learning: [`Mlp::forward_tape`] + [`Tape::backward`] (backward
+//!   from an injected output gradient, with the input gradient),
+//!   [`Mlp::gradient_with_input`] (the top model's loss gradient with
+//!   respect to its input), [`joint_gradient`] (the end-to-end reference in
+//!   one graph), and [`MlpSpec::output_activation`] for the cut layer.
 //!
 //! ## Backend: candle
 //! The tensors and autodiff are [candle](https://docs.rs/candle-core)'s
@@ -70,8 +75,10 @@ mod error;
 mod mlp;
 mod optim;
 mod spec;
+mod split;
 
 pub use error::{NnError, Result};
 pub use mlp::{DpSgd, Mlp, ParamInfo};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerState};
 pub use spec::{Activation, Init, LossKind, MAX_HIDDEN_LAYERS, MAX_PARAMS, MAX_WIDTH, MlpSpec};
+pub use split::{BottomInput, Gradients, JointGradients, Tape, joint_gradient};

@@ -205,7 +205,7 @@ impl Mlp {
         }
     }
 
-    fn check_x(&self, x: &[f32], rows: usize) -> Result<()> {
+    pub(crate) fn check_x(&self, x: &[f32], rows: usize) -> Result<()> {
         if rows == 0 {
             return Err(NnError::Shape {
                 what: "rows",
@@ -228,7 +228,7 @@ impl Mlp {
         check_finite("features", x)
     }
 
-    fn check_y(&self, y: &[f32], rows: usize) -> Result<()> {
+    pub(crate) fn check_y(&self, y: &[f32], rows: usize) -> Result<()> {
         let expected = rows * self.target_width();
         if y.len() != expected {
             return Err(NnError::Shape {
@@ -273,7 +273,7 @@ impl Mlp {
 
     /// The parameter tensors (weights, biases per layer), as constants or
     /// as variables for autodiff.
-    fn tensors(&self, trainable: bool) -> Result<(Vec<Var>, Vec<Tensor>, Vec<Tensor>)> {
+    pub(crate) fn tensors(&self, trainable: bool) -> Result<(Vec<Var>, Vec<Tensor>, Vec<Tensor>)> {
         let dev = Device::Cpu;
         let mut vars = Vec::with_capacity(self.layout.len());
         let mut by_name = Vec::with_capacity(self.layout.len());
@@ -309,23 +309,28 @@ impl Mlp {
     }
 
     /// Logits `(rows, outputs)`.
-    fn forward_t(&self, x: &Tensor, ws: &[Tensor], bs: &[Tensor]) -> candle_core::Result<Tensor> {
+    pub(crate) fn forward_t(
+        &self,
+        x: &Tensor,
+        ws: &[Tensor],
+        bs: &[Tensor],
+    ) -> candle_core::Result<Tensor> {
         let mut h = x.clone();
         let last = ws.len() - 1;
         for (i, (w, b)) in ws.iter().zip(bs).enumerate() {
             h = h.matmul(w)?.broadcast_add(b)?;
-            if i < last {
-                h = match self.spec.activation {
-                    Activation::Relu => h.relu()?,
-                    Activation::Tanh => h.tanh()?,
-                };
-            }
+            let act = if i < last {
+                Some(self.spec.activation)
+            } else {
+                self.spec.output_activation
+            };
+            h = activate(h, act)?;
         }
         Ok(h)
     }
 
     /// The mean loss of logits `z` against targets `y` (validated).
-    fn loss_t(&self, z: &Tensor, y: &[f32], rows: usize) -> candle_core::Result<Tensor> {
+    pub(crate) fn loss_t(&self, z: &Tensor, y: &[f32], rows: usize) -> candle_core::Result<Tensor> {
         let dev = Device::Cpu;
         match self.spec.loss {
             LossKind::BinaryCrossEntropy => {
@@ -605,12 +610,9 @@ impl Mlp {
             let z = h.matmul(w)?.broadcast_add(b)?.add(leaf.as_tensor())?;
             leaves.push(leaf);
             h = if i < last {
-                match self.spec.activation {
-                    Activation::Relu => z.relu()?,
-                    Activation::Tanh => z.tanh()?,
-                }
+                activate(z, Some(self.spec.activation))?
             } else {
-                z
+                activate(z, self.spec.output_activation)?
             };
         }
         let mean = self.loss_t(&h, y, rows)?;
@@ -661,6 +663,15 @@ impl Mlp {
             }
         }
         Ok((mean.to_scalar::<f32>()?, flat))
+    }
+}
+
+/// Applies an optional activation.
+pub(crate) fn activate(h: Tensor, act: Option<Activation>) -> candle_core::Result<Tensor> {
+    match act {
+        None => Ok(h),
+        Some(Activation::Relu) => h.relu(),
+        Some(Activation::Tanh) => h.tanh(),
     }
 }
 

@@ -80,6 +80,11 @@ pub struct MlpSpec {
     /// Hidden-layer activation.
     #[serde(default)]
     pub activation: Activation,
+    /// Activation after the output layer (default none). Used for the
+    /// bottom towers of split learning, whose output (the cut layer) feeds
+    /// another party's model; the loss is applied to the activated output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_activation: Option<Activation>,
     /// Training loss.
     #[serde(default)]
     pub loss: LossKind,
@@ -96,6 +101,7 @@ impl MlpSpec {
             hidden,
             outputs: 1,
             activation: Activation::Relu,
+            output_activation: None,
             loss: LossKind::BinaryCrossEntropy,
             init: Init::Auto,
         }

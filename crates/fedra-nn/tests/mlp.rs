@@ -374,3 +374,144 @@ fn ghost_clipping_equals_microbatches_of_one() {
         assert!((u - v).abs() < 1e-5, "{u} vs {v}");
     }
 }
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().chain(b).fold(1e-6f32, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(b)
+        .fold(0f32, |m, (x, y)| m.max((x - y).abs() / scale))
+}
+
+fn bottom_spec(inputs: usize, out: usize) -> MlpSpec {
+    MlpSpec {
+        output_activation: Some(Activation::Relu),
+        ..MlpSpec::binary(inputs, vec![8])
+    }
+    .with_outputs(out)
+}
+
+trait WithOutputs {
+    fn with_outputs(self, out: usize) -> Self;
+}
+impl WithOutputs for MlpSpec {
+    fn with_outputs(mut self, out: usize) -> Self {
+        self.outputs = out;
+        self.loss = LossKind::Mse;
+        self
+    }
+}
+
+#[test]
+fn split_gradient_injection_equals_the_joint_graph() {
+    let rows = 6;
+    let a = Mlp::new(bottom_spec(3, 4), &mut rng(11)).unwrap();
+    let b = Mlp::new(bottom_spec(2, 3), &mut rng(12)).unwrap();
+    let top = Mlp::new(MlpSpec::binary(7, vec![5]), &mut rng(13)).unwrap();
+    let mut r = rng(14);
+    let mut draw = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| (r.next_u32() as f32 / u32::MAX as f32) * 2.0 - 1.0)
+            .collect()
+    };
+    let (xa, xb) = (draw(rows * 3), draw(rows * 2));
+    let y: Vec<f32> = (0..rows).map(|i| (i % 2) as f32).collect();
+
+    let joint = joint_gradient(
+        &[
+            BottomInput { model: &a, x: &xa },
+            BottomInput { model: &b, x: &xb },
+        ],
+        &top,
+        &y,
+        rows,
+    )
+    .unwrap();
+
+    // The split way: each bottom keeps a tape, the top sees a leaf input.
+    let ta = a.forward_tape(&xa, rows).unwrap();
+    let tb = b.forward_tape(&xb, rows).unwrap();
+    assert_eq!(ta.output(), a.forward(&xa, rows).unwrap().as_slice());
+    let mut cut = Vec::new();
+    for i in 0..rows {
+        cut.extend_from_slice(&ta.output()[i * 4..i * 4 + 4]);
+        cut.extend_from_slice(&tb.output()[i * 3..i * 3 + 3]);
+    }
+    let (loss, tg) = top.gradient_with_input(&cut, &y, rows).unwrap();
+    assert_eq!(loss, joint.loss);
+    assert_eq!(tg.params, top.gradient(&cut, &y, rows).unwrap().1);
+    assert!(max_rel(&tg.params, &joint.top.params) < 1e-6);
+    assert!(max_rel(&tg.input, &joint.top.input) < 1e-6);
+    let (mut ga, mut gb) = (Vec::new(), Vec::new());
+    for i in 0..rows {
+        ga.extend_from_slice(&tg.input[i * 7..i * 7 + 4]);
+        gb.extend_from_slice(&tg.input[i * 7 + 4..i * 7 + 7]);
+    }
+    let sa = ta.backward(&ga).unwrap();
+    let sb = tb.backward(&gb).unwrap();
+    for (split, joint) in [(&sa, &joint.bottoms[0]), (&sb, &joint.bottoms[1])] {
+        assert!(max_rel(&split.params, &joint.params) < 1e-5);
+        assert!(max_rel(&split.input, &joint.input) < 1e-5);
+        assert!(split.params.iter().any(|v| *v != 0.0));
+    }
+
+    // Finite differences (f64 loss through f32 models: loose tolerance) on
+    // a few parameters of bottom `a` and inputs of bottom `b`.
+    let joint_loss = |a: &Mlp, xb: &[f32]| -> f64 {
+        let (ca, cb) = (a.forward(&xa, rows).unwrap(), b.forward(xb, rows).unwrap());
+        let mut cut = Vec::new();
+        for i in 0..rows {
+            cut.extend_from_slice(&ca[i * 4..i * 4 + 4]);
+            cut.extend_from_slice(&cb[i * 3..i * 3 + 3]);
+        }
+        f64::from(top.loss(&cut, &y, rows).unwrap())
+    };
+    let h = 1e-2f32;
+    for k in [0, 5, a.num_params() - 1] {
+        let mut p = a.params_flat();
+        p[k] += h;
+        let up = joint_loss(&Mlp::from_params(a.spec().clone(), &p).unwrap(), &xb);
+        p[k] -= 2.0 * h;
+        let down = joint_loss(&Mlp::from_params(a.spec().clone(), &p).unwrap(), &xb);
+        let fd = (up - down) / (2.0 * f64::from(h));
+        assert!(
+            (fd - f64::from(sa.params[k])).abs() < 2e-3,
+            "param {k}: fd {fd} vs {}",
+            sa.params[k]
+        );
+    }
+    for k in [0, 7] {
+        let mut x = xb.clone();
+        x[k] += h;
+        let up = joint_loss(&a, &x);
+        x[k] -= 2.0 * h;
+        let down = joint_loss(&a, &x);
+        let fd = (up - down) / (2.0 * f64::from(h));
+        assert!(
+            (fd - f64::from(sb.input[k])).abs() < 2e-3,
+            "input {k}: fd {fd} vs {}",
+            sb.input[k]
+        );
+    }
+
+    // Shape and finiteness of the injected gradient are checked.
+    assert_eq!(ta.backward(&ga[1..]).unwrap_err().code(), "nn.shape");
+    let mut bad = ga.clone();
+    bad[2] = f32::NAN;
+    assert_eq!(ta.backward(&bad).unwrap_err().code(), "nn.non_finite");
+}
+
+#[test]
+fn output_activation_is_optional_in_configs() {
+    let spec: MlpSpec = serde_json::from_str(r#"{"inputs": 2, "outputs": 1}"#).unwrap();
+    assert_eq!(spec.output_activation, None);
+    let json = serde_json::to_string(&spec).unwrap();
+    assert!(!json.contains("output_activation"), "{json}");
+    let relu: MlpSpec = serde_json::from_str(
+        r#"{"inputs": 2, "outputs": 2, "output_activation": "relu", "loss": "mse"}"#,
+    )
+    .unwrap();
+    let m = Mlp::new(relu, &mut rng(3)).unwrap();
+    let out = m.forward(&[1.0, -2.0, -3.0, 0.5], 2).unwrap();
+    assert!(out.iter().all(|v| *v >= 0.0));
+}
