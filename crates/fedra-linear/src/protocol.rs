@@ -54,18 +54,20 @@ fn encrypt_i128_owner<SK: HeSecretKey, R: CryptoRng + ?Sized>(
     sk.encrypt_batch_crt(&ms, rng).map_err(he("encrypt"))
 }
 
-fn decrypt_i128<SK: HeSecretKey>(
+/// Decrypts and decodes each value with `decode` (`None`: out of range).
+fn decrypt_with<SK: HeSecretKey>(
     sk: &SK,
     cts: &[SK::Ciphertext],
     from: &PartyId,
     t: &Tag,
+    decode: impl Fn(&Plaintext) -> Option<i128>,
 ) -> Result<Vec<i128>> {
     sk.decrypt_batch(cts)
         .map_err(he("decrypt"))?
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            p.to_i128().ok_or_else(|| {
+            decode(p).ok_or_else(|| {
                 decode_err(
                     from,
                     t,
@@ -76,27 +78,13 @@ fn decrypt_i128<SK: HeSecretKey>(
         .collect()
 }
 
-/// Decrypts three-slot values ([`pack`]) and keeps their middle slots.
-fn decrypt_middle<SK: HeSecretKey>(
+fn decrypt_i128<SK: HeSecretKey>(
     sk: &SK,
     cts: &[SK::Ciphertext],
     from: &PartyId,
     t: &Tag,
 ) -> Result<Vec<i128>> {
-    sk.decrypt_batch(cts)
-        .map_err(he("decrypt"))?
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            pack::middle_slot(p).ok_or_else(|| {
-                decode_err(
-                    from,
-                    t,
-                    format!("decrypted value {i} is outside the masked range"),
-                )
-            })
-        })
-        .collect()
+    decrypt_with(sk, cts, from, t, Plaintext::to_i128)
 }
 
 fn unmask(v: &[i128], m: &[i128], from: &PartyId, t: &Tag) -> Result<Vec<i128>> {
@@ -444,7 +432,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let hm =
                         wire::dec_cts(&pk_g, host, &t_hm, &ch.recv(host, &t_hm).await?, hcols + 1)?;
                     let mut hv = if core::alpha_per_row(cfg) {
-                        decrypt_middle(&sk_g, &hm, host, &t_hm)?
+                        decrypt_with(&sk_g, &hm, host, &t_hm, pack::middle_slot)?
                     } else {
                         decrypt_i128(&sk_g, &hm, host, &t_hm)?
                     };
