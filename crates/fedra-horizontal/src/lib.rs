@@ -23,12 +23,22 @@
 //!   and FedOpt (module [`aggregate`] has the rules as functions);
 //! * [`ClientScheduler`] — uniform sampling with `fraction`,
 //!   `min_clients`, `min_available`; [`round_rng`] makes it reproducible
-//!   per `(seed, round)`;
+//!   per `(seed, round)`, [`client_round_rng`] gives each client's public
+//!   per-round stream `(seed, client, round)` (its mini-batch order);
 //! * [`StrategyState`] — serde-serialisable server state for checkpoints;
 //! * [`HorizontalConfig`] — typed TOML configuration, `validate`, `build`;
 //! * [`protocol`] — the networked protocol: [`protocol::run_server`] and
 //!   [`protocol::run_client`] over a `fedra_federation::Channel`, with round
 //!   deadlines, secure aggregation, DP, checkpoints and resume.
+//!
+//! **Randomness.** Non-secret random choices — client sampling, each
+//! client's mini-batch order, the initial model — derive from the job's
+//! `seed` (plus client id and round), so the same job run twice, or killed
+//! and resumed, gives the same model bit for bit when DP is off. Secret
+//! randomness — secure-aggregation keys and masks, DP noise, and the batch
+//! order under local DP-SGD — comes only from the CSPRNG the caller passes
+//! to [`protocol::run_server`] / [`protocol::run_client`] (seeded by the OS
+//! in production). Details: [`protocol`], "Randomness: public and secret".
 //!
 //! ```
 //! use fedra_horizontal::{ClientId, ClientResult, HorizontalConfig};
@@ -72,7 +82,7 @@ pub use error::{HorizontalError, Result};
 pub use fedavg::FedAvg;
 pub use fedopt::{FedOpt, ServerOptimizer};
 pub use scaffold::Scaffold;
-pub use scheduler::{ClientScheduler, SamplingConfig, round_rng};
+pub use scheduler::{ClientScheduler, SamplingConfig, client_round_rng, round_rng};
 pub use strategy::{ServerState, Strategy, StrategyKind, StrategyState};
 pub use types::{
     ClientFailure, ClientId, ClientInstructions, ClientResult, RoundPlan, partition_valid,

@@ -178,3 +178,30 @@ pub fn round_rng(seed: u64, round: u32) -> ChaCha20Rng {
     rng.set_stream(u64::from(round));
     rng
 }
+
+/// Domain separation for [`client_round_rng`]'s key.
+const CLIENT_DOMAIN: &[u8] = b"fedra-horizontal/client-public\0";
+
+/// The **public** (non-secret) randomness of client `client` in round
+/// `round` of a federation seeded with `seed`: a ChaCha20 generator keyed by
+/// `SHA-256(domain ‖ seed ‖ len(client) ‖ client)` on stream `round`.
+///
+/// The protocol draws the client's mini-batch order from it (when local
+/// DP-SGD is off), so two runs of the same job — and a run killed and
+/// resumed at any round — train on the same batches and reach bit-identical
+/// models. It is derived from the job's seed, which every party can read:
+/// never use it for anything that must stay secret (secure-aggregation keys
+/// and masks, DP noise, DP-SGD batch sampling), which come from the
+/// caller's CSPRNG instead (see the [`crate::protocol`] docs).
+pub fn client_round_rng(seed: u64, client: &str, round: u32) -> ChaCha20Rng {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(CLIENT_DOMAIN);
+    h.update(seed.to_le_bytes());
+    h.update((client.len() as u64).to_le_bytes());
+    h.update(client.as_bytes());
+    let key: [u8; 32] = h.finalize().into();
+    let mut rng = ChaCha20Rng::from_seed(key);
+    rng.set_stream(u64::from(round));
+    rng
+}

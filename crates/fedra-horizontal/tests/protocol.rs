@@ -189,6 +189,19 @@ async fn federate_eval(
     kill_after: Option<u32>,
     eval: Option<Arc<Evaluate<'static>>>,
 ) -> Run {
+    federate_secret(cfg, clients, checkpoint, kill_after, eval, 0).await
+}
+
+/// As [`federate_eval`], with the parties' CSPRNGs (the secret randomness)
+/// seeded from `secret` — production seeds them from the OS.
+async fn federate_secret(
+    cfg: &ServerConfig,
+    clients: Vec<(Dataset, Mode)>,
+    checkpoint: Option<&Path>,
+    kill_after: Option<u32>,
+    eval: Option<Arc<Evaluate<'static>>>,
+    secret: u64,
+) -> Run {
     let server = pid("server");
     let names: Vec<PartyId> = (1..=clients.len()).map(|i| pid(&format!("c{i}"))).collect();
     let mut parties = vec![server.clone()];
@@ -208,7 +221,7 @@ async fn federate_eval(
         let spec = spec.clone();
         handles.push(tokio::spawn(async move {
             let mut model = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(99)).unwrap();
-            let mut rng = ChaCha20Rng::seed_from_u64(1000 + i as u64);
+            let mut rng = ChaCha20Rng::seed_from_u64(1000 + i as u64 + 100 * secret);
             let cfg = ClientConfig {
                 server_timeout_s: 120.0,
                 ..ClientConfig::default()
@@ -220,7 +233,7 @@ async fn federate_eval(
     let cfg2 = cfg.clone();
     let ck = checkpoint.map(Path::to_path_buf);
     let srv = tokio::spawn(async move {
-        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let mut rng = ChaCha20Rng::seed_from_u64(5 + secret);
         run_server(
             &ch,
             "hfl",
@@ -494,6 +507,91 @@ async fn killed_server_resumes_to_a_bit_identical_model() {
         .unwrap_err();
     assert_eq!(err.code(), "horizontal.checkpoint");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Every non-secret random choice (client sampling, each client's batch
+/// order, the initial model) follows from the job's seed: two runs of the
+/// same job whose parties' CSPRNGs differ — as they do in production, seeded
+/// by the OS — reach bit-identical models, and so does a run killed and
+/// resumed with fresh CSPRNGs. Another seed gives another model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_job_twice_is_bit_identical_whatever_the_csprngs() {
+    if !have_data() {
+        return;
+    }
+    let spec = MlpSpec::binary(30, vec![32, 32]);
+    // Three clients, two sampled per round: sampling, shuffling and local
+    // Adam all take part.
+    let mut cfg = config(spec, 3, 4);
+    cfg.horizontal.sampling = SamplingConfig {
+        fraction: 0.5,
+        min_clients: 2,
+        min_available: 3,
+        min_results: 2,
+    };
+    cfg.local.batch_size = 16;
+    let data = || {
+        split_breast(3)
+            .into_iter()
+            .map(|d| (d, Mode::Honest))
+            .collect::<Vec<_>>()
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let run = |cfg: ServerConfig, secret: u64, ck: Option<PathBuf>, kill: Option<u32>| {
+        let data = data();
+        async move {
+            federate_secret(&cfg, data, ck.as_deref(), kill, None, secret)
+                .await
+                .server
+        }
+    };
+    let a = run(cfg.clone(), 0, None, None).await.unwrap();
+    let b = run(cfg.clone(), 1, None, None).await.unwrap();
+    assert!(
+        bits(&a.params) == bits(&b.params),
+        "CSPRNG changed the model"
+    );
+    let selected = |o: &ServerOutcome| {
+        o.history
+            .iter()
+            .map(|r| r.selected.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(selected(&a), selected(&b));
+    // Killed after round 2 and resumed, each time with other CSPRNGs.
+    let dir = std::env::temp_dir().join(format!("fedra-hfl-repro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ck = dir.join("c.ckpt");
+    std::fs::remove_file(&ck).ok();
+    run(cfg.clone(), 2, Some(ck.clone()), Some(2)).await.ok();
+    let killed_at = Checkpoint::load(&ck).unwrap().unwrap().round;
+    assert!((2..4).contains(&killed_at), "{killed_at}");
+    let c = run(cfg.clone(), 3, Some(ck.clone()), None).await.unwrap();
+    assert_eq!(c.resumed_after, Some(killed_at));
+    assert!(
+        bits(&c.params) == bits(&a.params),
+        "resume changed the model"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    // Secure aggregation without DP: masks cancel exactly and quantisation
+    // rounds deterministically, so it is reproducible too.
+    let mut sa = cfg.clone();
+    sa.secure_aggregation = Some(SecAggConfig {
+        threshold: 2,
+        clip: 1.0,
+        ring_bits: 32,
+    });
+    let d = run(sa.clone(), 4, None, None).await.unwrap();
+    let e = run(sa, 5, None, None).await.unwrap();
+    assert!(
+        bits(&d.params) == bits(&e.params),
+        "secagg run not reproducible"
+    );
+    // The seed matters.
+    let mut other = cfg.clone();
+    other.horizontal.seed = 43;
+    let f = run(other, 0, None, None).await.unwrap();
+    assert!(bits(&f.params) != bits(&a.params), "the seed had no effect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

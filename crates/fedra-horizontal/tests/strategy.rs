@@ -667,3 +667,27 @@ fn config_validation_errors_name_field_and_range() {
         assert!(toml::from_str::<HorizontalConfig>(src).is_err(), "{src}");
     }
 }
+
+/// The public per-client generator depends on exactly (seed, client, round).
+#[test]
+fn client_round_rng_depends_on_seed_client_and_round_only() {
+    use fedra_horizontal::client_round_rng;
+    use rand_core::RngCore;
+    let draw = |seed, client: &str, round| {
+        let mut r = client_round_rng(seed, client, round);
+        [r.next_u64(), r.next_u64()]
+    };
+    let base = draw(42, "hospital-a", 3);
+    assert_eq!(draw(42, "hospital-a", 3), base);
+    for other in [
+        draw(43, "hospital-a", 3),
+        draw(42, "hospital-b", 3),
+        draw(42, "hospital-a", 4),
+        draw(42, "hospital-", 3),
+    ] {
+        assert_ne!(other, base);
+    }
+    // Not the sampling stream of the same seed and round.
+    let mut s = round_rng(42, 3);
+    assert_ne!([s.next_u64(), s.next_u64()], base);
+}

@@ -26,6 +26,7 @@ use super::{
 use crate::client::{
     fedprox_correct_gradient, model_delta, scaffold_correct_gradient, scaffold_update_control,
 };
+use crate::client_round_rng;
 use crate::error::{HorizontalError, Result};
 
 /// The result of [`run_client`].
@@ -128,8 +129,12 @@ async fn from_server<T>(
 /// * `data`: the local rows, with labels; features must match the model.
 /// * `model`: its spec must equal the server's; parameters are replaced by
 ///   the global ones every round and by the final model at the end.
-/// * `rng`: a CSPRNG; a 32-byte key is drawn once, from which each round's
-///   shuffling, DP noise and secure-aggregation keys are derived.
+/// * `rng`: a CSPRNG (seed it from the OS in production); a 32-byte key is
+///   drawn once, from which each round's secret randomness is derived:
+///   secure-aggregation keys and masks, DP-SGD noise and (under DP-SGD)
+///   batch order. Without DP-SGD the batch order is public, from
+///   [`crate::client_round_rng`]`(seed, ch.me(), round)` with the seed the
+///   server sends in `start`, so runs of the same job are reproducible.
 pub async fn run_client(
     ch: &dyn Channel,
     task: &str,
@@ -218,7 +223,10 @@ pub async fn run_client(
             ),
             _ => None,
         };
+        // Secret: DP-SGD noise, secure-aggregation keys and masks (and the
+        // batch order under DP-SGD). Public: the batch order otherwise.
         let mut rrng = round_stream(&key, round);
+        let mut public = client_round_rng(start.seed, ch.me().as_str(), round);
         model.set_params_flat(&global).map_err(nn_err)?;
         if server_control.is_some() && control.is_none() {
             control = Some(vec![0.0; n]);
@@ -230,6 +238,7 @@ pub async fn run_client(
             &global,
             control.as_deref(),
             server_control.as_deref(),
+            &mut public,
             &mut rrng,
         )?;
         if let Some((dp, delta)) = plan.dp_sgd {
@@ -321,6 +330,10 @@ fn transport(party: &PartyId, doing: &str, e: &fedra_federation::FedError) -> Ho
 
 /// Local epochs of mini-batch training from the global parameters (already
 /// in `model`); returns the mean loss and the number of steps.
+///
+/// The batch order is drawn from `public` (derived from the job's seed),
+/// except under DP-SGD, where it is drawn from `secret` like the noise.
+#[allow(clippy::too_many_arguments)]
 fn train_round(
     model: &mut Mlp,
     local: &Local,
@@ -328,7 +341,8 @@ fn train_round(
     global: &[f32],
     client_control: Option<&[f32]>,
     server_control: Option<&[f32]>,
-    rng: &mut ChaCha20Rng,
+    public: &mut ChaCha20Rng,
+    secret: &mut ChaCha20Rng,
 ) -> Result<(f32, u64)> {
     let mut opt = Optimizer::new(plan.local.optimizer).map_err(nn_err)?;
     let (rows, d) = (local.rows, local.inputs);
@@ -338,8 +352,13 @@ fn train_round(
     let mut yb = Vec::with_capacity(bs);
     let (mut loss_sum, mut seen, mut steps) = (0f64, 0usize, 0u64);
     for _ in 0..plan.local.local_epochs {
+        let shuffle: &mut ChaCha20Rng = if plan.dp_sgd.is_some() {
+            &mut *secret
+        } else {
+            &mut *public
+        };
         for i in (1..rows).rev() {
-            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            let j = (shuffle.next_u64() % (i as u64 + 1)) as usize;
             order.swap(i, j);
         }
         for batch in order.chunks(bs) {
@@ -351,9 +370,9 @@ fn train_round(
             }
             let (loss, mut grad) = match &plan.dp_sgd {
                 Some((dp, _)) if dp.microbatch_size == 1 => {
-                    model.dp_gradient_per_example(&xb, &yb, batch.len(), dp, rng)
+                    model.dp_gradient_per_example(&xb, &yb, batch.len(), dp, secret)
                 }
-                Some((dp, _)) => model.dp_gradient(&xb, &yb, batch.len(), dp, rng),
+                Some((dp, _)) => model.dp_gradient(&xb, &yb, batch.len(), dp, secret),
                 None => model.gradient(&xb, &yb, batch.len()),
             }
             .map_err(nn_err)?;

@@ -60,18 +60,40 @@
 //!   [`fedra_nn::Mlp::dp_gradient`]) and account for
 //!   their own ε ([`ClientOutcome::epsilon`]).
 //!
+//! # Randomness: public and secret
+//!
+//! Every random choice is one of two kinds, and they never share a
+//! generator:
+//!
+//! * **Public** (derived from the job's `horizontal.seed`, which every party
+//!   can read): client sampling, from [`crate::round_rng`]`(seed, round)`
+//!   on the server; each client's mini-batch order, from
+//!   [`crate::client_round_rng`]`(seed, client id, round)` (the server ships
+//!   the seed in `start`); the initial model (the caller builds it, e.g.
+//!   from `ChaCha20Rng::seed_from_u64(seed)` as the runtime does). Two runs
+//!   of the same job therefore train on the same batches and, without DP or
+//!   secure aggregation, reach **bit-identical** models.
+//! * **Secret** (from the CSPRNG passed to [`run_server`] / [`run_client`],
+//!   which production callers seed from the OS): a 32-byte key drawn once
+//!   at start-up, expanded with ChaCha20 on stream `round` — the server's
+//!   central-DP noise; each client's secure-aggregation keys and masks,
+//!   DP-SGD noise and, **under local DP-SGD, the mini-batch order too**
+//!   (the privacy analysis assumes the adversary does not know which rows
+//!   were sampled into a batch, so it must not follow from a public seed).
+//!
 //! # Checkpoints and determinism
 //!
 //! With a checkpoint path the server writes [`Checkpoint`] after every
 //! round (atomic rename). Restarted with the same path, it resumes after
-//! the last completed round. All randomness is derived per round: client
-//! sampling from [`crate::round_rng`]`(seed, round)`, the server's DP noise
-//! and each client's shuffling / DP noise / secure-aggregation keys from a
-//! 32-byte key drawn once from the caller's CSPRNG at start-up, expanded
-//! with ChaCha20 on stream `round`. So a resumed run whose parties are
-//! given identically seeded generators reaches a bit-identical final model
-//! (SCAFFOLD's client control variates are kept in client memory only and
-//! are *not* restored; resume of SCAFFOLD runs is not identical).
+//! the last completed round. Since every public choice depends only on
+//! `(seed, client, round)` and the optimiser is fresh every round, a resumed
+//! run reaches the model of an uninterrupted one bit for bit when DP is
+//! off — also under secure aggregation, whose masks cancel exactly and whose
+//! quantisation rounds deterministically (tested). With DP the noise (and
+//! DP-SGD batch order) comes from a new start-up key, so runs differ by
+//! fresh noise, as two uninterrupted runs would. SCAFFOLD's
+//! client control variates are kept in client memory only and are *not*
+//! restored; resume of SCAFFOLD runs is not identical.
 //!
 //! Local training runs inline on the calling task (it is CPU-bound): use a
 //! multi-threaded runtime when several parties share a process.
@@ -107,6 +129,10 @@ pub(crate) struct StartMsg {
     pub num_params: usize,
     /// Chunk size for the clients' uploads too.
     pub chunk_bytes: usize,
+    /// The job's seed (`horizontal.seed`): clients derive their public
+    /// randomness (mini-batch order) from it with
+    /// [`crate::client_round_rng`].
+    pub seed: u64,
 }
 
 /// Round 0: a client's answer.

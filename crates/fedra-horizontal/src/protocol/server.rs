@@ -93,8 +93,10 @@ fn tag(task: &str, round: u32, name: &str) -> Tag {
 /// * `checkpoint`: where to write the checkpoint after every round, and to
 ///   resume from if the file exists.
 /// * `evaluate`: optional hook called after each round.
-/// * `rng`: a CSPRNG; a 32-byte key is drawn from it once, from which the
-///   per-round DP noise is derived.
+/// * `rng`: a CSPRNG (seed it from the OS in production); a 32-byte key is
+///   drawn from it once, from which the per-round DP noise is derived. The
+///   server's only *public* random choice, client sampling, comes from
+///   [`crate::round_rng`]`(cfg.horizontal.seed, round)` instead.
 pub async fn run_server(
     ch: &dyn Channel,
     task: &str,
@@ -144,6 +146,7 @@ pub async fn run_server(
         model: cfg.model.clone(),
         num_params,
         chunk_bytes: cfg.chunk_bytes,
+        seed: cfg.horizontal.seed,
     };
     let sent = broadcast_blob(
         ch,

@@ -3,6 +3,15 @@
 //! held-out test set, if it has one) after every round, checkpoints every round to
 //! its output folder (a re-run with the same output folder resumes) and saves the
 //! final model; each client trains on its own rows.
+//!
+//! Randomness: every non-secret choice derives from the job's
+//! `horizontal.seed` — the initial model (`ChaCha20Rng::seed_from_u64(seed)`),
+//! client sampling (`round_rng(seed, round)`) and each client's mini-batch
+//! order (`client_round_rng(seed, client, round)`, seed shipped by the server)
+//! — so re-running a job, or resuming a killed one, gives the same model bit
+//! for bit when DP and secure aggregation are off. Secret randomness
+//! (secure-aggregation keys and masks, DP noise, DP-SGD batch sampling) comes
+//! from a ChaCha20 CSPRNG seeded by the OS, created here and passed in.
 
 use fedra_data::Dataset;
 use fedra_horizontal::HorizontalError;
@@ -65,7 +74,9 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, Ta
     let task = &ctx.spec.name;
     let cfg = &p.config;
     let mut m = Metrics::new();
-    // The CSPRNG is created at the edge of the library code and passed in.
+    // Secret randomness only (secure aggregation, DP): a CSPRNG seeded by the
+    // OS, created at the edge of the library code and passed in. Public
+    // randomness (model init, sampling, batch order) comes from the job seed.
     let mut rng = ChaCha20Rng::from_os_rng();
     if *me == p.server {
         let set = match &ctx.data {
