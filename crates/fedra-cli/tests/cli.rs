@@ -285,35 +285,52 @@ fn fedavg_server_and_clients_train_evaluate_and_resume() {
     let (out, _) = run_example("fedavg-breast");
     let r = report(&out);
     let m = &r["tasks"][0]["metrics"];
-    // Mechanics across three processes (the quality bar is measured, see the notes).
-    assert!(m["auc"].as_f64().unwrap() >= 0.95, "{m}");
+    // The run is a function of the job (seeded sampling, batch order and
+    // initial model), so this is the example's one result: AUC 0.9880.
+    assert!(m["auc"].as_f64().unwrap() >= 0.985, "{m}");
     assert_eq!(m["rounds"], 30, "{m}");
     assert_eq!(m["auc_by_round"].as_array().unwrap().len(), 30, "{m}");
     assert_eq!(m["client_failures"], 0, "{m}");
     for p in ["server", "hospital-a", "hospital-b"] {
         assert_eq!(r["parties"][p]["status"], "succeeded");
     }
-    assert!(out.join("parties/server/fedavg.model.json").exists());
+    let model_path = out.join("parties/server/fedavg.model.json");
+    let model = std::fs::read(&model_path).unwrap();
+    let job = std::fs::read_to_string(repo().join("examples/fedavg-breast/job.toml")).unwrap();
+    let run_with_rounds = |rounds: u32, out: &Path| {
+        let job_path = repo().join(format!(
+            "examples/fedavg-breast/.resume-{}-{rounds}.toml",
+            std::process::id()
+        ));
+        std::fs::write(
+            &job_path,
+            job.replace("rounds = 30", &format!("rounds = {rounds}")),
+        )
+        .unwrap();
+        let o = fedra()
+            .arg("run")
+            .arg(&job_path)
+            .args(["--local", "--out"])
+            .arg(out)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&job_path);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        report(out)["tasks"][0]["metrics"].clone()
+    };
+    // Stopped after 12 rounds and resumed to 30 in new processes (new OS
+    // randomness): the same model, bit for bit, as the uninterrupted run.
+    let out2 = tmp("fedavg-breast-resumed");
+    run_with_rounds(12, &out2);
+    let m2 = run_with_rounds(30, &out2);
+    assert_eq!(m2["resumed_after_round"], 12, "{m2}");
+    assert_eq!(m2["auc"], m["auc"], "{m2}");
+    let model2 = std::fs::read(out2.join("parties/server/fedavg.model.json")).unwrap();
+    assert!(model2 == model, "the resumed run's model differs");
+    let _ = std::fs::remove_dir_all(&out2);
     // The same job with more rounds and the same output folder resumes from the
     // server's checkpoint after round 30.
-    let job = std::fs::read_to_string(repo().join("examples/fedavg-breast/job.toml"))
-        .unwrap()
-        .replace("rounds = 30", "rounds = 32");
-    let job_path = repo().join(format!(
-        "examples/fedavg-breast/.resume-{}.toml",
-        std::process::id()
-    ));
-    std::fs::write(&job_path, job).unwrap();
-    let o = fedra()
-        .arg("run")
-        .arg(&job_path)
-        .args(["--local", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&job_path);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m = &report(&out)["tasks"][0]["metrics"];
+    let m = run_with_rounds(32, &out);
     assert_eq!(m["resumed_after_round"], 30, "{m}");
     assert_eq!(m["rounds"], 32, "{m}");
     assert_eq!(m["rounds_trained"], 2, "{m}");
