@@ -266,6 +266,16 @@ pub(crate) fn overflow() -> LinearError {
     )
 }
 
+/// `round(α · 2^F)` when `α` is the same for every row (linear regression:
+/// 1, the Taylor sigmoid: ¼); unused with the linearised sigmoid.
+pub(crate) fn const_alpha(cfg: &Config) -> Result<i64> {
+    let c = match cfg.objective {
+        Objective::Linear => 1.0,
+        Objective::Logistic => 0.25,
+    };
+    encode(c, cfg.precision_bits)
+}
+
 /// The guest's coefficients for a batch (`y` as prepared by [`prepare_labels`]).
 pub(crate) fn coefficients(cfg: &Config, rows: &[usize], y: &[f64], a: &[f64]) -> Result<Coeffs> {
     let f = cfg.precision_bits;
@@ -298,11 +308,7 @@ pub(crate) fn coefficients(cfg: &Config, rows: &[usize], y: &[f64], a: &[f64]) -
     let alpha = if per_row {
         Alpha::PerRow(alpha)
     } else {
-        let c = match cfg.objective {
-            Objective::Linear => 1.0,
-            Objective::Logistic => 0.25,
-        };
-        Alpha::Const(encode(c, f)?)
+        Alpha::Const(const_alpha(cfg)?)
     };
     Ok(Coeffs { beta, alpha, ell })
 }

@@ -107,6 +107,18 @@ fn gather_with(enc: &Encoded, rows: &[usize], extra: &[i64]) -> Vec<i64> {
     out
 }
 
+/// Row `i` of a row-major `k.len() × width` matrix times `k[i]`, refusing
+/// overflow.
+fn scale_rows(m: &[i64], width: usize, k: &[i64]) -> Result<Vec<i64>> {
+    m.chunks(width.max(1))
+        .zip(k)
+        .flat_map(|(row, &ki)| {
+            row.iter()
+                .map(move |&x| x.checked_mul(ki).ok_or_else(core::overflow))
+        })
+        .collect()
+}
+
 /// Encoded partial scores as i64 (they are scalars of inner products).
 fn encoded_scores(enc: &Encoded, rows: &[usize], w: &[f64], f: u32) -> Result<Vec<i64>> {
     enc.scores(rows, w, f)
@@ -407,12 +419,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                             pk_h.mul_plain_batch(&c, &k).map_err(he("mul"))?
                         }
                         Alpha::PerRow(a) => {
-                            let mut scal = Vec::with_capacity(bl * cols);
-                            for (&i, &ak) in rows.iter().zip(a) {
-                                for &x in &g.enc.x[i * cols..(i + 1) * cols] {
-                                    scal.push(x.checked_mul(ak).ok_or_else(core::overflow)?);
-                                }
-                            }
+                            let scal = scale_rows(&g.enc.gather(&rows), cols, a)?;
                             pk_h.dot_columns(&ue, &scal, cols).map_err(he("dot"))?
                         }
                     };
@@ -564,10 +571,7 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     ),
                 });
             }
-            let const_alpha = match cfg.objective {
-                crate::config::Objective::Linear => core::encode(1.0, f)?,
-                crate::config::Objective::Logistic => core::encode(0.25, f)?,
-            };
+            let const_alpha = core::const_alpha(cfg)?;
             'epochs2: for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
@@ -595,13 +599,8 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let masked = if per_row {
                         // D on packed P = B + 2^192·A: the middle slot of
                         // 2^192·Σ s1·P + Σ s2·P is Σ s1·B + Σ s2·A.
-                        let mut s2 = Vec::with_capacity(bl * (cols + 1));
-                        for (&i, &uk) in rows.iter().zip(&u) {
-                            for &x in &enc.x[i * cols..(i + 1) * cols] {
-                                s2.push(x.checked_mul(uk).ok_or_else(core::overflow)?);
-                            }
-                            s2.push(uk.checked_mul(uk).ok_or_else(core::overflow)?);
-                        }
+                        // Rows [x·U, U²]: the rows [x, U] scaled by U.
+                        let s2 = scale_rows(&gather_with(&enc, &rows, &u), cols + 1, &u)?;
                         let d1 = pk_g.dot_columns(&d, &s1, cols + 1).map_err(he("dot"))?;
                         let d2 = pk_g.dot_columns(&d, &s2, cols + 1).map_err(he("dot"))?;
                         let up = pk_g
