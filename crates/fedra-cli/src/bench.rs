@@ -60,6 +60,10 @@ pub enum BenchCommand {
     /// decrypt, additions, scalar multiplication, rerandomisation) at each key
     /// size and thread count; `bench/he_compare.sh` runs it next to phe and HEU.
     He(crate::bench_he::HeArgs),
+    /// The server's cost of one horizontal-FL round, plain FedAvg vs secure
+    /// aggregation, for 1M/10M-parameter models and 10/100 clients: seconds
+    /// and bytes per client; `--flower` adds Flower's FedAvg on the same sizes.
+    Horizontal(crate::bench_horizontal::HorizontalArgs),
 }
 
 /// A PSI protocol to benchmark.
@@ -334,6 +338,7 @@ async fn bench_secureboost(
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::He(args) => crate::bench_he::run(&args),
+        BenchCommand::Horizontal(args) => crate::bench_horizontal::run(&args),
         BenchCommand::Psi {
             ids,
             protocol,

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_he;
+mod bench_horizontal;
 mod local;
 mod party;
 mod summary;

@@ -200,6 +200,159 @@ impl Aggregator {
     }
 }
 
+impl Aggregator {
+    /// For the mean rules, the weight of a result with `num_examples` when
+    /// updates are averaged one at a time ([`MeanAccumulator`], or under
+    /// secure aggregation); `None` for the rules that need every update at
+    /// once (median, trimmed mean, Krum).
+    pub fn streaming_weight(&self, num_examples: u64) -> Option<f64> {
+        match self.rule {
+            AggregationRule::WeightedMean => Some(num_examples as f64),
+            AggregationRule::Mean => Some(1.0),
+            _ => None,
+        }
+    }
+
+    /// Applies the norm bound (if any) to one update, as
+    /// [`Aggregator::aggregate_results`] does to each.
+    pub fn bound(&self, delta: &mut [f32]) -> Result<()> {
+        match self.norm_bound {
+            Some(b) => clip_l2_norm(delta, b).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `Σ_k w_k·u_k / Σ_k w_k` folded one update at a time, in `f64`.
+///
+/// Per coordinate it performs the same operations in the same order as
+/// [`weighted_mean`], so folding updates in the order they would be passed
+/// to it gives the same bits — without holding every update in memory (a
+/// FedAvg server folds each client's update as it arrives and drops it).
+///
+/// ```
+/// use fedra_horizontal::aggregate::{MeanAccumulator, weighted_mean};
+/// let (a, b) = (vec![1.0f32, 2.0], vec![4.0f32, -1.0]);
+/// let mut acc = MeanAccumulator::new(2);
+/// acc.fold(&a, 3.0)?;
+/// acc.fold(&b, 1.0)?;
+/// assert_eq!(acc.finish()?, weighted_mean(&[a, b], &[3.0, 1.0])?);
+/// # Ok::<(), fedra_horizontal::HorizontalError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct MeanAccumulator {
+    acc: Vec<f64>,
+    total: f64,
+    folded: usize,
+}
+
+impl MeanAccumulator {
+    /// An empty mean over vectors of length `len`.
+    pub fn new(len: usize) -> Self {
+        MeanAccumulator {
+            acc: vec![0.0; len],
+            total: 0.0,
+            folded: 0,
+        }
+    }
+
+    /// Adds `weight · update` (the weight must be finite and `≥ 0`).
+    pub fn fold(&mut self, update: &[f32], weight: f64) -> Result<()> {
+        self.fold_many(&[(update, weight)])
+    }
+
+    /// Adds several weighted updates in one pass over the accumulator (each
+    /// chunk of it stays in cache while every update's chunk is added, in
+    /// order) — the same result as folding them one by one, with a fraction
+    /// of the memory traffic.
+    pub fn fold_many(&mut self, updates: &[(&[f32], f64)]) -> Result<()> {
+        for &(u, w) in updates {
+            if u.len() != self.acc.len() {
+                return Err(HorizontalError::DimensionMismatch {
+                    what: "update",
+                    client: None,
+                    expected: self.acc.len(),
+                    got: u.len(),
+                });
+            }
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(HorizontalError::InvalidWeights {
+                    reason: format!("every weight must be finite and >= 0 (got {w})"),
+                });
+            }
+        }
+        for &(_, w) in updates {
+            self.total += w;
+            self.folded += 1;
+        }
+        self.acc
+            .par_chunks_mut(MEAN_CHUNK)
+            .enumerate()
+            .for_each(|(ci, a)| {
+                let start = ci * MEAN_CHUNK;
+                for &(u, w) in updates {
+                    if w == 0.0 {
+                        continue;
+                    }
+                    let src = &u[start..start + a.len()];
+                    for (a, &x) in a.iter_mut().zip(src) {
+                        *a += w * f64::from(x);
+                    }
+                }
+            });
+        Ok(())
+    }
+
+    /// The vector length.
+    pub fn len(&self) -> usize {
+        self.acc.len()
+    }
+
+    /// Whether the vectors are empty.
+    pub fn is_empty(&self) -> bool {
+        self.acc.is_empty()
+    }
+
+    /// Empties the mean, keeping its memory.
+    pub fn reset(&mut self) {
+        self.acc
+            .par_chunks_mut(MEAN_CHUNK)
+            .for_each(|a| a.fill(0.0));
+        self.total = 0.0;
+        self.folded = 0;
+    }
+
+    /// Updates folded so far.
+    pub fn folded(&self) -> usize {
+        self.folded
+    }
+
+    /// The weighted mean (fails if nothing with a positive weight was folded).
+    pub fn finish(self) -> Result<Vec<f32>> {
+        self.mean()
+    }
+
+    /// [`MeanAccumulator::finish`] without giving up the accumulator (to
+    /// [`reset`](MeanAccumulator::reset) and reuse it).
+    pub fn mean(&self) -> Result<Vec<f32>> {
+        let total = self.total;
+        if !(total > 0.0 && total.is_finite()) {
+            return Err(HorizontalError::InvalidWeights {
+                reason: format!("the weights must sum to a finite value > 0 (got {total})"),
+            });
+        }
+        let mut out = vec![0f32; self.acc.len()];
+        out.par_chunks_mut(MEAN_CHUNK)
+            .zip(self.acc.par_chunks(MEAN_CHUNK))
+            .for_each(|(o, a)| {
+                for (o, a) in o.iter_mut().zip(a) {
+                    *o = (*a / total) as f32;
+                }
+            });
+        Ok(out)
+    }
+}
+
 /// The common length of `updates` (errors if empty or ragged).
 fn common_len<U: AsRef<[f32]>>(rule: &'static str, updates: &[U]) -> Result<usize> {
     let first = updates.first().ok_or(HorizontalError::NoUpdates { rule })?;

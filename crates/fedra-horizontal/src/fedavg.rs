@@ -120,6 +120,37 @@ impl Strategy for FedAvg {
         Ok(next)
     }
 
+    fn streaming_aggregator(&self) -> Option<Aggregator> {
+        self.aggregator.streaming_weight(1).map(|_| self.aggregator)
+    }
+
+    fn aggregate_mean(
+        &mut self,
+        round: u32,
+        global: &[f32],
+        contributors: &[(ClientId, u64)],
+        mean: Vec<f32>,
+        failures: Vec<ClientFailure>,
+    ) -> Result<Vec<f32>> {
+        if self.streaming_aggregator().is_none() {
+            return Err(crate::HorizontalError::Config {
+                field: "aggregation.rule",
+                reason: format!(
+                    "{} needs every update; it cannot take a pre-averaged one",
+                    self.aggregator.rule.name()
+                ),
+            });
+        }
+        let min = self.scheduler.config().min_results;
+        let ids: Vec<&ClientId> = contributors.iter().map(|(c, _)| c).collect();
+        self.rounds
+            .check_ids(round, self.num_params, min, global, &ids, &failures)?;
+        crate::types::check_vector("mean update", None, &mean, self.num_params)?;
+        let next = apply_delta(global, &mean, 1.0);
+        self.rounds.finish(round);
+        Ok(next)
+    }
+
     fn state(&self) -> StrategyState {
         StrategyState {
             kind: self.kind(),

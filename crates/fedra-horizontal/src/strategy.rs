@@ -8,6 +8,7 @@ use rand_core::RngCore;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::Aggregator;
 use crate::error::{HorizontalError, Result};
 use crate::scheduler::ClientScheduler;
 use crate::types::{ClientFailure, ClientId, ClientResult, RoundPlan, check_vector};
@@ -57,6 +58,36 @@ pub trait Strategy: Send {
         results: Vec<ClientResult>,
         failures: Vec<ClientFailure>,
     ) -> Result<Vec<f32>>;
+
+    /// If this strategy aggregates with a mean rule (weighted or not), its
+    /// aggregator: a driver may then average the updates itself as they
+    /// arrive ([`crate::aggregate::MeanAccumulator`], after
+    /// [`Aggregator::bound`]) — or securely — and call
+    /// [`Strategy::aggregate_mean`] instead of holding every update for
+    /// [`Strategy::aggregate`]. `None` (the default): only `aggregate`.
+    fn streaming_aggregator(&self) -> Option<Aggregator> {
+        None
+    }
+
+    /// [`Strategy::aggregate`] for a round whose updates the driver has
+    /// already averaged as [`Strategy::streaming_aggregator`] defines:
+    /// `contributors` are `(client, num_examples)` of the updates in `mean`.
+    /// Same checks and errors as `aggregate`. The default hands `mean` to
+    /// `aggregate` once per contributor.
+    fn aggregate_mean(
+        &mut self,
+        round: u32,
+        global: &[f32],
+        contributors: &[(ClientId, u64)],
+        mean: Vec<f32>,
+        failures: Vec<ClientFailure>,
+    ) -> Result<Vec<f32>> {
+        let results = contributors
+            .iter()
+            .map(|(c, n)| ClientResult::new(c.clone(), *n, mean.clone()))
+            .collect();
+        self.aggregate(round, global, results, failures)
+    }
 
     /// The server-side state to checkpoint (after `aggregate`).
     fn state(&self) -> StrategyState;
@@ -174,6 +205,23 @@ impl Rounds {
         results: &[ClientResult],
         failures: &[ClientFailure],
     ) -> Result<&Pending> {
+        let ids: Vec<&ClientId> = results.iter().map(|r| &r.client).collect();
+        let pending = self.check_ids(round, num_params, min_results, global, &ids, failures)?;
+        results.iter().try_for_each(|r| r.validate(num_params))?;
+        Ok(pending)
+    }
+
+    /// [`Rounds::check`] for a round averaged by the driver: who
+    /// contributed (selected, no duplicates, enough of them), not what.
+    pub fn check_ids(
+        &self,
+        round: u32,
+        num_params: usize,
+        min_results: usize,
+        global: &[f32],
+        results: &[&ClientId],
+        failures: &[ClientFailure],
+    ) -> Result<&Pending> {
         let pending = match &self.pending {
             Some(p) if p.round == round => p,
             other => {
@@ -187,7 +235,7 @@ impl Rounds {
         let mut seen = BTreeSet::new();
         let ids = results
             .iter()
-            .map(|r| (&r.client, "results"))
+            .map(|c| (*c, "results"))
             .chain(failures.iter().map(|f| (&f.client, "failures")));
         for (client, within) in ids {
             if pending.selected.binary_search(client).is_err() {
@@ -220,7 +268,6 @@ impl Rounds {
                 missing,
             });
         }
-        results.iter().try_for_each(|r| r.validate(num_params))?;
         Ok(pending)
     }
 

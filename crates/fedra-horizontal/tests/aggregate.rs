@@ -266,3 +266,43 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+#[test]
+fn streaming_mean_is_bit_identical_to_weighted_mean() {
+    use fedra_horizontal::aggregate::MeanAccumulator;
+    // Across chunk boundaries, with a zero weight in the middle.
+    let d = 3 * 8192 + 5;
+    let u = random_updates(7, d, 11);
+    let w = [3.0, 1.0, 0.0, 250.0, 1.0, 17.0, 2.0];
+    let mut acc = MeanAccumulator::new(d);
+    for (x, &wk) in u.iter().zip(&w) {
+        acc.fold(x, wk).unwrap();
+    }
+    assert_eq!(acc.folded(), 7);
+    let got = acc.finish().unwrap();
+    let want = weighted_mean(&u, &w).unwrap();
+    assert!(
+        got.iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits())
+    );
+    // Refusals: wrong length, bad weight, nothing folded.
+    let mut acc = MeanAccumulator::new(3);
+    assert!(acc.fold(&[1.0, 2.0], 1.0).is_err());
+    assert!(acc.fold(&[1.0, 2.0, 3.0], f64::NAN).is_err());
+    assert!(acc.fold(&[1.0, 2.0, 3.0], -1.0).is_err());
+    assert!(MeanAccumulator::new(3).finish().is_err());
+}
+
+#[test]
+fn streaming_weights_follow_the_rule() {
+    let a = Aggregator::new(AggregationRule::WeightedMean, Some(2.0)).unwrap();
+    assert_eq!(a.streaming_weight(40), Some(40.0));
+    let m = Aggregator::new(AggregationRule::Mean, None).unwrap();
+    assert_eq!(m.streaming_weight(40), Some(1.0));
+    let r = Aggregator::new(AggregationRule::Median, None).unwrap();
+    assert_eq!(r.streaming_weight(40), None);
+    let mut v = vec![3.0f32, 4.0];
+    a.bound(&mut v).unwrap();
+    assert!((v[0] - 1.2).abs() < 1e-6 && (v[1] - 1.6).abs() < 1e-6);
+}

@@ -691,3 +691,63 @@ fn client_round_rng_depends_on_seed_client_and_round_only() {
     let mut s = round_rng(42, 3);
     assert_ne!([s.next_u64(), s.next_u64()], base);
 }
+
+#[test]
+fn aggregate_mean_equals_aggregate_of_the_same_updates() {
+    use fedra_horizontal::aggregate::MeanAccumulator;
+    let clients = ids(&["a", "b", "c"]);
+    let global = vec![0.5f32, -1.0, 2.0, 0.0];
+    let updates = [
+        vec![0.1f32, 0.2, -0.3, 1.0],
+        vec![-0.4f32, 0.0, 0.9, 0.5],
+        vec![2.0f32, -3.0, 0.25, -0.5],
+    ];
+    let n = [10u64, 30, 60];
+    for agg in [
+        Aggregator::default(),
+        Aggregator::new(AggregationRule::Mean, Some(1.0)).unwrap(),
+    ] {
+        let mut batch = FedAvg::new(4, scheduler(3), agg).unwrap();
+        let mut stream = FedAvg::new(4, scheduler(3), agg).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        batch.configure_round(1, &clients, &mut rng).unwrap();
+        stream.configure_round(1, &clients, &mut rng).unwrap();
+        let results = clients
+            .iter()
+            .zip(&updates)
+            .zip(n)
+            .map(|((c, u), k)| ClientResult::new(c.clone(), k, u.clone()))
+            .collect();
+        let want = batch.aggregate(1, &global, results, vec![]).unwrap();
+        let a = stream.streaming_aggregator().unwrap();
+        let mut acc = MeanAccumulator::new(4);
+        let mut contributors = Vec::new();
+        for ((c, u), k) in clients.iter().zip(&updates).zip(n) {
+            let mut u = u.clone();
+            a.bound(&mut u).unwrap();
+            acc.fold(&u, a.streaming_weight(k).unwrap()).unwrap();
+            contributors.push((c.clone(), k));
+        }
+        let got = stream
+            .aggregate_mean(1, &global, &contributors, acc.finish().unwrap(), vec![])
+            .unwrap();
+        assert_eq!(got, want, "{agg:?}");
+        // Same round checks as `aggregate`: too few contributors.
+        stream.configure_round(2, &clients, &mut rng).unwrap();
+        let err = stream
+            .aggregate_mean(2, &global, &contributors[..1], vec![0.0; 4], vec![])
+            .unwrap_err();
+        assert!(
+            matches!(err, HorizontalError::TooFewResults { .. }),
+            "{err}"
+        );
+    }
+    // Robust rules cannot take a mean.
+    let krum = FedAvg::new(
+        4,
+        scheduler(5),
+        Aggregator::new(AggregationRule::Krum { f: 1 }, None).unwrap(),
+    )
+    .unwrap();
+    assert!(krum.streaming_aggregator().is_none());
+}

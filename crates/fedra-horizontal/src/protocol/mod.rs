@@ -102,6 +102,7 @@ mod checkpoint;
 mod client;
 mod config;
 mod server;
+mod stream;
 mod wire;
 
 use fedra_nn::{DpSgd, MlpSpec, NnError};
@@ -116,6 +117,8 @@ pub use config::{
     ServerConfig,
 };
 pub use server::{Evaluate, RoundRecord, ServerOutcome, run_server};
+pub use stream::StreamingMean;
+pub use wire::{F32Decoder, F32Error};
 
 use crate::error::HorizontalError;
 

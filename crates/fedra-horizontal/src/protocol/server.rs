@@ -18,9 +18,10 @@ use tokio::time::{Instant, timeout_at};
 
 use super::checkpoint::Checkpoint;
 use super::config::{DpMode, SecAggConfig, ServerConfig};
+use super::stream::StreamingMean;
 use super::wire::{
-    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_f32s, recv_json, send_blob,
-    to_json,
+    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_f32_chunks, recv_f32s,
+    recv_json, send_blob, to_json,
 };
 use super::{
     FinalMsg, HelloMsg, Instr, PlanMsg, ResultMsg, SecAggPlan, StartMsg, TrainPlan, dp_err,
@@ -76,6 +77,20 @@ pub struct ServerOutcome {
 
 fn sid(p: &PartyId) -> ClientId {
     ClientId::from(p.as_str())
+}
+
+/// Updates folded into the running mean in one pass, at most (bounds the
+/// extra memory to this many decoded updates).
+const FOLD_BATCH: usize = 8;
+
+/// A round's inputs to the strategy: individual updates, or their mean
+/// (secure aggregation; plain rounds with a mean rule, folded on arrival).
+enum Collected {
+    Results(Vec<ClientResult>),
+    Averaged {
+        contributors: Vec<(ClientId, u64)>,
+        mean: Vec<f32>,
+    },
 }
 
 fn tag(task: &str, round: u32, name: &str) -> Tag {
@@ -196,6 +211,7 @@ pub async fn run_server(
         present: &present,
         weights: &weights,
         key,
+        reuse: std::sync::Mutex::new(None),
     };
     for round in first..=cfg.rounds {
         let (next, mut record) = ctx.round(round, strategy.as_mut(), &global).await?;
@@ -285,6 +301,9 @@ struct RoundCtx<'a> {
     present: &'a [PartyId],
     weights: &'a BTreeMap<PartyId, u64>,
     key: [u8; 32],
+    /// Memory kept from round to round by the streaming mean (so that a
+    /// round does not fault in fresh pages for every update).
+    reuse: std::sync::Mutex<Option<StreamingMean>>,
 }
 
 /// The round's failures so far, by party.
@@ -446,18 +465,28 @@ impl RoundCtx<'_> {
                 )
                 .await;
                 let (sum, survivors) = out?;
-                let mean = self.finish_sum(round, q, sum, &survivors, &selected, &weight_of)?;
-                let results = survivors
+                let mut mean = self.finish_sum(round, q, sum, &survivors, &selected, &weight_of)?;
+                // Individual updates cannot be bounded under secure
+                // aggregation (clients clip to ±clip); the norm bound, if
+                // any, applies to the mean.
+                if let Some(agg) = strategy.streaming_aggregator() {
+                    agg.bound(&mut mean)?;
+                }
+                let contributors = survivors
                     .iter()
-                    .map(|p| {
-                        ClientResult::new(
-                            sid(p),
-                            self.weights.get(p).copied().unwrap_or(1),
-                            mean.clone(),
-                        )
-                    })
+                    .map(|p| (sid(p), self.weights.get(p).copied().unwrap_or(1)))
                     .collect();
-                (results, Some(0.5 / q.scale))
+                (
+                    Collected::Averaged { contributors, mean },
+                    Some(0.5 / q.scale),
+                )
+            }
+            _ if central_dp.is_none() && strategy.streaming_aggregator().is_some() => {
+                let agg = strategy.streaming_aggregator();
+                let averaged = self
+                    .collect_mean(round, &live, agg, &mut failures, until)
+                    .await?;
+                (averaged, None)
             }
             _ => {
                 let results = self.collect(round, &live, &mut failures, until).await;
@@ -488,22 +517,29 @@ impl RoundCtx<'_> {
                                 ClientResult::new(r.client.clone(), r.num_examples, mean.clone())
                             })
                             .collect();
-                        (results, None)
+                        (Collected::Results(results), None)
                     }
-                    None => (ok, None),
+                    None => (Collected::Results(ok), None),
                 }
             }
         };
-        let contributed: Vec<String> = results
-            .iter()
-            .map(|r: &ClientResult| r.client.to_string())
-            .collect();
+        let contributed: Vec<String> = match &results {
+            Collected::Results(r) => r.iter().map(|r| r.client.to_string()).collect(),
+            Collected::Averaged { contributors, .. } => {
+                contributors.iter().map(|(c, _)| c.to_string()).collect()
+            }
+        };
         let failures: Vec<ClientFailure> = failures
             .into_iter()
             .filter(|(p, _)| !contributed.iter().any(|c| c == p.as_str()))
             .map(|(p, reason)| ClientFailure::new(sid(&p), reason))
             .collect();
-        let next = strategy.aggregate(round, global, results, failures.clone())?;
+        let next = match results {
+            Collected::Results(r) => strategy.aggregate(round, global, r, failures.clone())?,
+            Collected::Averaged { contributors, mean } => {
+                strategy.aggregate_mean(round, global, &contributors, mean, failures.clone())?
+            }
+        };
         Ok((
             next,
             RoundRecord {
@@ -516,6 +552,104 @@ impl RoundCtx<'_> {
                 quantization_error,
             },
         ))
+    }
+
+    /// Plain mode with a mean rule: receives every live client's update
+    /// concurrently but folds them into one running mean **in client
+    /// order** (a later client's update waits only until the earlier ones
+    /// are folded or failed), so the result is bit-identical to averaging
+    /// them all at once while at most the out-of-order updates are held in
+    /// memory, never all `n`.
+    async fn collect_mean(
+        &self,
+        round: u32,
+        live: &[PartyId],
+        agg: Option<crate::aggregate::Aggregator>,
+        failures: &mut Failures,
+        until: Instant,
+    ) -> Result<Collected> {
+        use futures_util::StreamExt;
+        let agg = agg.unwrap_or_default();
+        let n = self.num_params;
+        let mut arriving: futures_util::stream::FuturesOrdered<_> = live
+            .iter()
+            .map(|p| async move {
+                let one = async {
+                    let h: ResultMsg = recv_json(self.ch, p, self.task, round, "result").await?;
+                    let announced = self.weights.get(p).copied().unwrap_or(0);
+                    if h.num_examples != announced || announced == 0 {
+                        return Err(RecvError::Malformed(format!(
+                            "'result': num_examples = {}, but the hello announced {announced}",
+                            h.num_examples
+                        )));
+                    }
+                    if h.has_control_delta {
+                        return Err(RecvError::Malformed(
+                            "'result': has_control_delta = true, expected false".into(),
+                        ));
+                    }
+                    // Kept as the transport's chunks until its turn to be folded.
+                    let delta = recv_f32_chunks(self.ch, p, self.task, round, "delta", n).await?;
+                    Ok::<_, RecvError>((h.num_examples, delta))
+                };
+                let r = timeout_at(until, one)
+                    .await
+                    .unwrap_or(Err(RecvError::Timeout));
+                (p, r)
+            })
+            .collect();
+        let reused = self.reuse.lock().ok().and_then(|mut r| r.take());
+        let mut mean = match reused {
+            Some(mut m) if m.len() == n => {
+                m.reset();
+                m
+            }
+            _ => StreamingMean::new(agg, n)?,
+        };
+        let mut contributors = Vec::new();
+        while let Some(first) = arriving.next().await {
+            // Fold every update that is already in, in order, in one pass.
+            let mut ready = vec![first];
+            while ready.len() < FOLD_BATCH {
+                match futures_util::FutureExt::now_or_never(arriving.next()) {
+                    Some(Some(next)) => ready.push(next),
+                    _ => break,
+                }
+            }
+            let mut batch = Vec::with_capacity(ready.len());
+            for (p, r) in ready {
+                match r {
+                    Ok((k, chunks)) => batch.push((p, k, chunks)),
+                    Err(e) => {
+                        failures.insert(p.clone(), e.reason());
+                    }
+                }
+            }
+            let views: Vec<(u64, &[Bytes])> =
+                batch.iter().map(|(_, k, c)| (*k, c.as_slice())).collect();
+            let outcomes = mean.fold_batch(&views)?;
+            for ((p, k, _), o) in batch.iter().zip(outcomes) {
+                match o {
+                    Ok(()) => contributors.push((sid(p), *k)),
+                    Err(e) => {
+                        failures.insert((*p).clone(), format!("'delta': {e}"));
+                    }
+                }
+            }
+        }
+        let avg = if contributors.is_empty() {
+            vec![0.0; n]
+        } else {
+            mean.mean()?
+        };
+        if let Ok(mut r) = self.reuse.lock() {
+            *r = Some(mean);
+        }
+        // With no contributor the strategy reports the round's failures.
+        Ok(Collected::Averaged {
+            contributors,
+            mean: avg,
+        })
     }
 
     /// Plain mode: each live client's result header and vectors.
