@@ -539,8 +539,18 @@ async fn same_job_twice_is_bit_identical_whatever_the_csprngs() {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let run = |cfg: ServerConfig, secret: u64, ck: Option<PathBuf>, kill: Option<u32>| {
         let data = data();
+        // When killing after round k, the hook holds round k + 1 back so that
+        // the kill lands before round k + 2 however fast the rounds are.
+        let eval: Option<Arc<Evaluate<'static>>> = kill.map(|k| {
+            Arc::new(move |round: u32, _: &[f32]| {
+                if round > k {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                Vec::new()
+            }) as Arc<Evaluate<'static>>
+        });
         async move {
-            federate_secret(&cfg, data, ck.as_deref(), kill, None, secret)
+            federate_secret(&cfg, data, ck.as_deref(), kill, eval, secret)
                 .await
                 .server
         }

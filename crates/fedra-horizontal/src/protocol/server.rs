@@ -893,23 +893,44 @@ impl RoundCtx<'_> {
             .filter(|p| !failures.contains_key(*p))
             .cloned()
             .collect();
-        let masked = self
-            .gather(round, "sa/masked", big, &live2, failures, until, |p, b| {
-                let m = MaskedInput::decode(&b, big)
-                    .map_err(|e| RecvError::Malformed(e.to_string()))?;
-                check_sender(p, m.sender)?;
-                Ok(m)
+        // Each masked input is added into the ring sum as it arrives (ring
+        // addition is exact, so the order does not matter) and dropped: the
+        // server never holds all `n` full-size vectors.
+        let mut arriving: futures_util::stream::FuturesUnordered<_> = live2
+            .iter()
+            .map(|p| async move {
+                let r = timeout_at(
+                    until,
+                    recv_blob(self.ch, p, self.task, round, "sa/masked", big),
+                )
+                .await
+                .unwrap_or(Err(RecvError::Timeout))
+                .and_then(|b| {
+                    let m = MaskedInput::decode(&b, big)
+                        .map_err(|e| RecvError::Malformed(e.to_string()))?;
+                    check_sender(p, m.sender)?;
+                    Ok(m)
+                });
+                (p, r)
             })
-            .await;
+            .collect();
         let mut u3 = 0;
-        for (p, m) in masked {
-            match server.receive_masked_input(&m) {
+        while let Some((p, r)) = futures_util::StreamExt::next(&mut arriving).await {
+            let r = r
+                .map_err(|e| format!("secure aggregation 'sa/masked': {}", e.reason()))
+                .and_then(|m| {
+                    server
+                        .receive_masked_input(&m)
+                        .map_err(|e| format!("secure aggregation: {e}"))
+                });
+            match r {
                 Ok(()) => u3 += 1,
-                Err(e) => {
-                    failures.insert(p, format!("secure aggregation: {e}"));
+                Err(reason) => {
+                    failures.insert(p.clone(), reason);
                 }
             }
         }
+        drop(arriving);
         if u3 < t {
             return Err(too_few(u3, failures));
         }
