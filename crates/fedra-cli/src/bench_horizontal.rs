@@ -12,7 +12,8 @@
 //!   running weighted mean in client order (`MeanAccumulator`) and drop it;
 //!   then the FedAvg strategy's `aggregate_mean` (the mean applied to the
 //!   global model) and the encoding of the new model for the next broadcast;
-//! * **secure**: decode each `MaskedInput`, add it into the ring sum,
+//! * **secure**: add each `MaskedInput` into the ring sum straight from its
+//!   wire chunks (`Server::receive_masked_chunks`),
 //!   reconstruct every survivor's self-mask seed (and every dropped
 //!   client's key) from Shamir shares, strip the masks (one ChaCha20
 //!   expansion per survivor, one per dropped client per survivor),
@@ -224,9 +225,9 @@ fn secure(p: usize, n: usize, dropped: usize, repeat: u32) -> anyhow::Result<Sec
     for (c, f) in clients.iter_mut().zip(&fwd).skip(1).take(n - dropped - 1) {
         c.mask_input(f, &RingVec::U32(vec![0]))?;
     }
-    // Placeholder full-size masked inputs for the survivors, encoded as the
-    // wire carries them.
-    let wire: Vec<Vec<u8>> = (1..=(n - dropped) as u32)
+    // Placeholder full-size masked inputs for the survivors, encoded and cut
+    // into the transport's chunks as the wire carries them.
+    let wire: Vec<Vec<Vec<u8>>> = (1..=(n - dropped) as u32)
         .map(|i| {
             MaskedInput {
                 round: big.round,
@@ -234,14 +235,17 @@ fn secure(p: usize, n: usize, dropped: usize, repeat: u32) -> anyhow::Result<Sec
                 masked: RingVec::U32(vec![i; p]),
             }
             .encode()
+            .chunks(fedra_horizontal::protocol::DEFAULT_CHUNK_BYTES)
+            .map(<[u8]>::to_vec)
+            .collect()
         })
         .collect();
     let limit = 64 + 4 * p;
     let global = vec![0.0f32; p];
     let receive_all = |server: &mut Server| -> anyhow::Result<fedra_secagg::UnmaskRequest> {
-        for b in &wire {
-            let m = MaskedInput::decode(b, limit)?;
-            server.receive_masked_input(&m)?;
+        // As `run_server` does: each input added straight from its chunks.
+        for (i, chunks) in wire.iter().enumerate() {
+            server.receive_masked_chunks(ClientId(i as u32 + 1), chunks, limit)?;
         }
         Ok(server.close_masked_inputs()?)
     };

@@ -351,6 +351,21 @@ impl WireMessage for ForwardedShares {
     }
 }
 
+/// Bytes before the words of an encoded [`MaskedInput`].
+pub(crate) const MASKED_HEADER: usize = HEADER + 17;
+
+/// The header of an encoded [`MaskedInput`]: round, sender, ring and word
+/// count (checked by the caller against the bytes that follow).
+pub(crate) fn decode_masked_header(b: &[u8]) -> Result<(RoundId, ClientId, Ring, usize)> {
+    let mut r = Reader::new(b, MASKED_HEADER, TAG_MASKED, MaskedInput::NAME)?;
+    let round = RoundId(r.u64()?);
+    let sender = ClientId(r.u32()?);
+    let ring = Ring::from_tag(r.u8()?).ok_or_else(|| r.err(HEADER + 12, "unknown ring"))?;
+    let n = r.u32()? as usize;
+    r.finish()?;
+    Ok((round, sender, ring, n))
+}
+
 impl WireMessage for MaskedInput {
     const NAME: &'static str = "MaskedInput";
 

@@ -400,6 +400,89 @@ impl Server {
         Ok(())
     }
 
+    /// [`Server::receive_masked_input`] straight from the encoded message
+    /// as the transport delivered it, in pieces (`chunks`, in order, at
+    /// most `max_len` bytes in all) from the client the transport
+    /// authenticated as `from` (the message must name it as its sender):
+    /// the header is checked first, then the
+    /// words are added into the running sum as they are read — no
+    /// intermediate vector, no copy. Either the whole input is added or
+    /// nothing is (every check happens before the first word).
+    ///
+    /// # Errors
+    /// As [`Server::receive_masked_input`], plus [`Error::TooLarge`] and
+    /// [`Error::Decode`] for a malformed message.
+    pub fn receive_masked_chunks<B: AsRef<[u8]>>(
+        &mut self,
+        from: ClientId,
+        chunks: &[B],
+        max_len: usize,
+    ) -> Result<()> {
+        use crate::messages::{MASKED_HEADER, decode_masked_header};
+        let total: usize = chunks.iter().map(|c| c.as_ref().len()).sum();
+        if total > max_len {
+            return Err(Error::TooLarge {
+                message: "MaskedInput",
+                len: total,
+                max: max_len,
+            });
+        }
+        let mut head = Vec::with_capacity(MASKED_HEADER);
+        for c in chunks {
+            let c = c.as_ref();
+            let take = (MASKED_HEADER - head.len()).min(c.len());
+            head.extend_from_slice(&c[..take]);
+            if head.len() == MASKED_HEADER {
+                break;
+            }
+        }
+        let (round, sender, ring, n) = decode_masked_header(&head)?;
+        if sender != from {
+            return Err(Error::UnknownClient {
+                client: sender,
+                context: "MaskedInput sender (not the authenticated peer)",
+            });
+        }
+        self.expect(Phase::CollectingMaskedInputs, "MaskedInput", Some(sender))?;
+        self.check_round(round)?;
+        self.check_sender(
+            sender,
+            &self.u2,
+            self.u3.contains(&sender),
+            "MaskedInput sender (U2)",
+        )?;
+        if ring != self.params.ring {
+            return Err(Error::RingMismatch {
+                expected: self.params.ring,
+                got: ring,
+            });
+        }
+        if n != self.params.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.params.dim,
+                got: n,
+            });
+        }
+        if total != MASKED_HEADER + n * ring.word_bytes() {
+            return Err(Error::Decode {
+                message: "MaskedInput",
+                offset: MASKED_HEADER,
+                reason: "the words do not match the count",
+            });
+        }
+        let Some(sum) = self.sum.as_mut() else {
+            return Err(Error::Aborted {
+                operation: "MaskedInput",
+            });
+        };
+        match sum {
+            RingVec::U32(v) => add_words(v, chunks, MASKED_HEADER),
+            RingVec::U64(v) => add_words(v, chunks, MASKED_HEADER),
+        }
+        self.u3.insert(sender);
+        Ok(())
+    }
+
     /// Ends round 2: `U3` (survivors) and `U2 \ U3` (dropped) are fixed;
     /// returns the request to send to every client in `U3`. From now on any
     /// masked input is rejected as late.
@@ -574,5 +657,74 @@ impl Server {
             survivors: self.u3.iter().copied().collect(),
             dropped: self.dropped.iter().copied().collect(),
         })
+    }
+}
+
+/// A ring word read from little-endian bytes.
+trait LeWord: Copy {
+    const BYTES: usize;
+    fn read(b: &[u8]) -> Self;
+    fn wrapping(self, o: Self) -> Self;
+}
+
+impl LeWord for u32 {
+    const BYTES: usize = 4;
+    #[inline(always)]
+    fn read(b: &[u8]) -> Self {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    #[inline(always)]
+    fn wrapping(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+}
+
+impl LeWord for u64 {
+    const BYTES: usize = 8;
+    #[inline(always)]
+    fn read(b: &[u8]) -> Self {
+        u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    }
+    #[inline(always)]
+    fn wrapping(self, o: Self) -> Self {
+        self.wrapping_add(o)
+    }
+}
+
+/// `sum += words` where the words follow `skip` header bytes across
+/// `chunks` (the caller checked that they are exactly `sum.len()` words).
+fn add_words<W: LeWord, B: AsRef<[u8]>>(sum: &mut [W], chunks: &[B], mut skip: usize) {
+    let mut at = 0usize;
+    let mut carry = [0u8; 8];
+    let mut carried = 0usize;
+    for c in chunks {
+        let mut c = c.as_ref();
+        if skip > 0 {
+            let s = skip.min(c.len());
+            c = &c[s..];
+            skip -= s;
+        }
+        if carried > 0 {
+            let take = (W::BYTES - carried).min(c.len());
+            carry[carried..carried + take].copy_from_slice(&c[..take]);
+            carried += take;
+            c = &c[take..];
+            if carried < W::BYTES {
+                continue;
+            }
+            if let Some(x) = sum.get_mut(at) {
+                *x = x.wrapping(W::read(&carry));
+            }
+            at += 1;
+        }
+        let whole = c.len() / W::BYTES;
+        let end = (at + whole).min(sum.len());
+        for (x, w) in sum[at..end].iter_mut().zip(c.chunks_exact(W::BYTES)) {
+            *x = x.wrapping(W::read(w));
+        }
+        at += whole;
+        let rest = &c[whole * W::BYTES..];
+        carry[..rest.len()].copy_from_slice(rest);
+        carried = rest.len();
     }
 }

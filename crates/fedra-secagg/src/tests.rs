@@ -613,3 +613,77 @@ fn run_in_memory_rejects_bad_arguments() {
     mixed[1] = RingVec::U64(vec![0; 4]);
     assert!(run_in_memory(3, 2, &mixed, &DropSchedule::none(), &mut rng).is_err());
 }
+
+#[test]
+fn masked_input_from_chunks_equals_decoded_and_is_all_or_nothing() {
+    let mut rng = ChaCha20Rng::seed_from_u64(45);
+    let dim = 37;
+    let mut m = manual(4, 3, dim, &mut rng);
+    let wire: Vec<Vec<u8>> = m.masked.iter().map(WireMessage::encode).collect();
+    let max = wire[0].len();
+    // Malformed inputs are refused and leave the sum untouched.
+    let truncated = &wire[0][..wire[0].len() - 1];
+    assert!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[truncated], max)
+            .is_err()
+    );
+    let mut longer = wire[0].clone();
+    longer.extend_from_slice(&[0; 4]);
+    assert_eq!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[&longer[..]], max)
+            .unwrap_err()
+            .code(),
+        "secagg.decode.too_large"
+    );
+    assert!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[&longer[..]], max + 4)
+            .is_err()
+    );
+    let mut bad_magic = wire[0].clone();
+    bad_magic[0] ^= 1;
+    assert!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[&bad_magic[..]], max)
+            .is_err()
+    );
+    assert!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[&wire[0][..5]], max)
+            .is_err()
+    );
+    // Another client's message, relayed by client 4: refused.
+    assert_eq!(
+        m.server
+            .receive_masked_chunks(ClientId(4), &[&wire[0][..]], max)
+            .unwrap_err()
+            .code(),
+        "secagg.unknown_client"
+    );
+    // Chunked anywhere (inside the header, inside a word): same sum.
+    for (i, w) in wire[..3].iter().enumerate() {
+        let cuts: Vec<&[u8]> = w.chunks([1usize, 3, 7][i]).collect();
+        m.server
+            .receive_masked_chunks(ClientId(i as u32 + 1), &cuts, max)
+            .unwrap();
+    }
+    // A duplicate is refused, as with the decoded form.
+    assert_eq!(
+        m.server
+            .receive_masked_chunks(ClientId(1), &[&wire[0][..]], max)
+            .unwrap_err()
+            .code(),
+        "secagg.duplicate_client"
+    );
+    let request = m.server.close_masked_inputs().unwrap();
+    for c in &mut m.clients[..3] {
+        m.server
+            .receive_unmask_response(c.unmask(&request).unwrap())
+            .unwrap();
+    }
+    let agg = m.server.finish().unwrap();
+    let survivors = [ClientId(1), ClientId(2), ClientId(3)];
+    assert_eq!(agg.sum, plaintext_sum(&m.inputs, &survivors).unwrap());
+}

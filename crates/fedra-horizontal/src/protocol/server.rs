@@ -8,7 +8,7 @@ use bytes::Bytes;
 use fedra_dp::{Accountant, Event, add_gaussian_noise, clip_l2};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_secagg::{
-    AdvertiseKeys, ClientId as SaId, MaskedInput, Params, QuantConfig, RoundId, Server, ShareKeys,
+    AdvertiseKeys, ClientId as SaId, Params, QuantConfig, RoundId, Server, ShareKeys,
     UnmaskResponse, WireMessage,
 };
 use futures_util::future::join_all;
@@ -20,8 +20,8 @@ use super::checkpoint::Checkpoint;
 use super::config::{DpMode, SecAggConfig, ServerConfig};
 use super::stream::StreamingMean;
 use super::wire::{
-    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_f32_chunks, recv_f32s,
-    recv_json, send_blob, to_json,
+    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_chunks, recv_f32_chunks,
+    recv_f32s, recv_json, send_blob, to_json,
 };
 use super::{
     FinalMsg, HelloMsg, Instr, PlanMsg, ResultMsg, SecAggPlan, StartMsg, TrainPlan, dp_err,
@@ -893,24 +893,19 @@ impl RoundCtx<'_> {
             .filter(|p| !failures.contains_key(*p))
             .cloned()
             .collect();
-        // Each masked input is added into the ring sum as it arrives (ring
-        // addition is exact, so the order does not matter) and dropped: the
-        // server never holds all `n` full-size vectors.
+        // Each masked input is added into the ring sum straight from the
+        // transport's chunks as it arrives (ring addition is exact, so the
+        // order does not matter): the server never holds, copies or decodes
+        // a full-size vector.
         let mut arriving: futures_util::stream::FuturesUnordered<_> = live2
             .iter()
             .map(|p| async move {
                 let r = timeout_at(
                     until,
-                    recv_blob(self.ch, p, self.task, round, "sa/masked", big),
+                    recv_chunks(self.ch, p, self.task, round, "sa/masked", big),
                 )
                 .await
-                .unwrap_or(Err(RecvError::Timeout))
-                .and_then(|b| {
-                    let m = MaskedInput::decode(&b, big)
-                        .map_err(|e| RecvError::Malformed(e.to_string()))?;
-                    check_sender(p, m.sender)?;
-                    Ok(m)
-                });
+                .unwrap_or(Err(RecvError::Timeout));
                 (p, r)
             })
             .collect();
@@ -918,9 +913,10 @@ impl RoundCtx<'_> {
         while let Some((p, r)) = futures_util::StreamExt::next(&mut arriving).await {
             let r = r
                 .map_err(|e| format!("secure aggregation 'sa/masked': {}", e.reason()))
-                .and_then(|m| {
+                .and_then(|chunks| {
+                    let id = id_of(p).ok_or_else(|| "not selected".to_owned())?;
                     server
-                        .receive_masked_input(&m)
+                        .receive_masked_chunks(id, &chunks, big)
                         .map_err(|e| format!("secure aggregation: {e}"))
                 });
             match r {

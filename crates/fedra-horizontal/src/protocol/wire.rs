@@ -250,6 +250,21 @@ pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Receives blob `name` of at most `max` bytes as the transport's chunks
+/// (no copy).
+pub(crate) async fn recv_chunks(
+    ch: &dyn Channel,
+    from: &PartyId,
+    task: &str,
+    round: u32,
+    name: &str,
+    max: usize,
+) -> RecvResult<Vec<Bytes>> {
+    let mut chunks = Vec::new();
+    recv_blob_with(ch, from, task, round, name, max, |_, c| chunks.push(c)).await?;
+    Ok(chunks)
+}
+
 /// Receives a vector of exactly `len` `f32`s as the transport's chunks,
 /// without copying or decoding them (the caller decodes when it needs the
 /// values, e.g. into a reused buffer with [`F32Decoder::with_buffer`]).
@@ -261,17 +276,7 @@ pub(crate) async fn recv_f32_chunks(
     name: &str,
     len: usize,
 ) -> RecvResult<Vec<Bytes>> {
-    let mut chunks = Vec::new();
-    recv_blob_with(
-        ch,
-        from,
-        task,
-        round,
-        name,
-        len.saturating_mul(4),
-        |_, c| chunks.push(c),
-    )
-    .await?;
+    let chunks = recv_chunks(ch, from, task, round, name, len.saturating_mul(4)).await?;
     let got: usize = chunks.iter().map(Bytes::len).sum();
     if got != len.saturating_mul(4) {
         return Err(RecvError::Malformed(format!(
