@@ -83,7 +83,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod builder;
 pub mod central;
+pub mod decl;
 pub mod embedding;
 mod error;
 pub mod privacy;
@@ -95,12 +97,17 @@ pub use central::{CentralData, central_predict, central_step, train_centralized}
 pub use embedding::{
     EmbeddingOptimizer, SparseEmbedding, TableSpec, TableState, dedupe, hash_str, mix64,
 };
+pub use builder::{Compiled, SplitModel, Tower, TowerBuilder};
+pub use decl::{
+    CutActivation, Objective, ProtectionDecl, SparseDecl, SplitDecl, TableLayout, TopDecl,
+    TowerDecl,
+};
 pub use error::{Result, SplitError};
 pub use privacy::{GradientProtection, LeakMeter};
 pub use protocol::{
-    CheckpointSink, EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, PartyState,
+    CheckpointSink, EvalObserver, EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, PartyState,
     SplitConfig, TrainReport, batch_order, predict_follower, predict_leader, train_follower,
-    train_leader,
+    train_leader, train_leader_observed,
 };
 pub use tower::{
     BottomPass, BottomSpec, BottomState, BottomTower, Features, Gathered, MAX_BAG, Pooling,
