@@ -60,6 +60,10 @@ pub enum BenchCommand {
     /// decrypt, additions, scalar multiplication, rerandomisation) at each key
     /// size and thread count; `bench/he_compare.sh` runs it next to phe and HEU.
     He(crate::bench_he::HeArgs),
+    /// Split-NN training on the synthetic Criteo shape: two party processes over
+    /// loopback mutual TLS vs centralized training of the same model in one process
+    /// (examples/s, ratio, bytes per example each way, embedding memory per row).
+    Splitnn(crate::bench_splitnn::SplitnnArgs),
 }
 
 /// A PSI protocol to benchmark.
@@ -334,6 +338,7 @@ async fn bench_secureboost(
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::He(args) => crate::bench_he::run(&args),
+        BenchCommand::Splitnn(args) => crate::bench_splitnn::run(&args).await,
         BenchCommand::Psi {
             ids,
             protocol,

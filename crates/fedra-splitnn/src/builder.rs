@@ -73,6 +73,7 @@ impl Tower {
         TowerBuilder {
             decl: TowerDecl {
                 dense: Some(0),
+                dense_transform: crate::decl::DenseTransform::None,
                 sparse: None,
                 hidden: Vec::new(),
                 cut: 1,

@@ -93,6 +93,27 @@ pub enum TableLayout {
     PerField,
 }
 
+/// A transform of the dense inputs, applied by the party to its own features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenseTransform {
+    /// As they are.
+    #[default]
+    None,
+    /// `sign(x)·ln(1 + |x|)` (for counts such as Criteo's I1..I13).
+    Log1p,
+}
+
+impl DenseTransform {
+    /// Applies the transform to one value.
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            DenseTransform::None => x,
+            DenseTransform::Log1p => x.signum() * x.abs().ln_1p(),
+        }
+    }
+}
+
 /// The sparse (hashed categorical) inputs of a tower.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +158,9 @@ pub struct TowerDecl {
     /// the party's data has.
     #[serde(default)]
     pub dense: Option<usize>,
+    /// Transform of the dense inputs.
+    #[serde(default)]
+    pub dense_transform: DenseTransform,
     /// Hashed categorical inputs.
     #[serde(default)]
     pub sparse: Option<SparseDecl>,
@@ -564,6 +588,7 @@ mod tests {
             "guest".into(),
             TowerDecl {
                 dense: Some(13),
+                dense_transform: DenseTransform::None,
                 sparse: None,
                 hidden: vec![128],
                 cut: 64,
@@ -576,6 +601,7 @@ mod tests {
             "host".into(),
             TowerDecl {
                 dense: None,
+                dense_transform: DenseTransform::Log1p,
                 sparse: Some(SparseDecl {
                     fields: vec!["C1".into(), "C2".into()],
                     rows: 1000,

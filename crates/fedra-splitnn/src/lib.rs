@@ -99,7 +99,7 @@ pub use embedding::{
 };
 pub use builder::{Compiled, SplitModel, Tower, TowerBuilder};
 pub use decl::{
-    CutActivation, Objective, ProtectionDecl, SparseDecl, SplitDecl, TableLayout, TopDecl,
+    CutActivation, DenseTransform, Objective, ProtectionDecl, SparseDecl, SplitDecl, TableLayout, TopDecl,
     TowerDecl,
 };
 pub use error::{Result, SplitError};
