@@ -3,10 +3,10 @@
 mod bench;
 mod bench_he;
 mod bench_splitnn;
-mod synth;
 mod local;
 mod party;
 mod summary;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

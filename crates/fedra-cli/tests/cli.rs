@@ -808,7 +808,12 @@ fn splitnn_criteo_example_runs_with_categorical_fields_and_resumes() {
     // Re-run into the same folder: both resume from the last checkpoint (step 20 of
     // 25) and reach the same model as the uninterrupted run (staleness 0).
     let o = fedra()
-        .args(["run", "examples/splitnn-criteo/job.toml", "--local", "--out"])
+        .args([
+            "run",
+            "examples/splitnn-criteo/job.toml",
+            "--local",
+            "--out",
+        ])
         .arg(&out)
         .current_dir(repo())
         .output()

@@ -1144,7 +1144,11 @@ fn categorical_columns_row_ids_and_blank_numbers() {
     let msg = e.to_string();
     assert!(msg.contains("line 2, column 4 (\"C1\")"), "{msg}");
     // A categorical column that is not in the file, and one listed twice.
-    let e = load_err(&DatasetSpec::new(&path).with_row_ids(true).with_categorical(["C9"]));
+    let e = load_err(
+        &DatasetSpec::new(&path)
+            .with_row_ids(true)
+            .with_categorical(["C9"]),
+    );
     assert_eq!(e.code(), "column_not_found");
     let e = load_err(&DatasetSpec::new(&path).with_categorical(["C1", "C1"]));
     assert_eq!(e.code(), "invalid_spec");

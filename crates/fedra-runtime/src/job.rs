@@ -987,8 +987,7 @@ fn parse_splitnn(
             Some("splitnn needs a dataset on every party with a tower"),
         )?;
     }
-    let stratify =
-        stratify.unwrap_or(decl.top.objective != fedra_splitnn::Objective::Regression);
+    let stratify = stratify.unwrap_or(decl.top.objective != fedra_splitnn::Objective::Regression);
     Ok(Splitnn {
         holdout,
         split_seed,

@@ -60,7 +60,7 @@ use crate::decl::{
 };
 use crate::embedding::EmbeddingOptimizer;
 use crate::error::{Result, SplitError};
-use crate::protocol::{LeaderModel, Labels, PartyData, SplitConfig, TrainReport, train_leader};
+use crate::protocol::{Labels, LeaderModel, PartyData, SplitConfig, TrainReport, train_leader};
 use crate::tower::{BottomSpec, BottomTower, Pooling, TopTower};
 
 /// Entry point of the tower builder.
@@ -279,10 +279,14 @@ impl SplitModel {
     }
 
     fn tower_spec(&self, party: &str) -> Result<BottomSpec> {
-        let t = self.decl.towers.get(party).ok_or_else(|| SplitError::Field {
-            field: format!("towers.{party}"),
-            reason: "no tower declared for this party".into(),
-        })?;
+        let t = self
+            .decl
+            .towers
+            .get(party)
+            .ok_or_else(|| SplitError::Field {
+                field: format!("towers.{party}"),
+                reason: "no tower declared for this party".into(),
+            })?;
         t.to_bottom_spec(&format!("towers.{party}"), t.dense.unwrap_or(0))
     }
 

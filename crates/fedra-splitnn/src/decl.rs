@@ -331,7 +331,10 @@ impl TowerDecl {
         if let Some(d) = self.dense
             && d > 1 << 20
         {
-            return Err(field_err(f("dense"), format!("must be in 0..=1048576 (got {d})")));
+            return Err(field_err(
+                f("dense"),
+                format!("must be in 0..=1048576 (got {d})"),
+            ));
         }
         widths(&f("hidden"), &self.hidden)?;
         if self.cut == 0 || self.cut > MAX_WIDTH {
@@ -350,7 +353,10 @@ impl TowerDecl {
             }
             let mut seen = std::collections::BTreeSet::new();
             if let Some(d) = s.fields.iter().find(|n| !seen.insert(n.as_str())) {
-                return Err(field_err(f("sparse.fields"), format!("{d:?} is listed twice")));
+                return Err(field_err(
+                    f("sparse.fields"),
+                    format!("{d:?} is listed twice"),
+                ));
             }
             if s.dim == 0 || s.dim > MAX_DIM {
                 return Err(field_err(
@@ -658,7 +664,8 @@ mod tests {
 
     #[test]
     fn every_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut SplitDecl)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut SplitDecl)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|d| d.batch_size = 0), "batch_size"),
             (Box::new(|d| d.epochs = 0), "epochs"),
             (Box::new(|d| d.staleness = 2), "staleness"),

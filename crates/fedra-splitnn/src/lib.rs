@@ -105,21 +105,21 @@ pub mod protocol;
 pub mod tower;
 pub mod wire;
 
+pub use builder::{Compiled, SplitModel, Tower, TowerBuilder};
 pub use central::{CentralData, central_predict, central_step, train_centralized};
+pub use decl::{
+    CutActivation, DenseTransform, Objective, ProtectionDecl, SparseDecl, SplitDecl, TableLayout,
+    TopDecl, TowerDecl,
+};
 pub use embedding::{
     EmbeddingOptimizer, SparseEmbedding, TableSpec, TableState, dedupe, hash_str, mix64,
-};
-pub use builder::{Compiled, SplitModel, Tower, TowerBuilder};
-pub use decl::{
-    CutActivation, DenseTransform, Objective, ProtectionDecl, SparseDecl, SplitDecl, TableLayout, TopDecl,
-    TowerDecl,
 };
 pub use error::{Result, SplitError};
 pub use privacy::{GradientProtection, LeakMeter};
 pub use protocol::{
-    CheckpointSink, EvalObserver, EvalPoint, FollowerCut, Labels, LeaderModel, PartyData, PartyState,
-    SplitConfig, TrainReport, batch_order, predict_follower, predict_leader, train_follower,
-    train_leader, train_leader_observed,
+    CheckpointSink, EvalObserver, EvalPoint, FollowerCut, Labels, LeaderModel, PartyData,
+    PartyState, SplitConfig, TrainReport, batch_order, predict_follower, predict_leader,
+    train_follower, train_leader, train_leader_observed,
 };
 pub use tower::{
     BottomPass, BottomSpec, BottomState, BottomTower, Features, Gathered, MAX_BAG, Pooling,

@@ -7,8 +7,8 @@ mod join;
 mod lr;
 mod psi;
 mod secureboost;
-mod splitnn;
 pub(crate) mod split;
+mod splitnn;
 mod stats;
 
 use std::collections::BTreeMap;

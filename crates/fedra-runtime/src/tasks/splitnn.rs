@@ -399,7 +399,10 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
         tracing::info!(task = %task, step = resumed, "resuming from the checkpoint");
         match sink.load(resumed)? {
             PartyState::Leader { bottom: b, top: t } if is_leader => {
-                bottom = b.map(BottomTower::from_state).transpose().map_err(snn_err)?;
+                bottom = b
+                    .map(BottomTower::from_state)
+                    .transpose()
+                    .map_err(snn_err)?;
                 top = Some(TopTower::from_state(t).map_err(snn_err)?);
             }
             PartyState::Follower(b) if !is_leader => {
@@ -414,10 +417,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
     let t0 = Instant::now();
     ctx.progress(resumed, total);
     let mut rng = ChaCha20Rng::from_os_rng();
-    let data_part = PartyData {
-        train: &ft,
-        valid,
-    };
+    let data_part = PartyData { train: &ft, valid };
 
     let model_json;
     let report;
@@ -495,7 +495,16 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
         m.insert("auc_by_step".into(), history_json(&r.history));
         m.insert("rows_train".into(), n.into());
         m.insert("rows_test".into(), fv.rows().into());
-        speed(&mut m, &cfg, n, resumed, r.steps, train_s, sent1 - sent0, recv1 - recv0);
+        speed(
+            &mut m,
+            &cfg,
+            n,
+            resumed,
+            r.steps,
+            train_s,
+            sent1 - sent0,
+            recv1 - recv0,
+        );
         if let Some(b) = &model.bottom {
             memory(&mut m, b);
         }
@@ -530,7 +539,16 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
                 .await
                 .map_err(snn_err)?;
         }
-        speed(&mut m, &cfg, n, resumed, r.steps, train_s, sent1 - sent0, recv1 - recv0);
+        speed(
+            &mut m,
+            &cfg,
+            n,
+            resumed,
+            r.steps,
+            train_s,
+            sent1 - sent0,
+            recv1 - recv0,
+        );
         memory(&mut m, &b);
         model_json = serde_json::to_string(&PartyState::Follower(b.to_state()));
         report = r;
@@ -539,7 +557,10 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
     if !is_leader {
         // A follower's own figures, named after it so that they survive the merge of
         // the parties' reports (the leader's come first).
-        m = m.into_iter().map(|(k, v)| (format!("{me}_{k}"), v)).collect();
+        m = m
+            .into_iter()
+            .map(|(k, v)| (format!("{me}_{k}"), v))
+            .collect();
     }
     write(
         ctx,
