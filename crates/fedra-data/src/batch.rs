@@ -70,7 +70,8 @@ pub(crate) struct Col {
 impl Col {
     /// 1-based column number used in errors.
     pub fn number(&self) -> usize {
-        self.index + 1
+        // `row_ids` selections use an index past any header for the id.
+        self.index.saturating_add(1)
     }
 }
 
