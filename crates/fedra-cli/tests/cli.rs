@@ -861,7 +861,10 @@ fn gen_criteo_writes_two_parties_files_that_a_split_model_learns_from() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    assert_eq!(std::fs::read_to_string(again.join("leader.csv")).unwrap(), leader);
+    assert_eq!(
+        std::fs::read_to_string(again.join("leader.csv")).unwrap(),
+        leader
+    );
     let fields: Vec<String> = (1..=26).map(|i| format!("\"C{i}\"")).collect();
     let fields = fields.join(", ");
     write(
