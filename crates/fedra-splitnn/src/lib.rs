@@ -18,7 +18,7 @@
 //!   gradient injection ([`fedra_nn::Tape`]).
 //! * [`protocol`]: [`train_leader`] / [`train_follower`] and
 //!   [`predict_leader`] / [`predict_follower`] over
-//!   [`fedra_federation::Channel`], staleness 0, batch order from a shared
+//!   [`fedra_federation::Channel`], staleness 0 or 1 (pipelining), batch order from a shared
 //!   public seed, every received matrix validated ([`wire`]).
 //! * [`central`]: the same model trained in one process with one
 //!   end-to-end graph — the reference the protocol is tested against.

@@ -8,7 +8,9 @@
 //! the training and held-out rows with the followers' help and computes the metrics
 //! (`auc`, `log_loss`, `calibration` = mean prediction / positive rate, and the same
 //! with `train_`), written with the traffic and speed figures to report.json. Each
-//! party saves its own model part (`<task>.model.json`). A follower's metrics (its
+//! party saves its own model part (`<task>.model.json`). `bytes_per_example` is the
+//! socket traffic of the training phase (evaluations of the held-out rows included)
+//! over the examples trained in this run. A follower's metrics (its
 //! traffic, speed, table memory, resume step) are prefixed with its name (`host_...`).
 //!
 //! **Checkpoints and resume.** With `checkpoint_every = c`, every party saves its state
