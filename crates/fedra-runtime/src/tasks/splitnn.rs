@@ -241,6 +241,62 @@ async fn agree_resume(
     }
 }
 
+/// The training rows in the order the batch order permutes: sorted by the leader's
+/// ids, so that a run does not depend on the order in which PSI delivered the aligned
+/// rows. The leader sends the positions (row positions are shared identities of
+/// aligned data); a follower checks that they are exactly its training rows.
+async fn train_order(
+    ctx: &TaskCtx<'_>,
+    cfg: &SplitConfig,
+    followers: &[PartyId],
+    data: &Dataset,
+    train: &[usize],
+) -> Result<Vec<usize>, TaskError> {
+    let tag = ctx.tag(0, "row-order");
+    if ctx.party.me == cfg.leader {
+        let ids = data.ids();
+        let mut order = train.to_vec();
+        order.sort_by(|&a, &b| ids[a].cmp(&ids[b]).then(a.cmp(&b)));
+        let mut msg = Vec::with_capacity(order.len() * 8);
+        for &i in &order {
+            msg.extend_from_slice(&(i as u64).to_le_bytes());
+        }
+        fedra_federation::broadcast(ctx.ch, followers, &tag, Bytes::from(msg)).await?;
+        Ok(order)
+    } else {
+        let b = ctx.ch.recv(&cfg.leader, &tag).await?;
+        let bad = |detail: String| FedError::Decode {
+            party: cfg.leader.to_string(),
+            tag: tag.to_string(),
+            detail,
+        };
+        if b.len() != train.len() * 8 {
+            return Err(bad(format!(
+                "{} bytes of row order for {} training rows",
+                b.len(),
+                train.len()
+            ))
+            .into());
+        }
+        let mut is_train = vec![false; data.n_rows()];
+        for &i in train {
+            is_train[i] = true;
+        }
+        let mut order = Vec::with_capacity(train.len());
+        for c in b.chunks_exact(8) {
+            let v = u64::from_le_bytes(c.try_into().unwrap_or([0xff; 8]));
+            let i = usize::try_from(v).unwrap_or(usize::MAX);
+            // Each training row exactly once.
+            match is_train.get_mut(i) {
+                Some(t) if *t => *t = false,
+                _ => return Err(bad(format!("row {v} is not a training row, or repeated")).into()),
+            }
+            order.push(i);
+        }
+        Ok(order)
+    }
+}
+
 /// Examples trained by steps `from..to` of the schedule (the last batch of an epoch
 /// may be short).
 fn examples(cfg: &SplitConfig, rows: usize, from: u64, to: u64) -> u64 {
@@ -349,7 +405,8 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
         p.stratify,
     )
     .await?;
-    let train = data.select_rows(&parts.train)?;
+    let order = train_order(ctx, &cfg, &followers, &data, &parts.train).await?;
+    let train = data.select_rows(&order)?;
     let test = data.select_rows(&parts.test)?;
     let ft = features(&train, me.as_str(), tower)?;
     let fv = features(&test, me.as_str(), tower)?;
