@@ -89,7 +89,8 @@ impl Criteo {
     }
 }
 
-/// Writes `leader.csv` (`id,label,I1..I13`) and `follower.csv` (`id,C1..C26`).
+/// Writes `leader.csv` (`id,label,I1..I13`) and `follower.csv` (`id,C1..C26`); ids are
+/// `r` and the zero-padded row number, so their text order is the row order.
 pub fn write(dir: &Path, rows: u64, synth: Criteo) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut l = std::io::BufWriter::new(std::fs::File::create(dir.join("leader.csv"))?);
@@ -106,12 +107,12 @@ pub fn write(dir: &Path, rows: u64, synth: Criteo) -> anyhow::Result<()> {
     writeln!(f)?;
     for i in 0..rows {
         let r = synth.row(i);
-        write!(l, "r{i},{}", r.label)?;
+        write!(l, "r{i:010},{}", r.label)?;
         for d in r.dense {
             write!(l, ",{d}")?;
         }
         writeln!(l)?;
-        write!(f, "r{i}")?;
+        write!(f, "r{i:010}")?;
         for (k, id) in r.ids.iter().enumerate() {
             write!(f, ",{}", synth.text(k, *id))?;
         }

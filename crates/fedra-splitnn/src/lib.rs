@@ -51,11 +51,12 @@
 //!   same as the centralized one; no finer claim survives this noise.
 //! * As a job (`target/release/fedra`, load 4–5):
 //!   `examples/splitnn-default-credit` (the configuration above, init from
-//!   the job's `init_seed`): held-out AUC 0.7728, train AUC 0.818, 3.7 s of
-//!   training (52k examples/s), leak AUC 0.915. `fedra bench splitnn` (two
+//!   the job's `init_seed`): held-out AUC 0.7731, train AUC 0.816, 3.4 s of
+//!   training (56k examples/s), leak AUC 0.920 (max_norm: 0.502 at AUC
+//!   0.7662; dp clip 1 σ 1: 0.508 at AUC 0.7644, ε = 2.00). `fedra bench splitnn` (two
 //!   processes over loopback mTLS vs one-process centralized, batch 512,
-//!   131k–262k rows): split 14.6k–28.0k examples/s, centralized 16.1k–27.1k,
-//!   ratio 0.90–1.63 over four runs; 257 bytes per example each way; 68
+//!   131k–262k rows): split 14.6k–36.0k examples/s, centralized 16.1k–27.1k,
+//!   ratio 0.90–2.00 over six runs; 257 bytes per example each way; 68
 //!   bytes per embedding row.
 //!
 //! * [`decl`]: the declarative form of a model and schedule (what a job
