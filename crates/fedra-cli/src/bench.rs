@@ -64,6 +64,10 @@ pub enum BenchCommand {
     /// aggregation, for 1M/10M-parameter models and 10/100 clients: seconds
     /// and bytes per client; `--flower` adds Flower's FedAvg on the same sizes.
     Horizontal(crate::bench_horizontal::HorizontalArgs),
+    /// Split-NN training on the synthetic Criteo shape: two party processes over
+    /// loopback mutual TLS vs centralized training of the same model in one process
+    /// (examples/s, ratio, bytes per example each way, embedding memory per row).
+    Splitnn(crate::bench_splitnn::SplitnnArgs),
 }
 
 /// A PSI protocol to benchmark.
@@ -339,6 +343,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::He(args) => crate::bench_he::run(&args),
         BenchCommand::Horizontal(args) => crate::bench_horizontal::run(&args),
+        BenchCommand::Splitnn(args) => crate::bench_splitnn::run(&args).await,
         BenchCommand::Psi {
             ids,
             protocol,

@@ -3,9 +3,11 @@
 mod bench;
 mod bench_he;
 mod bench_horizontal;
+mod bench_splitnn;
 mod local;
 mod party;
 mod summary;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,10 +44,31 @@ enum Command {
     /// End-to-end benchmarks; each prints one JSON object per line.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Generate synthetic datasets.
+    #[command(subcommand)]
+    Gen(GenCommand),
     /// Differential-privacy budget planning (RDP accountant of the Poisson-subsampled
     /// Gaussian mechanism; agrees with Google's dp-accounting).
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+}
+
+#[derive(Subcommand)]
+enum GenCommand {
+    /// Criteo-shaped split data: DIR/leader.csv (id, label, I1..I13) and
+    /// DIR/follower.csv (id, C1..C26: Zipf-like ids over 10^6 per field, hex-hashed);
+    /// the label depends on both files' features.
+    Criteo {
+        /// Rows.
+        #[arg(long)]
+        rows: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed (the same seed and rows give the same files).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +289,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 (None, None) => anyhow::bail!("give --noise-multiplier or --target-epsilon"),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen(GenCommand::Criteo { rows, out, seed }) => {
+            anyhow::ensure!(rows > 0, "--rows must be at least 1");
+            synth::write(
+                &out,
+                rows,
+                synth::Criteo {
+                    seed,
+                    vocab: 1_000_000,
+                },
+            )?;
+            println!(
+                "wrote {rows} rows to {}/leader.csv (id, label, I1..I13) and {}/follower.csv (id, C1..C26)",
+                out.display(),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(b) => {

@@ -24,6 +24,8 @@ pub struct Batch {
     pub features: Vec<f64>,
     /// Number of features per row.
     pub n_features: usize,
+    /// Categorical values, row-major (`n_categorical` per row; empty = missing).
+    pub categorical: Vec<String>,
     /// 0-based index, within the whole file, of this batch's first row.
     pub first_row_index: usize,
 }
@@ -68,16 +70,20 @@ pub(crate) struct Col {
 impl Col {
     /// 1-based column number used in errors.
     pub fn number(&self) -> usize {
-        self.index + 1
+        // `row_ids` selections use an index past any header for the id.
+        self.index.saturating_add(1)
     }
 }
 
 /// The columns a spec selects from a header.
 #[derive(Debug, Clone)]
 pub(crate) struct Selection {
+    /// The id column (`None` with `row_ids`: ids are row numbers).
     pub id: Col,
+    pub row_ids: bool,
     pub label: Option<Col>,
     pub features: Vec<Col>,
+    pub categorical: Vec<Col>,
 }
 
 /// Resolves the spec's id, label and feature names against a header.
@@ -111,11 +117,24 @@ pub(crate) fn select_columns(
             }),
         }
     };
-    let id = find(&spec.id_column, ColumnRole::Id)?;
+    let id = if spec.row_ids {
+        // No id column in the file: an index past the header, never read.
+        Col {
+            index: usize::MAX,
+            name: spec.id_column.clone(),
+        }
+    } else {
+        find(&spec.id_column, ColumnRole::Id)?
+    };
     let label = match &spec.label {
         Some(name) => Some(find(name, ColumnRole::Label)?),
         None => None,
     };
+    let categorical = spec
+        .categorical
+        .iter()
+        .map(|n| find(n, ColumnRole::Feature))
+        .collect::<Result<Vec<_>>>()?;
     let features = match &spec.features {
         Some(names) => names
             .iter()
@@ -124,7 +143,11 @@ pub(crate) fn select_columns(
         None => header
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != id.index && label.as_ref().is_none_or(|l| l.index != *i))
+            .filter(|(i, _)| {
+                *i != id.index
+                    && label.as_ref().is_none_or(|l| l.index != *i)
+                    && categorical.iter().all(|c| c.index != *i)
+            })
             .map(|(index, name)| Col {
                 index,
                 name: name.clone(),
@@ -133,8 +156,10 @@ pub(crate) fn select_columns(
     };
     Ok(Selection {
         id,
+        row_ids: spec.row_ids,
         label,
         features,
+        categorical,
     })
 }
 
@@ -292,6 +317,16 @@ impl BatchReader {
     /// Number of selected features.
     pub fn n_features(&self) -> usize {
         self.feature_names.len()
+    }
+
+    /// Names of the categorical columns, in the order of each batch's row layout.
+    pub fn categorical_names(&self) -> Vec<String> {
+        self.common
+            .selection
+            .categorical
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// The shared reader state.

@@ -22,6 +22,8 @@ pub(crate) struct CsvSource {
     reader: csv::Reader<File>,
     header: Vec<String>,
     record: csv::StringRecord,
+    /// Data rows read so far (the ids under `row_ids`).
+    rows_seen: usize,
 }
 
 /// Result of parsing one numeric cell.
@@ -107,6 +109,7 @@ impl CsvSource {
                 reader,
                 header,
                 record,
+                rows_seen: 0,
             },
             common,
         ))
@@ -118,6 +121,7 @@ impl CsvSource {
         let mut ids = Vec::new();
         let mut labels = common.selection.label.as_ref().map(|_| Vec::new());
         let mut features = Vec::new();
+        let mut categorical = Vec::new();
         let expected = self.header.len();
         while ids.len() < max_rows {
             let more = self
@@ -141,7 +145,13 @@ impl CsvSource {
                 });
             }
             let sel = &common.selection;
-            let id = rec.get(sel.id.index).unwrap_or_default().trim_ascii();
+            let row_id;
+            let id = if sel.row_ids {
+                row_id = self.rows_seen.to_string();
+                row_id.as_str()
+            } else {
+                rec.get(sel.id.index).unwrap_or_default().trim_ascii()
+            };
             if id.is_empty() {
                 return Err(common.missing(&sel.id, ColumnRole::Id, at));
             }
@@ -162,9 +172,18 @@ impl CsvSource {
                 };
                 features.push(v);
             }
+            for col in &sel.categorical {
+                let text = rec.get(col.index).unwrap_or_default().trim_ascii();
+                categorical.push(if is_missing_text(text) {
+                    String::new()
+                } else {
+                    text.to_owned()
+                });
+            }
             let id = id.to_owned();
             common.check_id(&id, at)?;
             ids.push(id);
+            self.rows_seen += 1;
         }
         if ids.is_empty() {
             return Ok(None);
@@ -174,6 +193,7 @@ impl CsvSource {
             labels,
             features,
             n_features,
+            categorical,
             first_row_index: 0,
         }))
     }
@@ -208,7 +228,8 @@ pub(crate) fn format_f64(buf: &mut String, v: f64) {
     };
 }
 
-/// Writes `dataset` as comma-separated CSV: a header `id_column[,label],features…`, then
+/// Writes `dataset` as comma-separated CSV: a header
+/// `id_column[,label],features…[,categorical…]`, then
 /// one line per row. Floats are written so that reading the file back yields exactly the
 /// same values (NaN is written as `NaN` and so reads back as missing). Ids and names are
 /// quoted when needed. An existing file is overwritten.
@@ -221,6 +242,7 @@ pub fn write_csv(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
         header.push(l);
     }
     header.extend(dataset.feature_names().iter().map(String::as_str));
+    header.extend(dataset.categorical_names().iter().map(String::as_str));
     w.write_record(&header).map_err(io_err)?;
     let mut buf = String::with_capacity(32);
     for i in 0..dataset.n_rows() {
@@ -232,6 +254,9 @@ pub fn write_csv(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
         for &v in dataset.row(i) {
             format_f64(&mut buf, v);
             w.write_field(&buf).map_err(io_err)?;
+        }
+        for c in dataset.categorical_row(i) {
+            w.write_field(c).map_err(io_err)?;
         }
         w.write_record(None::<&[u8]>).map_err(io_err)?;
     }

@@ -17,6 +17,10 @@ pub struct Dataset {
     labels: Option<Vec<f64>>,
     feature_names: Vec<String>,
     features: Vec<f64>,
+    /// Names of the categorical (text) columns.
+    categorical_names: Vec<String>,
+    /// Categorical values, row-major; empty = missing.
+    categorical: Vec<String>,
 }
 
 fn invalid(reason: String) -> DataError {
@@ -72,7 +76,51 @@ impl Dataset {
             labels,
             feature_names,
             features,
+            categorical_names: Vec::new(),
+            categorical: Vec::new(),
         })
+    }
+
+    /// Adds categorical (text) columns: `values` row-major, `names.len()` per row,
+    /// the empty string for a missing value. Names must differ from every other column.
+    pub fn with_categorical(mut self, names: Vec<String>, values: Vec<String>) -> Result<Dataset> {
+        if values.len() != self.n_rows() * names.len() {
+            return Err(invalid(format!(
+                "{} categorical values for {} rows × {} columns",
+                values.len(),
+                self.n_rows(),
+                names.len()
+            )));
+        }
+        let mut seen: HashSet<&str> = self.feature_names.iter().map(String::as_str).collect();
+        seen.insert(self.id_column.as_str());
+        if let Some(l) = &self.label_name {
+            seen.insert(l.as_str());
+        }
+        for n in &names {
+            if !seen.insert(n.as_str()) {
+                return Err(invalid(format!("column name {n:?} used twice")));
+            }
+        }
+        self.categorical_names = names;
+        self.categorical = values;
+        Ok(self)
+    }
+
+    /// Names of the categorical columns.
+    pub fn categorical_names(&self) -> &[String] {
+        &self.categorical_names
+    }
+
+    /// Number of categorical columns.
+    pub fn n_categorical(&self) -> usize {
+        self.categorical_names.len()
+    }
+
+    /// The categorical values of row `i` (empty = missing); empty if out of range.
+    pub fn categorical_row(&self, i: usize) -> &[String] {
+        let n = self.n_categorical();
+        self.categorical.get(i * n..(i + 1) * n).unwrap_or(&[])
     }
 
     /// Number of rows.
@@ -150,8 +198,10 @@ impl Dataset {
             )));
         }
         let mut features = Vec::with_capacity(indices.len() * n);
+        let mut categorical = Vec::with_capacity(indices.len() * self.n_categorical());
         for &i in indices {
             features.extend_from_slice(self.row(i));
+            categorical.extend_from_slice(self.categorical_row(i));
         }
         Ok(Dataset {
             id_column: self.id_column.clone(),
@@ -163,6 +213,8 @@ impl Dataset {
                 .map(|l| indices.iter().map(|&i| l[i]).collect()),
             feature_names: self.feature_names.clone(),
             features,
+            categorical_names: self.categorical_names.clone(),
+            categorical,
         })
     }
 
@@ -186,12 +238,14 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset> {
     let mut ids = Vec::new();
     let mut labels = reader.label_name().map(|_| Vec::new());
     let mut features = Vec::new();
+    let mut categorical = Vec::new();
     for batch in reader.by_ref() {
         let batch = batch?;
         if ids.is_empty() {
             // Most files fit in one batch; avoid re-copying its buffers.
             ids = batch.ids;
             features = batch.features;
+            categorical = batch.categorical;
             if let (Some(l), Some(bl)) = (labels.as_mut(), batch.labels) {
                 *l = bl;
             }
@@ -199,6 +253,7 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset> {
         }
         ids.extend(batch.ids);
         features.extend_from_slice(&batch.features);
+        categorical.extend(batch.categorical);
         if let (Some(l), Some(bl)) = (labels.as_mut(), batch.labels) {
             l.extend_from_slice(&bl);
         }
@@ -218,11 +273,17 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset> {
             }
         }
     }
-    Dataset::new(
+    let names = reader.categorical_names();
+    let d = Dataset::new(
         reader.id_column().to_owned(),
         ids,
         reader.label_name().map(str::to_owned).zip(labels),
         reader.feature_names().to_vec(),
         features,
-    )
+    )?;
+    if names.is_empty() {
+        Ok(d)
+    } else {
+        d.with_categorical(names, categorical)
+    }
 }

@@ -318,6 +318,7 @@ impl ParquetSource {
             labels,
             features,
             n_features,
+            categorical: Vec::new(),
             first_row_index: 0,
         }))
     }
@@ -332,6 +333,11 @@ const WRITE_CHUNK_ROWS: usize = 65_536;
 /// [`Dataset`]. An existing file is overwritten.
 pub fn write_parquet(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
     let path = path.as_ref();
+    if dataset.n_categorical() > 0 {
+        return Err(DataError::InvalidDataset {
+            reason: "categorical columns can be written to CSV only (write_csv)".to_owned(),
+        });
+    }
     let mut fields = vec![Field::new(dataset.id_column(), DataType::Utf8, false)];
     if let Some(l) = dataset.label_name() {
         fields.push(Field::new(l, DataType::Float64, false));

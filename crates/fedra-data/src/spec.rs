@@ -13,7 +13,15 @@
 //! delimiter = ","              # one ASCII character; default "," ("\t" for .tsv files)
 //! allow_duplicate_ids = false  # default false
 //! batch_rows = 65536           # rows per streamed batch; default 65536
+//! categorical = ["C1", "C2"]   # text columns kept as strings (e.g. hashed ids); CSV only
+//! row_ids = false              # true: the file has no id column; ids are the 0-based row numbers
 //! ```
+//!
+//! **Categorical columns** (e.g. Criteo's hex-hashed `C1..C26`) are read as text,
+//! trimmed, and never parsed as numbers; a missing cell (empty, `NA`, ...) is kept as
+//! the empty string (whatever the missing policy: a missing category is a value of its
+//! own). They are not features: with `features` unset, every column but the id, the
+//! label and the categorical ones is a (numeric) feature.
 
 use std::path::{Path, PathBuf};
 
@@ -111,6 +119,13 @@ pub struct DatasetSpec {
     /// Maximum number of rows per streamed batch (default [`DEFAULT_BATCH_ROWS`]).
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// Text (categorical) columns, in this order; CSV only.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// The file has no id column: ids are the 0-based row numbers (`"0"`, `"1"`, ...,
+    /// counting data rows, blank lines skipped) and `id_column` only names them.
+    #[serde(default)]
+    pub row_ids: bool,
 }
 
 impl DatasetSpec {
@@ -126,7 +141,25 @@ impl DatasetSpec {
             delimiter: None,
             allow_duplicate_ids: false,
             batch_rows: DEFAULT_BATCH_ROWS,
+            categorical: Vec::new(),
+            row_ids: false,
         }
+    }
+
+    /// Reads these columns as text (categorical) instead of numbers.
+    pub fn with_categorical<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.categorical = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Ids are the 0-based row numbers (the file has no id column).
+    pub fn with_row_ids(mut self, on: bool) -> Self {
+        self.row_ids = on;
+        self
     }
 
     /// Sets the format explicitly.
@@ -245,7 +278,30 @@ impl DatasetSpec {
                 }
             }
         }
-        self.resolved_format()?;
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.categorical {
+            if !seen.insert(c.as_str()) {
+                return invalid(format!("categorical column {c:?} is listed twice"));
+            }
+            if *c == self.id_column && !self.row_ids {
+                return invalid(format!("categorical column {c:?} is also the id column"));
+            }
+            if self.label.as_deref() == Some(c.as_str()) {
+                return invalid(format!("categorical column {c:?} is also the label column"));
+            }
+            if self.features.as_ref().is_some_and(|f| f.contains(c)) {
+                return invalid(format!(
+                    "column {c:?} is listed both as a feature and as categorical"
+                ));
+            }
+        }
+        let format = self.resolved_format()?;
+        if !self.categorical.is_empty() && format != Format::Csv {
+            return invalid("categorical columns can be read from CSV files only".to_owned());
+        }
+        if self.row_ids && format != Format::Csv {
+            return invalid("row_ids can be used with CSV files only".to_owned());
+        }
         self.resolved_delimiter()?;
         Ok(())
     }

@@ -314,6 +314,24 @@ pub struct Horizontal {
     pub client: fedra_horizontal::protocol::ClientConfig,
 }
 
+/// Parameters of the `splitnn` task: split neural network (vertical NN, `fedra-splitnn`)
+/// between the leader (label holder) and one or more followers on the parties' aligned
+/// rows, evaluated on a held-out split drawn by the leader; checkpoints on every party
+/// at the same step (a re-run with the same output folder resumes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Splitnn {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (classification).
+    pub stratify: bool,
+    /// Towers, top model, schedule and protection (every other key of the task table;
+    /// see `fedra_splitnn::decl`).
+    #[serde(flatten)]
+    pub decl: fedra_splitnn::SplitDecl,
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -344,6 +362,8 @@ pub enum TaskKind {
     SecureboostPredict(HeteroLrPredict),
     /// Horizontal federated learning (server and clients).
     Horizontal(Horizontal),
+    /// Split neural network (vertical NN).
+    Splitnn(Splitnn),
 }
 
 impl TaskKind {
@@ -359,6 +379,7 @@ impl TaskKind {
             TaskKind::Secureboost(_) => "secureboost",
             TaskKind::SecureboostPredict(_) => "secureboost_predict",
             TaskKind::Horizontal(_) => "horizontal",
+            TaskKind::Splitnn(_) => "splitnn",
         }
     }
 
@@ -372,6 +393,7 @@ impl TaskKind {
         "psi",
         "secureboost",
         "secureboost_predict",
+        "splitnn",
         "stream_join",
     ];
 }
@@ -622,6 +644,12 @@ fn parse_task(
         return parse_horizontal(i, &name, table, parties).map(|p| TaskSpec {
             name,
             kind: TaskKind::Horizontal(p),
+        });
+    }
+    if kind == "splitnn" {
+        return parse_splitnn(i, &name, table, parties).map(|p| TaskSpec {
+            name,
+            kind: TaskKind::Splitnn(p),
         });
     }
     if kind == "secureboost" {
@@ -924,5 +952,46 @@ fn parse_horizontal(
         server,
         config,
         client,
+    })
+}
+
+fn parse_splitnn(
+    i: usize,
+    name: &str,
+    mut table: toml::Table,
+    parties: &BTreeMap<PartyId, PartySpec>,
+) -> Result<Splitnn, FieldError> {
+    let at = |f: &str| format!("tasks[{i}].{f}");
+    let (holdout, split_seed, stratify) = take_split(i, &mut table)?;
+    let decl: fedra_splitnn::SplitDecl = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| (format!("tasks[{i}] ({name})"), e.message().to_owned()))?;
+    decl.validate().map_err(|e| match e {
+        fedra_splitnn::SplitError::Field { field, reason } => (at(&field), reason),
+        fedra_splitnn::SplitError::Config { field, reason } => (at(field), reason),
+        other => (format!("tasks[{i}] ({name})"), other.to_string()),
+    })?;
+    let leader = PartyId::new(&decl.leader).map_err(|e| (at("leader"), e.to_string()))?;
+    check_party(
+        parties,
+        at("leader"),
+        &leader,
+        Some("splitnn needs a dataset with the labels on the leader"),
+    )?;
+    for p in decl.towers.keys() {
+        let id = PartyId::new(p).map_err(|e| (at(&format!("towers.{p}")), e.to_string()))?;
+        check_party(
+            parties,
+            at(&format!("towers.{p}")),
+            &id,
+            Some("splitnn needs a dataset on every party with a tower"),
+        )?;
+    }
+    let stratify = stratify.unwrap_or(decl.top.objective != fedra_splitnn::Objective::Regression);
+    Ok(Splitnn {
+        holdout,
+        split_seed,
+        stratify,
+        decl,
     })
 }

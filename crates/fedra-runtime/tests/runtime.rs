@@ -320,3 +320,90 @@ cache = "sign-cache.bin"
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Split NN with two followers (the host's 20 breast features split between two
+/// parties) and a leader with labels only: the job form's multi-party path, in
+/// memory, each party with its own output folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splitnn_with_two_followers_and_a_label_only_leader() {
+    let dir = datasets();
+    if !dir.exists() {
+        eprintln!("skipping: {} not found", dir.display());
+        return;
+    }
+    let xs = |r: std::ops::Range<usize>| {
+        r.map(|i| format!("\"x{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        r#"[job]
+id = "snn3"
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y", features = [] }}
+[parties.host-a]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv", features = [{a}] }}
+[parties.host-b]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv", features = [{b}] }}
+[[tasks]]
+name = "snn"
+kind = "splitnn"
+leader = "guest"
+batch_size = 32
+epochs = 20
+eval_every = 50
+checkpoint_every = 50
+[tasks.top]
+hidden = [8]
+optimizer = {{ kind = "adam", lr = 0.01 }}
+[tasks.towers.host-a]
+hidden = [16]
+cut = 4
+optimizer = {{ kind = "adam", lr = 0.01 }}
+[tasks.towers.host-b]
+hidden = [16]
+cut = 6
+optimizer = {{ kind = "adam", lr = 0.01 }}
+"#,
+        d = dir.display(),
+        a = xs(0..10),
+        b = xs(10..20),
+    );
+    let job = Job::parse(&text, Path::new("job.toml")).unwrap();
+    let root = std::env::temp_dir().join(format!("fedra-rt-snn3-{}", std::process::id()));
+    let ids = job.party_ids();
+    let mut net = MemNetwork::new(&job.id, &ids);
+    let events = |_| {};
+    let ctxs: Vec<PartyContext<'_>> = ids
+        .iter()
+        .map(|me| {
+            let out = root.join(me.as_str());
+            std::fs::create_dir_all(&out).unwrap();
+            PartyContext {
+                job: &job,
+                me: me.clone(),
+                data: job.parties[me].data.clone(),
+                out_dir: out,
+                events: &events,
+            }
+        })
+        .collect();
+    let chans: Vec<_> = ids.iter().map(|p| net.take(p).unwrap()).collect();
+    let (a, b, c) = tokio::join!(
+        run_party(&ctxs[0], &chans[0]),
+        run_party(&ctxs[1], &chans[1]),
+        run_party(&ctxs[2], &chans[2])
+    );
+    let merged = JobReport::merge(&job.id, &[a, b, c]);
+    assert_eq!(merged.status, Status::Succeeded, "{merged:?}");
+    let m = &merged.tasks[0].metrics;
+    // Breast is easy: the followers' features alone separate the classes.
+    assert!(m["auc"].as_f64().unwrap() > 0.95, "{m:?}");
+    assert_eq!(m["host-a_steps"], m["steps"], "{m:?}");
+    assert_eq!(m["host-b_steps"], m["steps"], "{m:?}");
+    assert!(m["leak_auc"].as_array().unwrap().len() == 2, "{m:?}");
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -16,6 +16,15 @@ pub enum SplitError {
         /// What is allowed.
         reason: String,
     },
+    /// An invalid value of a declared model or job field (the path of the
+    /// field, e.g. `towers.host.cut`).
+    #[error("{field}: {reason}")]
+    Field {
+        /// The offending field's path.
+        field: String,
+        /// What is allowed.
+        reason: String,
+    },
     /// A peer runs the task with other parameters (rows, widths, schedule).
     #[error("party '{party}' disagrees about the task: {detail}")]
     Mismatch {
@@ -46,7 +55,7 @@ impl SplitError {
     /// A stable, machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
-            SplitError::Config { .. } => "splitnn.config",
+            SplitError::Config { .. } | SplitError::Field { .. } => "splitnn.config",
             SplitError::Data(_) => "splitnn.data",
             SplitError::Mismatch { .. } => "splitnn.mismatch",
             SplitError::Fed(e) => e.code(),

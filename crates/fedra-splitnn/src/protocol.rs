@@ -484,7 +484,26 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
     data: PartyData<'_>,
     labels: Labels<'_>,
     rng: &mut R,
+    sink: Option<&mut dyn CheckpointSink>,
+) -> Result<TrainReport> {
+    train_leader_observed(ch, cfg, model, data, labels, rng, sink, None).await
+}
+
+/// Called by the leader with every evaluation as soon as it is computed
+/// (e.g. to drive a progress bar).
+pub type EvalObserver<'a> = &'a (dyn Fn(&EvalPoint) + Send + Sync);
+
+/// [`train_leader`] that also reports each evaluation to `on_eval`.
+#[allow(clippy::too_many_arguments)]
+pub async fn train_leader_observed<R: CryptoRng + Send + ?Sized>(
+    ch: &dyn Channel,
+    cfg: &SplitConfig,
+    model: &mut LeaderModel,
+    data: PartyData<'_>,
+    labels: Labels<'_>,
+    rng: &mut R,
     mut sink: Option<&mut dyn CheckpointSink>,
+    on_eval: Option<EvalObserver<'_>>,
 ) -> Result<TrainReport> {
     cfg.validate()?;
     model.check(cfg)?;
@@ -623,6 +642,9 @@ pub async fn train_leader<R: CryptoRng + Send + ?Sized>(
                         val_auc: None,
                     },
                 };
+                if let Some(f) = on_eval {
+                    f(&point);
+                }
                 report.history.push(point);
                 (loss_sum, loss_rows) = (0.0, 0);
             }

@@ -8,6 +8,7 @@ mod lr;
 mod psi;
 mod secureboost;
 pub(crate) mod split;
+mod splitnn;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -116,7 +117,9 @@ pub(crate) fn write_output(
         OutputFormat::Csv => fedra_data::write_csv(&path, data)?,
         OutputFormat::Parquet => fedra_data::write_parquet(&path, data)?,
     }
-    let mut spec = fedra_data::DatasetSpec::new(&path).with_id_column(data.id_column());
+    let mut spec = fedra_data::DatasetSpec::new(&path)
+        .with_id_column(data.id_column())
+        .with_categorical(data.categorical_names().iter().cloned());
     if let Some(l) = data.label_name() {
         spec = spec.with_label(l);
     }
@@ -186,5 +189,6 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
         TaskKind::Secureboost(p) => secureboost::run(ctx, p).await?.into(),
         TaskKind::Horizontal(p) => horizontal::run(ctx, p).await?.into(),
         TaskKind::SecureboostPredict(p) => secureboost::predict(ctx, p).await?.into(),
+        TaskKind::Splitnn(p) => splitnn::run(ctx, p).await?.into(),
     })
 }
