@@ -58,6 +58,9 @@ enum Mode {
     SilentFrom(u64),
     /// Drops every message with this name from round 2 on.
     DropFrom2(&'static str),
+    /// The client's process dies when it is about to send message `name`
+    /// of round `r` (`MemChannel::crash`: every peer sees it lost).
+    CrashAt(u64, &'static str),
 }
 
 struct Tamper {
@@ -82,6 +85,10 @@ impl Channel for Tamper {
             Mode::SilentFrom(r) if tag.round() >= r => return Ok(()),
             Mode::SilentFrom(_) => payload,
             Mode::DropFrom2(name) if tag.round() >= 2 && tag.name() == name => return Ok(()),
+            Mode::CrashAt(r, name) if tag.round() == r && tag.name() == name => {
+                self.inner.crash();
+                return Err(FedError::Closed);
+            }
             Mode::SignFlip(k) if tag.name() == "delta" => {
                 // [u64 length][f32 LE ...] (small models: one chunk).
                 let mut v = payload.to_vec();
@@ -116,6 +123,12 @@ impl Channel for Tamper {
     }
     fn stats(&self) -> Vec<PeerStats> {
         self.inner.stats()
+    }
+    fn set_droppable(&self, peers: &[PartyId]) {
+        self.inner.set_droppable(peers)
+    }
+    fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        self.inner.dropped()
     }
 }
 
@@ -217,6 +230,9 @@ async fn federate_secret(
             inner: net.take(name).unwrap(),
             mode,
         };
+        // As the runtime does: the other clients may drop out.
+        let others: Vec<PartyId> = names.iter().filter(|n| *n != name).cloned().collect();
+        ch.set_droppable(&others);
         let server = server.clone();
         let spec = spec.clone();
         handles.push(tokio::spawn(async move {
@@ -230,6 +246,7 @@ async fn federate_secret(
         }));
     }
     let ch = net.take(&server).unwrap();
+    ch.set_droppable(&names);
     let cfg2 = cfg.clone();
     let ck = checkpoint.map(Path::to_path_buf);
     let srv = tokio::spawn(async move {
@@ -461,6 +478,128 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
     assert_eq!(err.code(), "horizontal.too_few_results");
     let msg = err.to_string();
     assert!(msg.contains("c2") && !msg.contains("c1"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crashed_client_is_dropped_never_selected_again_and_secagg_recovers_the_sum() {
+    if !have_data() {
+        return;
+    }
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(4);
+    let cfg_for = |secure: bool| {
+        let mut cfg = config(spec.clone(), 4, 4);
+        // A crash is noticed at once: the deadline is never what ends a round.
+        cfg.round_timeout_s = 60.0;
+        cfg.horizontal.sampling.min_clients = 2;
+        cfg.horizontal.sampling.min_available = 2;
+        cfg.horizontal.sampling.min_results = 2;
+        if secure {
+            cfg.secure_aggregation = Some(SecAggConfig {
+                threshold: 2,
+                clip: 1.0,
+                ring_bits: 32,
+            });
+        }
+        cfg
+    };
+    let clients = |crash: Mode| {
+        vec![
+            (parts[0].clone(), Mode::Honest),
+            (parts[1].clone(), Mode::Honest),
+            (parts[2].clone(), crash),
+            (parts[3].clone(), Mode::Honest),
+        ]
+    };
+    let started = std::time::Instant::now();
+    // Plaintext: c3 dies in round 2 after its result header, before its delta.
+    let plain = federate(
+        &cfg_for(false),
+        clients(Mode::CrashAt(2, "delta")),
+        None,
+        None,
+    )
+    .await;
+    let plain_out = plain.server.unwrap();
+    let check = |out: &ServerOutcome, contributed_in_2: &[&str], what: &str| {
+        assert!(out.history[0].dropped_clients.is_empty(), "{what}");
+        assert_eq!(
+            out.history[0].contributed,
+            ["c1", "c2", "c3", "c4"],
+            "{what}"
+        );
+        assert_eq!(out.history[1].dropped_clients, ["c3"], "{what}");
+        assert_eq!(out.history[1].contributed, contributed_in_2, "{what}");
+        for r in &out.history[2..] {
+            assert_eq!(r.selected, ["c1", "c2", "c4"], "{what}");
+            assert_eq!(r.excluded, ["c3"], "{what}");
+            assert!(
+                r.failures.is_empty() && r.dropped_clients.is_empty(),
+                "{what}"
+            );
+        }
+        assert_eq!(out.dropped.len(), 1, "{what}");
+        assert_eq!(out.dropped[0].client.as_str(), "c3", "{what}");
+        assert!(
+            out.dropped[0].reason.contains("fed.peer_lost")
+                || out.dropped[0].reason.contains("unreachable"),
+            "{what}: {}",
+            out.dropped[0].reason
+        );
+    };
+    check(&plain_out, &["c1", "c2", "c4"], "plaintext");
+    // The survivors are not affected.
+    for (i, c) in plain.clients.iter().enumerate() {
+        let c = c.as_ref().unwrap();
+        if i == 2 {
+            assert!(c.is_err());
+        } else {
+            assert_eq!(c.as_ref().unwrap().rounds_completed, 4);
+        }
+    }
+    // Secure aggregation, c3 dying in each later phase of round 2: before
+    // its shares, before its masked input (the server recovers its pairwise
+    // masks from the others' shares) — the sum of the three others, as in
+    // plaintext; or after its masked input (the others reveal its self-mask
+    // share: its input is in the sum).
+    for (at, contributed) in [
+        ("sa/shares", &["c1", "c2", "c4"][..]),
+        ("sa/masked", &["c1", "c2", "c4"][..]),
+        ("sa/resp", &["c1", "c2", "c3", "c4"][..]),
+    ] {
+        let run = federate(&cfg_for(true), clients(Mode::CrashAt(2, at)), None, None).await;
+        let out = run.server.unwrap();
+        check(&out, contributed, at);
+        if at != "sa/resp" {
+            let diff = plain_out
+                .params
+                .iter()
+                .zip(&out.params)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "{at}: max |secagg - plaintext| = {diff}");
+        }
+    }
+    // Too few left: a clean error naming the dropped client.
+    let mut cfg = cfg_for(false);
+    cfg.horizontal.sampling.min_available = 4;
+    cfg.horizontal.sampling.min_clients = 3;
+    cfg.horizontal.sampling.min_results = 3;
+    let err = federate(&cfg, clients(Mode::CrashAt(2, "delta")), None, None)
+        .await
+        .server
+        .unwrap_err();
+    assert_eq!(err.code(), "horizontal.too_many_dropouts", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("round 3") && msg.contains("c3: party 'c3' has been unreachable"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

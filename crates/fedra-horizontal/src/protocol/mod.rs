@@ -34,6 +34,27 @@
 //! failed and missing clients (a failed run is reported to peers by the
 //! caller, e.g. with [`fedra_federation::Channel::abort`]).
 //!
+//! **Crashed clients.** Declare the clients *droppable* on every party's
+//! channel ([`fedra_federation::Channel::set_droppable`]: on the server all
+//! clients, on each client the other clients — `fedra-runtime` does this
+//! for the `horizontal` task). Then a client whose process dies, vanishes
+//! or aborts is a **dropout**: the server's receives from it fail at once
+//! with `fed.peer_dropped` (no need to wait for the deadline once the
+//! transport noticed, within its peer timeout), the round goes on with the
+//! survivors, including under secure aggregation (Bonawitz recovery: the
+//! others reveal the shares the server needs), and the other clients are
+//! not affected. The server records it in [`RoundRecord::dropped_clients`]
+//! and [`ServerOutcome::dropped`], and **never selects it again** in this
+//! run ([`RoundRecord::excluded`]): the scheduler samples from the clients
+//! that said hello minus those that dropped out (the sample is still a
+//! function of the seed, the round and that set). A client that is only
+//! slow (deadline missed) or sent a malformed message stays eligible. When
+//! fewer than `max(min_available, min_results)` clients are left, the run
+//! stops with [`crate::HorizontalError::TooManyDropouts`] naming every
+//! dropped and absent client with its reason. Without `set_droppable` any
+//! peer's failure is job-wide, as for every other protocol. The server is
+//! never droppable: if it dies, every client stops.
+//!
 //! # Privacy options
 //!
 //! * **Secure aggregation** ([`SecAggConfig`], `fedra-secagg`): each client

@@ -53,6 +53,14 @@ pub struct RoundRecord {
     /// Secure aggregation: the bound on the quantisation error of each
     /// coordinate of the averaged update, `1/(2·scale)`.
     pub quantization_error: Option<f64>,
+    /// Selected clients that dropped out during this round (their process
+    /// died or vanished, or they aborted: the channel reported them as
+    /// dropped); they are also in `failures`, with the reason.
+    #[serde(default)]
+    pub dropped_clients: Vec<String>,
+    /// Clients not eligible this round because they dropped out earlier.
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// The result of [`run_server`].
@@ -72,6 +80,9 @@ pub struct ServerOutcome {
     pub epsilon: Option<f64>,
     /// Clients that did not say hello (never selected).
     pub absent: Vec<ClientFailure>,
+    /// Clients that dropped out during the run (after their hello), with the
+    /// channel's reason; they were not selected again.
+    pub dropped: Vec<ClientFailure>,
 }
 
 fn sid(p: &PartyId) -> ClientId {
@@ -194,6 +205,7 @@ pub async fn run_server(
         num_params,
         clients: &clients,
         present: &present,
+        absent: &absent,
         weights: &weights,
         key,
     };
@@ -264,6 +276,11 @@ pub async fn run_server(
         }
         _ => None,
     };
+    let dropped = ctx
+        .gone()
+        .into_iter()
+        .map(|(p, reason)| ClientFailure::new(sid(&p), reason))
+        .collect();
     Ok(ServerOutcome {
         params: global,
         rounds_completed: cfg.rounds,
@@ -272,6 +289,7 @@ pub async fn run_server(
         accountant,
         epsilon,
         absent,
+        dropped,
     })
 }
 
@@ -283,6 +301,7 @@ struct RoundCtx<'a> {
     num_params: usize,
     clients: &'a [PartyId],
     present: &'a [PartyId],
+    absent: &'a [ClientFailure],
     weights: &'a BTreeMap<PartyId, u64>,
     key: [u8; 32],
 }
@@ -302,6 +321,17 @@ impl RoundCtx<'_> {
             })
     }
 
+    /// The clients (among those that said hello) that dropped out so far,
+    /// with the channel's reason.
+    fn gone(&self) -> BTreeMap<PartyId, String> {
+        self.ch
+            .dropped()
+            .into_iter()
+            .filter(|(p, _)| self.present.contains(p))
+            .map(|(p, e)| (p, e.to_string()))
+            .collect()
+    }
+
     async fn round(
         &self,
         round: u32,
@@ -309,7 +339,34 @@ impl RoundCtx<'_> {
         global: &[f32],
     ) -> Result<(Vec<f32>, RoundRecord)> {
         let cfg = self.cfg;
-        let available: Vec<ClientId> = self.present.iter().map(sid).collect();
+        // A client that dropped out (its process died or vanished, or it
+        // aborted) is not selected again in this run.
+        let gone_before = self.gone();
+        let eligible: Vec<&PartyId> = self
+            .present
+            .iter()
+            .filter(|p| !gone_before.contains_key(*p))
+            .collect();
+        let sampling = &cfg.horizontal.sampling;
+        let required = sampling.min_available.max(sampling.min_results);
+        if eligible.len() < required {
+            let mut gone: Vec<String> = gone_before
+                .iter()
+                .map(|(p, why)| format!("{p}: {why}"))
+                .collect();
+            gone.extend(
+                self.absent
+                    .iter()
+                    .map(|f| format!("{}: {}", f.client, f.reason)),
+            );
+            return Err(HorizontalError::TooManyDropouts {
+                round,
+                available: eligible.len(),
+                required,
+                gone,
+            });
+        }
+        let available: Vec<ClientId> = eligible.iter().map(|p| sid(p)).collect();
         let plan =
             strategy.configure_round(round, &available, &mut cfg.horizontal.round_rng(round))?;
         let selected: Vec<PartyId> = plan
@@ -504,6 +561,7 @@ impl RoundCtx<'_> {
             .map(|(p, reason)| ClientFailure::new(sid(&p), reason))
             .collect();
         let next = strategy.aggregate(round, global, results, failures.clone())?;
+        let gone_now = self.gone();
         Ok((
             next,
             RoundRecord {
@@ -514,6 +572,12 @@ impl RoundCtx<'_> {
                 metrics: Vec::new(),
                 epsilon: None,
                 quantization_error,
+                dropped_clients: selected
+                    .iter()
+                    .filter(|p| gone_now.contains_key(*p))
+                    .map(|p| p.to_string())
+                    .collect(),
+                excluded: gone_before.keys().map(|p| p.to_string()).collect(),
             },
         ))
     }
