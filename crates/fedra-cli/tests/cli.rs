@@ -565,3 +565,213 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&o.stdout).len() > 100, "{args:?}");
     }
 }
+
+/// The pid of the child of `parent` that runs party `party` (Linux `/proc`).
+#[cfg(target_os = "linux")]
+fn party_pid(parent: u32, party: &str) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(parent) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args
+            .windows(2)
+            .any(|w| w[0] == b"--party" && w[1] == party.as_bytes())
+        {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+/// The last round in a horizontal server checkpoint (`{"round":N,...` after a
+/// 20-byte binary header), if the file exists.
+fn checkpoint_round(path: &Path) -> Option<u64> {
+    let b = std::fs::read(path).ok()?;
+    let json = String::from_utf8_lossy(b.get(20..)?.get(..64.min(b.len() - 20))?).into_owned();
+    json.strip_prefix("{\"round\":")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// FedAvg on breast with three client processes (the guest file split in two,
+/// plus the host file); `hospital-c`'s process gets SIGKILL once the server has
+/// completed round 3. Returns the exit status, the report and the seconds from the
+/// kill to the end of `fedra run --local`.
+#[cfg(target_os = "linux")]
+fn fedavg_with_a_killed_client(
+    name: &str,
+    extra: &str,
+    sampling: &str,
+) -> (std::process::ExitStatus, serde_json::Value, f64) {
+    let data = repo()
+        .join("../shared/datasets/fate")
+        .canonicalize()
+        .unwrap();
+    let dir = tmp(name);
+    let guest = std::fs::read_to_string(data.join("breast_homo_guest.csv")).unwrap();
+    let mut lines = guest.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<&str> = lines.collect();
+    let half = rows.len() / 2;
+    for (file, part) in [("a.csv", &rows[..half]), ("c.csv", &rows[half..])] {
+        write(&dir.join(file), &format!("{header}\n{}\n", part.join("\n")));
+    }
+    let d = data.display();
+    let dd = dir.display();
+    write(
+        &dir.join("job.toml"),
+        &format!(
+            "[job]\nid = \"{name}\"\n[runtime]\npeer_timeout_s = 2\n\
+             [parties.server]\nrole = \"server\"\ndata = {{ path = \"{d}/breast_homo_test.csv\", id_column = \"id\", label = \"y\" }}\n\
+             [parties.hospital-a]\nrole = \"client\"\ndata = {{ path = \"{dd}/a.csv\", id_column = \"id\", label = \"y\" }}\n\
+             [parties.hospital-b]\nrole = \"client\"\ndata = {{ path = \"{d}/breast_homo_host.csv\", id_column = \"id\", label = \"y\" }}\n\
+             [parties.hospital-c]\nrole = \"client\"\ndata = {{ path = \"{dd}/c.csv\", id_column = \"id\", label = \"y\" }}\n\
+             [[tasks]]\nname = \"fedavg\"\nkind = \"horizontal\"\nserver = \"server\"\nrounds = 40\nround_timeout_s = 60.0\n\
+             [tasks.model]\ninputs = 30\nhidden = [32]\noutputs = 1\nactivation = \"tanh\"\n\
+             [tasks.local]\nlocal_epochs = 1\nbatch_size = 32\noptimizer = {{ kind = \"adam\", lr = 0.003 }}\n\
+             [tasks.horizontal]\nseed = 7\nstrategy = {{ kind = \"fed_avg\" }}\nsampling = {sampling}\n{extra}"
+        ),
+    );
+    let out = dir.join("out");
+    let mut run = fedra()
+        .args(["run", "job.toml", "--local", "--out"])
+        .arg(&out)
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ck = out.join("parties/server/fedavg.checkpoint");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "the job did not reach round 3");
+        assert!(
+            run.try_wait().unwrap().is_none(),
+            "the job ended before the kill"
+        );
+        if checkpoint_round(&ck).is_some_and(|r| r >= 3)
+            && let Some(pid) = party_pid(run.id(), "hospital-c")
+        {
+            break pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let o = Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let killed = Instant::now();
+    let o = run.wait_with_output().unwrap();
+    let took = killed.elapsed().as_secs_f64();
+    eprintln!(
+        "{name}: ended {took:.1} s after the kill\nstdout:\n{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    (o.status, report(&out), took)
+}
+
+#[cfg(target_os = "linux")]
+fn assert_finished_without(status: std::process::ExitStatus, r: &serde_json::Value, took: f64) {
+    assert!(status.success(), "{r:#}");
+    assert_eq!(r["status"], "succeeded_with_dropouts", "{r:#}");
+    assert_eq!(r["dropped"][0]["party"], "hospital-c", "{r:#}");
+    assert!(r["dropped"].as_array().unwrap().len() == 1, "{r:#}");
+    let why = r["dropped"][0]["error"].as_str().unwrap();
+    assert!(
+        why.contains("without a report") && why.contains("fed.peer_lost")
+            || why.contains("unreachable"),
+        "{why}"
+    );
+    for p in ["server", "hospital-a", "hospital-b"] {
+        assert_eq!(r["parties"][p]["status"], "succeeded", "{p}: {r:#}");
+    }
+    assert_eq!(r["parties"]["hospital-c"]["status"], "failed");
+    let m = &r["tasks"][0]["metrics"];
+    assert_eq!(r["tasks"][0]["status"], "succeeded", "{m}");
+    assert_eq!(m["rounds"], 40, "{m}");
+    assert!(m["auc"].as_f64().unwrap() > 0.9, "{m}");
+    assert!(m["dropped_clients"]["hospital-c"].is_string(), "{m}");
+    let by_round = m["dropped_clients_by_round"].as_array().unwrap();
+    assert_eq!(by_round.len(), 40);
+    let rounds: Vec<usize> = (0..40)
+        .filter(|&i| {
+            by_round[i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == "hospital-c")
+        })
+        .collect();
+    assert!(
+        rounds.len() == 1 && rounds[0] >= 3,
+        "dropped in rounds {rounds:?}: {m}"
+    );
+    // Nobody waited for the dead client beyond the peer timeout per round.
+    assert!(took < 60.0, "took {took} s after the kill");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fedavg_goes_on_without_a_client_process_killed_mid_training() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let sampling = "{ fraction = 1.0, min_clients = 2, min_available = 2, min_results = 2 }";
+    let (status, r, took) = fedavg_with_a_killed_client("hfl-kill-plain", "", sampling);
+    assert_finished_without(status, &r, took);
+    let sa = "[tasks.secure_aggregation]\nthreshold = 2\nclip = 1.0\nring_bits = 32\n";
+    let (status, r, took) = fedavg_with_a_killed_client("hfl-kill-secagg", sa, sampling);
+    assert_finished_without(status, &r, took);
+    assert!(
+        r["tasks"][0]["metrics"]["client_failures"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{r:#}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fedavg_fails_cleanly_naming_the_killed_client_when_too_few_are_left() {
+    if !repo().join("../shared/datasets").exists() {
+        eprintln!("skipping: shared datasets not found");
+        return;
+    }
+    let sampling = "{ fraction = 1.0, min_clients = 2, min_available = 3, min_results = 2 }";
+    let sa = "[tasks.secure_aggregation]\nthreshold = 2\nclip = 1.0\nring_bits = 32\n";
+    for (name, extra) in [("hfl-kill-min-plain", ""), ("hfl-kill-min-secagg", sa)] {
+        let (status, r, took) = fedavg_with_a_killed_client(name, extra, sampling);
+        assert!(!status.success(), "{r:#}");
+        assert_eq!(r["status"], "failed", "{r:#}");
+        let e = r["parties"]["server"]["error"].as_str().unwrap();
+        assert!(
+            e.contains("clients left, at least 3 required")
+                && e.contains("hospital-c: party 'hospital-c' has been unreachable"),
+            "{e}"
+        );
+        // The surviving clients stop because the server failed, and say so.
+        for p in ["hospital-a", "hospital-b"] {
+            let e = r["parties"][p]["error"].as_str().unwrap();
+            assert!(e.contains("party 'server' failed"), "{p}: {e}");
+        }
+        assert!(took < 60.0, "took {took} s after the kill");
+    }
+}
