@@ -112,9 +112,13 @@
 //! off — also under secure aggregation, whose masks cancel exactly and whose
 //! quantisation rounds deterministically (tested). With DP the noise (and
 //! DP-SGD batch order) comes from a new start-up key, so runs differ by
-//! fresh noise, as two uninterrupted runs would. SCAFFOLD's
-//! client control variates are kept in client memory only and are *not*
-//! restored; resume of SCAFFOLD runs is not identical.
+//! fresh noise, as two uninterrupted runs would. SCAFFOLD's server
+//! control variate `c` is part of the checkpoint (the strategy state); each
+//! client's `c_i` is saved in the client's own state file by
+//! [`run_client_with_state`] (after every SCAFFOLD round, its values after
+//! the last two rounds it trained, since the server may resume from either),
+//! so a killed and resumed SCAFFOLD run is bit-identical too (tested). With
+//! [`run_client`] (no state file) `c_i` restarts from 0 on resume.
 //!
 //! Local training runs inline on the calling task (it is CPU-bound): use a
 //! multi-threaded runtime when several parties share a process.
@@ -131,7 +135,7 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::Checkpoint;
-pub use client::{ClientOutcome, run_client};
+pub use client::{ClientOutcome, run_client, run_client_with_state};
 pub use config::{
     ClientConfig, DEFAULT_CHUNK_BYTES, DpConfig, DpMode, LocalTraining, MAX_ROUNDS, SecAggConfig,
     ServerConfig,

@@ -2,7 +2,9 @@
 //! The server runs the rounds, evaluates the global model on its own dataset (the
 //! held-out test set, if it has one) after every round, checkpoints every round to
 //! its output folder (a re-run with the same output folder resumes) and saves the
-//! final model; each client trains on its own rows.
+//! final model; each client trains on its own rows and keeps its SCAFFOLD control
+//! variate in `<task>.client-state.json` in its own output folder, so a resumed
+//! SCAFFOLD run matches an uninterrupted one too.
 //!
 //! Randomness: every non-secret choice derives from the job's
 //! `horizontal.seed` — the initial model (`ChaCha20Rng::seed_from_u64(seed)`),
@@ -22,7 +24,7 @@
 
 use fedra_data::Dataset;
 use fedra_horizontal::HorizontalError;
-use fedra_horizontal::protocol::{Evaluate, run_client, run_server};
+use fedra_horizontal::protocol::{Evaluate, run_client_with_state, run_server};
 use fedra_nn::{Mlp, MlpSpec};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -201,8 +203,17 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, Ta
             &mut ChaCha20Rng::seed_from_u64(cfg.horizontal.seed),
         )
         .map_err(nn_err)?;
-        let out = run_client(
-            ctx.ch, task, &p.server, &p.client, &data, &mut model, &mut rng,
+        // SCAFFOLD's c_i survives a restart in the client's own output folder.
+        let state = ctx.party.out_dir.join(format!("{task}.client-state.json"));
+        let out = run_client_with_state(
+            ctx.ch,
+            task,
+            &p.server,
+            &p.client,
+            &data,
+            &mut model,
+            Some(&state),
+            &mut rng,
         )
         .await
         .map_err(hfl_err)?;
