@@ -775,3 +775,345 @@ fn fedavg_fails_cleanly_naming_the_killed_client_when_too_few_are_left() {
         assert!(took < 60.0, "took {took} s after the kill");
     }
 }
+
+// ---- 50 clients over real gRPC endpoints (one process, 51 mTLS servers) ----
+
+mod fifty {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use fedra_data::Dataset;
+    use fedra_federation::mem::{MemChannel, MemNetwork};
+    use fedra_federation::{Channel, Failure, FedError, PartyId, PeerStats, Tag};
+    use fedra_horizontal::protocol::{
+        ClientConfig, DEFAULT_CHUNK_BYTES, Evaluate, LocalTraining, SecAggConfig, ServerConfig,
+        ServerOutcome, run_client, run_server,
+    };
+    use fedra_horizontal::{HorizontalConfig, SamplingConfig, StrategyConfig};
+    use fedra_nn::{Mlp, MlpSpec, OptimizerConfig};
+    use fedra_pki::{DevCa, Validity};
+    use fedra_transport::{GrpcChannel, GrpcConfig, Timing, TlsIdentity};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    const N: usize = 50;
+    /// Clients whose process dies in round 2 before sending their update
+    /// (before `delta` in plaintext, before `sa/masked` under secure
+    /// aggregation: neither is in round 2's aggregate).
+    const DYING: [usize; 3] = [7, 23, 41];
+
+    fn pid(s: &str) -> PartyId {
+        PartyId::new(s).unwrap()
+    }
+
+    fn name(i: usize) -> String {
+        format!("c{i:02}")
+    }
+
+    /// 20 rows of 10 features, labels from a fixed linear rule with noise.
+    fn data(i: usize) -> Dataset {
+        let mut rng = ChaCha20Rng::seed_from_u64(1000 + i as u64);
+        let mut unit = || (rng.next_u32() as f64 / u32::MAX as f64) * 2.0 - 1.0;
+        let (rows, d) = (20, 10);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..rows {
+            let r: Vec<f64> = (0..d).map(|_| unit()).collect();
+            let s: f64 = r
+                .iter()
+                .enumerate()
+                .map(|(j, v)| v * (j as f64 - 4.5))
+                .sum();
+            y.push(if s + unit() > 0.0 { 1.0 } else { 0.0 });
+            x.extend(r);
+        }
+        Dataset::new(
+            "id",
+            (0..rows).map(|r| format!("{i}-{r}")).collect(),
+            Some(("y".into(), y)),
+            (0..d).map(|j| format!("x{j}")).collect(),
+            x,
+        )
+        .unwrap()
+    }
+
+    fn config(secure: bool) -> ServerConfig {
+        ServerConfig {
+            rounds: 2,
+            // Dead clients are noticed by the transport (peer timeout 2 s), not
+            // by this deadline.
+            round_timeout_s: 120.0,
+            clients: None,
+            model: MlpSpec::binary(10, vec![16]),
+            local: LocalTraining {
+                local_epochs: 1,
+                batch_size: 8,
+                optimizer: OptimizerConfig::sgd(0.05),
+            },
+            horizontal: HorizontalConfig {
+                seed: 11,
+                sampling: SamplingConfig {
+                    fraction: 1.0,
+                    min_clients: 40,
+                    min_available: 40,
+                    min_results: 40,
+                },
+                strategy: StrategyConfig::FedAvg,
+                aggregation: None,
+            },
+            secure_aggregation: secure.then_some(SecAggConfig {
+                threshold: 26,
+                clip: 1.0,
+                ring_bits: 32,
+            }),
+            dp: None,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
+    }
+
+    /// A client channel whose process "dies" when it is about to send
+    /// message `at` (round, name): `crash` is called and the send fails.
+    struct Dying<C> {
+        inner: C,
+        at: Option<(u64, &'static str)>,
+        crash: fn(&C),
+    }
+
+    #[async_trait]
+    impl<C: Channel> Channel for Dying<C> {
+        fn me(&self) -> &PartyId {
+            self.inner.me()
+        }
+        fn job(&self) -> &str {
+            self.inner.job()
+        }
+        fn peers(&self) -> &[PartyId] {
+            self.inner.peers()
+        }
+        async fn send(&self, to: &PartyId, tag: &Tag, payload: Bytes) -> Result<(), FedError> {
+            if self.at == Some((tag.round(), tag.name())) {
+                (self.crash)(&self.inner);
+                return Err(FedError::Closed);
+            }
+            self.inner.send(to, tag, payload).await
+        }
+        async fn recv(&self, from: &PartyId, tag: &Tag) -> Result<Bytes, FedError> {
+            self.inner.recv(from, tag).await
+        }
+        async fn abort(&self, failure: &Failure) {
+            self.inner.abort(failure).await
+        }
+        async fn finish(&self) {
+            self.inner.finish().await
+        }
+        fn stats(&self) -> Vec<PeerStats> {
+            self.inner.stats()
+        }
+        fn set_droppable(&self, peers: &[PartyId]) {
+            self.inner.set_droppable(peers)
+        }
+        fn dropped(&self) -> Vec<(PartyId, FedError)> {
+            self.inner.dropped()
+        }
+    }
+
+    type Globals = Arc<Mutex<Vec<Vec<f32>>>>;
+
+    async fn serve(
+        ch: impl Channel + 'static,
+        cfg: ServerConfig,
+    ) -> (fedra_horizontal::Result<ServerOutcome>, Vec<Vec<f32>>) {
+        let spec = cfg.model.clone();
+        let init = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(11))
+            .unwrap()
+            .params_flat();
+        let globals: Globals = Arc::default();
+        let g2 = globals.clone();
+        let eval: Arc<Evaluate<'static>> = Arc::new(move |_, p: &[f32]| {
+            g2.lock().unwrap().push(p.to_vec());
+            vec![]
+        });
+        let out = tokio::spawn(async move {
+            let mut rng = ChaCha20Rng::seed_from_u64(5);
+            run_server(&ch, "hfl", &cfg, init, None, Some(&*eval), &mut rng).await
+        })
+        .await
+        .unwrap();
+        let g = globals.lock().unwrap().clone();
+        (out, g)
+    }
+
+    fn client(
+        ch: impl Channel + 'static,
+        i: usize,
+        spec: MlpSpec,
+    ) -> tokio::task::JoinHandle<bool> {
+        tokio::spawn(async move {
+            let mut model = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
+            let mut rng = ChaCha20Rng::seed_from_u64(100 + i as u64);
+            let cfg = ClientConfig {
+                server_timeout_s: 120.0,
+                ..ClientConfig::default()
+            };
+            let r = run_client(
+                &ch,
+                "hfl",
+                &pid("server"),
+                &cfg,
+                &data(i),
+                &mut model,
+                &mut rng,
+            )
+            .await;
+            // A dying client's channel is dropped here: its gRPC server and
+            // heartbeats stop, as when its process is killed.
+            r.is_ok()
+        })
+    }
+
+    /// Plaintext FedAvg in memory, with the same clients dying.
+    async fn plaintext() -> (ServerOutcome, Vec<Vec<f32>>) {
+        let cfg = config(false);
+        let server = pid("server");
+        let clients: Vec<PartyId> = (1..=N).map(|i| pid(&name(i))).collect();
+        let mut all = vec![server.clone()];
+        all.extend(clients.iter().cloned());
+        let mut net = MemNetwork::new("fifty", &all);
+        let mut handles = Vec::new();
+        for (k, p) in clients.iter().enumerate() {
+            let i = k + 1;
+            let ch = Dying {
+                inner: net.take(p).unwrap(),
+                at: DYING.contains(&i).then_some((2, "delta")),
+                crash: MemChannel::crash,
+            };
+            let others: Vec<PartyId> = clients.iter().filter(|q| *q != p).cloned().collect();
+            ch.set_droppable(&others);
+            handles.push(client(ch, i, cfg.model.clone()));
+        }
+        let ch = net.take(&server).unwrap();
+        ch.set_droppable(&clients);
+        let (out, g) = serve(ch, cfg).await;
+        for h in handles {
+            h.await.unwrap();
+        }
+        (out.unwrap(), g)
+    }
+
+    /// Secure aggregation with 51 gRPC endpoints over mutual TLS on loopback
+    /// (a star: each client knows only the server).
+    async fn over_grpc() -> (ServerOutcome, Vec<Vec<f32>>, Vec<bool>) {
+        let cfg = config(true);
+        let ca = DevCa::new(Validity::days(1)).unwrap();
+        let identity = |p: &str| {
+            let c = ca.issue(p, Validity::days(1)).unwrap();
+            TlsIdentity::from_pem(ca.cert_pem(), &c.cert_pem, &c.key_pem).unwrap()
+        };
+        let names: Vec<String> = std::iter::once("server".to_owned())
+            .chain((1..=N).map(name))
+            .collect();
+        let mut listeners = Vec::new();
+        for _ in &names {
+            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let addrs: Vec<String> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().to_string())
+            .collect();
+        let timing = Timing {
+            send_timeout: Duration::from_secs(60),
+            recv_timeout: None,
+            heartbeat_interval: Duration::from_millis(400),
+            peer_timeout: Duration::from_secs(2),
+            startup_grace: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+        };
+        let mut channels = Vec::new();
+        for ((n, l), _) in names.iter().zip(listeners).zip(&addrs) {
+            let peers: BTreeMap<PartyId, String> = if n == "server" {
+                names[1..]
+                    .iter()
+                    .map(|c| pid(c))
+                    .zip(addrs[1..].iter().cloned())
+                    .collect()
+            } else {
+                [(pid("server"), addrs[0].clone())].into_iter().collect()
+            };
+            let mut gc =
+                GrpcConfig::new("fifty", pid(n), l.local_addr().unwrap(), peers, identity(n));
+            gc.timing = timing.clone();
+            channels.push(GrpcChannel::start_on(gc, l).await.unwrap());
+        }
+        let mut channels = channels.into_iter();
+        let server = channels.next().unwrap();
+        server.set_droppable(&names[1..].iter().map(|c| pid(c)).collect::<Vec<_>>());
+        let mut handles = Vec::new();
+        for (k, ch) in channels.enumerate() {
+            let i = k + 1;
+            let ch = Dying {
+                inner: ch,
+                at: DYING.contains(&i).then_some((2, "sa/masked")),
+                crash: |_| {},
+            };
+            handles.push(client(ch, i, cfg.model.clone()));
+        }
+        let (out, g) = serve(server, cfg).await;
+        let mut ok = Vec::new();
+        for h in handles {
+            ok.push(h.await.unwrap());
+        }
+        (out.unwrap(), g, ok)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fifty_clients_over_grpc_secure_aggregation_with_dropouts_equals_plaintext() {
+        let t0 = Instant::now();
+        let (sa, sa_globals, ok) = over_grpc().await;
+        let grpc_s = t0.elapsed().as_secs_f64();
+        let (plain, plain_globals) = plaintext().await;
+        eprintln!(
+            "50 clients over gRPC + mTLS, secure aggregation, 2 rounds, 3 dying: {grpc_s:.1} s (plaintext in memory {:.1} s)",
+            t0.elapsed().as_secs_f64() - grpc_s
+        );
+        let dying: Vec<String> = DYING.iter().map(|&i| name(i)).collect();
+        for (i, ok) in ok.iter().enumerate() {
+            assert_eq!(*ok, !DYING.contains(&(i + 1)), "client {}", name(i + 1));
+        }
+        for out in [&sa, &plain] {
+            assert_eq!(out.history[0].contributed.len(), N);
+            assert_eq!(out.history[1].contributed.len(), N - DYING.len());
+            assert_eq!(out.history[1].dropped_clients, dying);
+            assert!(
+                out.history[1]
+                    .contributed
+                    .iter()
+                    .all(|c| !dying.contains(c))
+            );
+        }
+        // Round 1: the same inputs, so the secure aggregate is the plaintext
+        // one up to the quantisation bound (plus f32 rounding of the sums).
+        let maxdiff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| f64::from((x - y).abs()))
+                .fold(0.0, f64::max)
+        };
+        let ulp = |v: &[f32]| {
+            2.0 * f64::from(f32::EPSILON) * v.iter().map(|x| f64::from(x.abs())).fold(0.0, f64::max)
+        };
+        let b1 = sa.history[0].quantization_error.unwrap();
+        let d1 = maxdiff(&sa_globals[0], &plain_globals[0]);
+        eprintln!("round 1: max |secagg - plaintext| = {d1:e}, bound {b1:e}");
+        assert!(d1 <= b1 + ulp(&plain_globals[0]), "{d1} > {b1}");
+        // Round 2 starts from globals that differ by d1; one epoch of SGD
+        // (lr 0.05, 3 steps) moves that difference by a small factor.
+        let b2 = sa.history[1].quantization_error.unwrap();
+        let d2 = maxdiff(&sa.params, &plain.params);
+        eprintln!("round 2: max |secagg - plaintext| = {d2:e}, bound {b2:e} + propagated {d1:e}");
+        assert!(d2 <= b2 + 4.0 * d1 + ulp(&plain.params), "{d2}");
+        assert!(grpc_s < 60.0, "took {grpc_s} s");
+    }
+}
