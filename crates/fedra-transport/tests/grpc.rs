@@ -510,7 +510,7 @@ async fn vanished_droppable_peer_is_a_dropout_and_the_others_go_on() {
     let mut v = trio().await;
     let (server, c1, c2) = (pid("server"), pid("c1"), pid("c2"));
     v[0].set_droppable(&[c1.clone(), c2.clone()]);
-    v[2].set_droppable(&[c1.clone()]);
+    v[2].set_droppable(std::slice::from_ref(&c1));
     let warm = Tag::new("t", 0, "warmup");
     for i in [1, 2] {
         v[i].send(&server, &warm, Bytes::new()).await.unwrap();
