@@ -1,5 +1,8 @@
 //! The `fedra` binary as a user runs it: parties as separate OS processes over
-//! loopback mutual TLS, the merged report, and failures that stop every party.
+//! loopback mutual TLS, the merged report, failures that stop every party, and
+//! horizontal clients whose death does not (SIGKILL mid-training). Module `fifty`
+//! runs 50 horizontal clients and a server in this process over 51 real gRPC
+//! endpoints with mutual TLS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
