@@ -53,9 +53,11 @@ pub struct RoundRecord {
     /// Secure aggregation: the bound on the quantisation error of each
     /// coordinate of the averaged update, `1/(2·scale)`.
     pub quantization_error: Option<f64>,
-    /// Selected clients that dropped out during this round (their process
-    /// died or vanished, or they aborted: the channel reported them as
-    /// dropped); they are also in `failures`, with the reason.
+    /// Clients that dropped out (their process died or vanished, or they
+    /// aborted: the channel reported them as dropped) since the previous
+    /// round's record — usually selected clients lost during this round,
+    /// which are also in `failures` with the reason. Each dropout is
+    /// reported in exactly one round.
     #[serde(default)]
     pub dropped_clients: Vec<String>,
     /// Clients not eligible this round because they dropped out earlier.
@@ -209,8 +211,17 @@ pub async fn run_server(
         weights: &weights,
         key,
     };
+    let mut reported = BTreeSet::new();
     for round in first..=cfg.rounds {
         let (next, mut record) = ctx.round(round, strategy.as_mut(), &global).await?;
+        // Every client that dropped out since the last record — during this
+        // round (usually: the server notices while waiting for it), or
+        // between rounds — is reported once.
+        for p in ctx.gone().into_keys() {
+            if reported.insert(p.clone()) {
+                record.dropped_clients.push(p.to_string());
+            }
+        }
         if let (Some(dp), Some(acc)) = (&central_dp, accountant.as_mut()) {
             let q = record.selected.len() as f64 / present.len().max(1) as f64;
             let report = acc
@@ -561,7 +572,6 @@ impl RoundCtx<'_> {
             .map(|(p, reason)| ClientFailure::new(sid(&p), reason))
             .collect();
         let next = strategy.aggregate(round, global, results, failures.clone())?;
-        let gone_now = self.gone();
         Ok((
             next,
             RoundRecord {
@@ -572,11 +582,8 @@ impl RoundCtx<'_> {
                 metrics: Vec::new(),
                 epsilon: None,
                 quantization_error,
-                dropped_clients: selected
-                    .iter()
-                    .filter(|p| gone_now.contains_key(*p))
-                    .map(|p| p.to_string())
-                    .collect(),
+                // Filled in by the caller (each dropout reported once).
+                dropped_clients: Vec::new(),
                 excluded: gone_before.keys().map(|p| p.to_string()).collect(),
             },
         ))
