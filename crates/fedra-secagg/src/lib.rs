@@ -148,7 +148,7 @@ mod wire;
 
 pub use client::Client;
 pub use error::{Error, Refusal, Result};
-pub use ids::{ClientId, MAX_CLIENTS, MAX_DIM, Params, RoundId};
+pub use ids::{ClientId, Graph, MAX_CLIENTS, MAX_DIM, Neighbours, Params, RoundId};
 pub use messages::{
     AdvertiseKeys, CIPHERTEXT_LEN, EncryptedShares, ForwardedShares, KeyEntry, KeyList,
     MaskedInput, OwnedShare, ShareKeys, UnmaskRequest, UnmaskResponse, WireMessage,
@@ -156,7 +156,7 @@ pub use messages::{
 pub use quant::{QuantConfig, Rounding};
 pub use ring::{Ring, RingVec};
 pub use server::{Aggregate, Server};
-pub use sim::{DropPoint, DropSchedule, plaintext_sum, run_in_memory};
+pub use sim::{DropPoint, DropSchedule, plaintext_sum, run_in_memory, run_in_memory_with_graph};
 
 #[cfg(test)]
 mod tests;
