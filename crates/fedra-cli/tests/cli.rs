@@ -871,6 +871,7 @@ mod fifty {
                 threshold: 26,
                 clip: 1.0,
                 ring_bits: 32,
+                neighbors: None,
             }),
             dp: None,
             chunk_bytes: DEFAULT_CHUNK_BYTES,

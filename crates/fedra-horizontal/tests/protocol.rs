@@ -411,6 +411,7 @@ async fn secure_aggregation_matches_plaintext_up_to_quantisation() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 32,
+        neighbors: None,
     });
     let data = || {
         vec![
@@ -457,6 +458,7 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
                 threshold: 2,
                 clip: 1.0,
                 ring_bits: 32,
+                neighbors: None,
             });
         }
         let clients = vec![
@@ -488,6 +490,7 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
             threshold: 2,
             clip: 1.0,
             ring_bits: 32,
+            neighbors: None,
         });
         let clients = vec![
             (parts[0].clone(), Mode::Honest),
@@ -546,6 +549,7 @@ async fn crashed_client_is_dropped_never_selected_again_and_secagg_recovers_the_
                 threshold: 2,
                 clip: 1.0,
                 ring_bits: 32,
+                neighbors: None,
             });
         }
         cfg
@@ -646,6 +650,91 @@ async fn crashed_client_is_dropped_never_selected_again_and_secagg_recovers_the_
         started.elapsed() < std::time::Duration::from_secs(50),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// SecAgg+ (`neighbors = 4`: each of 12 clients shares with 4 others on a
+/// seeded random graph), two clients crashing before their masked input in
+/// round 2: the same model as plaintext FedAvg with the same crashes, up to
+/// quantisation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secagg_plus_with_crashed_clients_matches_plaintext() {
+    if !have_data() {
+        return;
+    }
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(12);
+    let cfg_for = |secure: bool| {
+        let mut cfg = config(spec.clone(), 12, 3);
+        cfg.horizontal.sampling = SamplingConfig {
+            fraction: 1.0,
+            min_clients: 6,
+            min_available: 6,
+            min_results: 6,
+        };
+        if secure {
+            cfg.secure_aggregation = Some(SecAggConfig {
+                threshold: 3,
+                clip: 1.0,
+                ring_bits: 32,
+                neighbors: Some(4),
+            });
+        }
+        cfg
+    };
+    let clients = |at: &'static str| {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mode = if i == 2 || i == 8 {
+                    Mode::CrashAt(2, at)
+                } else {
+                    Mode::Honest
+                };
+                (d.clone(), mode)
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = federate(&cfg_for(false), clients("delta"), None, None)
+        .await
+        .server
+        .unwrap();
+    let sa = federate(&cfg_for(true), clients("sa/masked"), None, None)
+        .await
+        .server
+        .unwrap();
+    for out in [&plain, &sa] {
+        assert_eq!(out.history[1].dropped_clients, ["c3", "c9"]);
+        assert_eq!(out.history[1].contributed.len(), 10);
+        assert_eq!(out.history[2].selected.len(), 10);
+    }
+    let diff = plain
+        .params
+        .iter()
+        .zip(&sa.params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!(
+        "SecAgg+ (k = 4) vs plaintext: max |Δparam| = {diff:e} (per-round bound {:e})",
+        sa.history[0].quantization_error.unwrap()
+    );
+    assert!(diff < 1e-4, "{diff}");
+    // Refused: an odd degree, or a threshold above the neighbourhood.
+    let mut bad = cfg_for(true);
+    if let Some(s) = bad.secure_aggregation.as_mut() {
+        s.neighbors = Some(3);
+    }
+    assert_eq!(bad.validate().unwrap_err().code(), "horizontal.config");
+    if let Some(s) = bad.secure_aggregation.as_mut() {
+        s.neighbors = Some(2);
+        s.threshold = 4;
+    }
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("neighbors + 1")
     );
 }
 
@@ -838,6 +927,7 @@ async fn same_job_twice_is_bit_identical_whatever_the_csprngs() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 32,
+        neighbors: None,
     });
     let d = run(sa.clone(), 4, None, None).await.unwrap();
     let e = run(sa, 5, None, None).await.unwrap();
@@ -1059,6 +1149,7 @@ async fn differential_privacy_central_local_and_under_secure_aggregation() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 64,
+        neighbors: None,
     });
     let both = federate(&cfg, data(), None, None).await.server.unwrap();
     assert_eq!(both.epsilon, central.epsilon);

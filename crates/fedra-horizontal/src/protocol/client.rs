@@ -9,8 +9,8 @@ use fedra_dp::{Accountant, Event, clip_l2};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_nn::{LossKind, Mlp, Optimizer};
 use fedra_secagg::{
-    Client as SaClient, ClientId as SaId, ForwardedShares, KeyList, Params, QuantConfig, RoundId,
-    UnmaskRequest, WireMessage,
+    Client as SaClient, ClientId as SaId, ForwardedShares, KeyList, QuantConfig, UnmaskRequest,
+    WireMessage,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore};
@@ -380,7 +380,7 @@ pub async fn run_client_with_state(
         match &plan.secagg {
             Some(sa) => {
                 secagg_round(
-                    ch, task, server, round, n, sa, &delta, limit, chunk, &mut rrng,
+                    ch, task, server, round, n, start.seed, sa, &delta, limit, chunk, &mut rrng,
                 )
                 .await?
             }
@@ -533,6 +533,7 @@ async fn secagg_round(
     server: &PartyId,
     round: u32,
     n: usize,
+    seed: u64,
     sa: &SecAggPlan,
     delta: &[f32],
     limit: Duration,
@@ -543,8 +544,15 @@ async fn secagg_round(
     let ring = ring_of(sa.ring_bits);
     let q = QuantConfig::new(sa.clip, sa.scale, ring).map_err(&err)?;
     let input = q.quantize_weighted(delta, sa.weight).map_err(&err)?;
-    let params =
-        Params::new(RoundId(u64::from(round)), sa.n, sa.threshold, n, ring).map_err(&err)?;
+    let params = super::secagg_params(
+        round,
+        sa.n,
+        sa.threshold,
+        n,
+        sa.ring_bits,
+        sa.neighbors.map(|k| (k, seed)),
+    )
+    .map_err(&err)?;
     let (mut client, adv) = SaClient::new(params, SaId(sa.id), rng).map_err(&err)?;
     let send = |name: &'static str, bytes: Vec<u8>| async move {
         send_blob(ch, server, task, round, name, &bytes, chunk)

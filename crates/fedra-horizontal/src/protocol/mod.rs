@@ -68,7 +68,10 @@
 //!   strategy as one identical update per survivor, so FedAvg/FedProx and
 //!   the server optimisers (FedAdam, …) work unchanged; robust rules and
 //!   SCAFFOLD are refused (they need individual updates). Client weights
-//!   (`num_examples`) are public.
+//!   (`num_examples`) are public. With `neighbors = k` (SecAgg+, Bell et
+//!   al. 2020) each client shares secrets and masks with only `k`
+//!   neighbours on a random graph drawn per round from the job's public
+//!   seed, the threshold applying per neighbourhood.
 //! * **Central DP** ([`DpMode::Central`]): updates are clipped to L2 norm
 //!   `clip` (by the server; by the clients under secure aggregation),
 //!   summed, `N(0, σ²·clip²)` is added with the server's CSPRNG and the sum
@@ -213,6 +216,9 @@ pub(crate) struct SecAggPlan {
     pub scale: f64,
     /// Integer weight to multiply the quantised update by.
     pub weight: u64,
+    /// SecAgg+: the graph's degree (its seed is the job's, from `start`).
+    #[serde(default)]
+    pub neighbors: Option<u32>,
 }
 
 /// A client's result header.
@@ -258,6 +264,29 @@ pub(crate) fn secagg_err(round: u32) -> impl Fn(fedra_secagg::Error) -> Horizont
         round,
         code: e.code(),
         detail: e.to_string(),
+    }
+}
+
+/// The secure-aggregation parameters of a round, with the SecAgg+ graph
+/// (degree, public seed) if configured.
+pub(crate) fn secagg_params(
+    round: u32,
+    n: u32,
+    threshold: u32,
+    dim: usize,
+    ring_bits: u32,
+    graph: Option<(u32, u64)>,
+) -> fedra_secagg::Result<fedra_secagg::Params> {
+    let p = fedra_secagg::Params::new(
+        fedra_secagg::RoundId(u64::from(round)),
+        n,
+        threshold,
+        dim,
+        ring_of(ring_bits),
+    )?;
+    match graph {
+        Some((k, seed)) => p.with_graph(k, seed),
+        None => Ok(p),
     }
 }
 

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use fedra_dp::{Accountant, Event, add_gaussian_noise, clip_l2};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_secagg::{
-    AdvertiseKeys, ClientId as SaId, MaskedInput, Params, QuantConfig, RoundId, Server, ShareKeys,
-    UnmaskResponse, WireMessage,
+    AdvertiseKeys, ClientId as SaId, MaskedInput, QuantConfig, Server, ShareKeys, UnmaskResponse,
+    WireMessage,
 };
 use futures_util::future::join_all;
 use rand_core::CryptoRng;
@@ -442,6 +442,7 @@ impl RoundCtx<'_> {
                             clip: sa.clip,
                             scale: q.scale,
                             weight: weight_of(p),
+                            neighbors: sa.neighbors,
                         }),
                         _ => None,
                     },
@@ -726,12 +727,13 @@ impl RoundCtx<'_> {
         let n = selected.len();
         let t = sa.threshold as usize;
         let err = secagg_err(round);
-        let params = Params::new(
-            RoundId(u64::from(round)),
+        let params = super::secagg_params(
+            round,
             n as u32,
             sa.threshold,
             self.num_params,
-            q.ring,
+            sa.ring_bits,
+            sa.neighbors.map(|k| (k, cfg_seed(self.cfg))),
         )
         .map_err(&err)?;
         let mut server = Server::new(params).map_err(&err)?;
@@ -938,6 +940,11 @@ impl RoundCtx<'_> {
             }
         }
     }
+}
+
+/// The public seed of the SecAgg+ graph: the job's.
+fn cfg_seed(cfg: &ServerConfig) -> u64 {
+    cfg.horizontal.seed
 }
 
 /// `(sum + N(0, std²)) / n` with the round's noise generator.
