@@ -311,16 +311,27 @@ async fn federate_init(
     });
     if let (Some(k), Some(path)) = (kill_after, checkpoint) {
         // Kill everything once the checkpoint holds round k (the server
-        // may be anywhere in the next round by then).
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            if let Ok(Some(c)) = Checkpoint::load(path)
-                && c.round >= k
-            {
-                break;
+        // may be anywhere in the next round by then). The watcher runs on
+        // its own thread: local training runs inline on the runtime's
+        // workers, which could starve a watcher task under load and let
+        // the server run to the end before the kill.
+        let server_task = srv.abort_handle();
+        let path2 = path.to_path_buf();
+        let watcher = tokio::task::spawn_blocking(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                if let Ok(Some(c)) = Checkpoint::load(&path2)
+                    && c.round >= k
+                {
+                    server_task.abort();
+                    return true;
+                }
+                if server_task.is_finished() {
+                    return false;
+                }
             }
-            assert!(!srv.is_finished(), "the server ended before round {k}");
-        }
+        });
+        assert!(watcher.await.unwrap(), "the server ended before round {k}");
         // Wait until the tasks have really stopped: an aborted task runs on until its
         // next await point and may write one more checkpoint.
         srv.abort();
