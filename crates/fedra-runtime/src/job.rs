@@ -552,15 +552,18 @@ impl Job {
         self.parties.keys().cloned().collect()
     }
 
-    /// The parties that every task of the job may lose
-    /// ([`TaskKind::droppable`]): if only such parties fail, the job still
-    /// succeeds ("with dropouts") as long as every other party succeeds.
+    /// The parties that some task of the job may lose
+    /// ([`TaskKind::droppable`]). If only such parties fail and every other
+    /// party succeeds, the job succeeded "with dropouts": a failure of theirs
+    /// in a task that needs them fails every other party anyway (job-wide
+    /// failure), so the others can only all succeed if it happened where the
+    /// party was droppable (or after the others were done).
     pub fn droppable_parties(&self) -> Vec<PartyId> {
         let all = self.party_ids();
         let per_task: Vec<Vec<PartyId>> =
             self.tasks.iter().map(|t| t.kind.droppable(&all)).collect();
         all.iter()
-            .filter(|p| !per_task.is_empty() && per_task.iter().all(|d| d.contains(p)))
+            .filter(|p| per_task.iter().any(|d| d.contains(p)))
             .cloned()
             .collect()
     }
