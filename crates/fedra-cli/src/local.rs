@@ -69,7 +69,12 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
     let (merged, out) = run_job(job_path, out, true).await?;
     let path = out.join("report.json");
     crate::summary::print(&merged, &path);
-    if merged.status == Status::Succeeded {
+    // A job whose only failures are droppable parties (e.g. a crashed horizontal
+    // client) succeeded with dropouts: its results stand.
+    if matches!(
+        merged.status,
+        Status::Succeeded | Status::SucceededWithDropouts
+    ) {
         return Ok(ExitCode::SUCCESS);
     }
     for party in merged
@@ -196,6 +201,13 @@ pub async fn run_job(
 
     // Every party stops by itself when another fails (heartbeats, abort signals);
     // this watchdog only guards against a party that is stuck outside the runtime.
+    // A droppable party's exit (e.g. a crashed horizontal client) does not arm it:
+    // the others go on without it.
+    let droppable: Vec<String> = job
+        .droppable_parties()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     let grace = Duration::from_secs_f64(job.runtime.peer_timeout_s * 2.0 + 15.0);
     let mut deadline: Option<Instant> = None;
     let mut exits: BTreeMap<String, String> = BTreeMap::new();
@@ -222,7 +234,7 @@ pub async fn run_job(
             Ok((s, _)) => (s.success(), s.to_string()),
             Err(e) => (false, e.to_string()),
         };
-        if !ok && deadline.is_none() && !killers.is_empty() {
+        if !ok && deadline.is_none() && !killers.is_empty() && !droppable.contains(&party) {
             deadline = Some(Instant::now() + grace);
         }
         exits.insert(party, text);
@@ -253,7 +265,7 @@ pub async fn run_job(
             .map(|s| s.role);
         (role.map(role_rank).unwrap_or(9), r.party.clone())
     });
-    let mut merged = JobReport::merge(&job.id, &reports);
+    let mut merged = JobReport::merge_job(&job, &reports);
     merged.wall_s = started.elapsed().as_secs_f64();
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&merged)?)

@@ -17,6 +17,7 @@ fn bytes(n: u64) -> String {
 fn status(s: Status) -> &'static str {
     match s {
         Status::Succeeded => "succeeded",
+        Status::SucceededWithDropouts => "succeeded with dropouts",
         Status::Failed => "FAILED",
         Status::Skipped => "skipped",
     }
@@ -66,6 +67,9 @@ pub fn print(r: &JobReport, path: &Path) {
         if let Some(e) = &s.error {
             println!("      error: {e}");
         }
+    }
+    for d in &r.dropped {
+        println!("  dropped out: party {}: {}", d.party, d.error);
     }
     println!("report: {}", path.display());
 }

@@ -58,6 +58,15 @@ pub enum FedError {
     /// A peer reported that it failed; this party stops too.
     #[error("{0}")]
     PeerFailed(Failure),
+    /// A peer declared *droppable* ([`Channel::set_droppable`](crate::Channel::set_droppable))
+    /// failed or vanished: only messages to and from it fail; the job goes on.
+    #[error("party '{party}' dropped out of the job: {cause}")]
+    PeerDropped {
+        /// The party that dropped out.
+        party: String,
+        /// Why: [`FedError::PeerLost`], [`FedError::PeerFailed`], a refusal, ...
+        cause: Box<FedError>,
+    },
     /// A peer stopped answering (crashed, killed, network gone).
     #[error(
         "party '{party}' has been unreachable for {silent_s:.1} s (peer timeout); it probably crashed{}",
@@ -180,6 +189,11 @@ impl FedError {
         }
     }
 
+    /// Whether this error is a droppable peer's dropout (the job goes on).
+    pub fn is_dropout(&self) -> bool {
+        matches!(self, FedError::PeerDropped { .. })
+    }
+
     /// A stable, machine-readable code for this error.
     pub fn code(&self) -> &'static str {
         match self {
@@ -187,6 +201,7 @@ impl FedError {
             FedError::UnknownParty { .. } => "fed.unknown_party",
             FedError::PeerFailed(_) => "fed.peer_failed",
             FedError::PeerLost { .. } => "fed.peer_lost",
+            FedError::PeerDropped { .. } => "fed.peer_dropped",
             FedError::PeerFinished { .. } => "fed.peer_finished",
             FedError::Timeout { .. } => "fed.timeout",
             FedError::Refused { .. } => "fed.refused",
@@ -205,6 +220,7 @@ impl FedError {
             FedError::PeerFailed(f) => Some(&f.party),
             FedError::UnknownParty { party, .. }
             | FedError::PeerLost { party, .. }
+            | FedError::PeerDropped { party, .. }
             | FedError::PeerFinished { party, .. }
             | FedError::Timeout { party, .. }
             | FedError::Refused { party, .. }

@@ -4,8 +4,15 @@
 //! drops re-deliveries of a message id it has already stored (so a sender may retry
 //! freely), and turns a job-wide failure (a peer aborted or vanished) into an error
 //! for every pending and future `recv`.
+//!
+//! **Droppable peers.** A peer listed with [`Inbox::set_droppable`] may fail without
+//! failing the job: its failure ([`Inbox::fail_peer`]) is recorded for that peer
+//! only, so a `recv` from it returns what it delivered before and then
+//! [`FedError::PeerDropped`], while receives from every other peer go on. A failure
+//! of any other peer stays job-wide. If a peer that already dropped out stops being
+//! droppable (the next task needs it), its failure becomes the job-wide failure.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -52,6 +59,8 @@ struct State {
     seen: HashMap<PartyId, SeqSet>,
     failure: Option<FedError>,
     finished: HashSet<PartyId>,
+    droppable: HashSet<PartyId>,
+    dropped: BTreeMap<PartyId, FedError>,
 }
 
 /// Delivered-but-not-yet-received messages of one party.
@@ -137,6 +146,62 @@ impl Inbox {
         self.lock().failure.clone()
     }
 
+    /// Records that peer `p` failed or vanished with `err`: a dropout of `p` alone if
+    /// `p` is droppable, else the job-wide failure. The first failure of a peer wins.
+    pub fn fail_peer(&self, p: &PartyId, err: FedError) {
+        {
+            let mut st = self.lock();
+            if !st.droppable.contains(p) {
+                drop(st);
+                return self.fail(err);
+            }
+            if st.dropped.contains_key(p) {
+                return;
+            }
+            tracing::warn!(code = err.code(), party = %p, "droppable party dropped out: {err}");
+            st.dropped.insert(p.clone(), err);
+        }
+        self.wake.send_modify(|g| *g += 1);
+    }
+
+    /// Declares which peers may drop out without failing the job (replacing the
+    /// previous set). A peer that already dropped out and is no longer droppable
+    /// fails the job with its recorded failure.
+    pub fn set_droppable(&self, peers: &[PartyId]) {
+        let promoted = {
+            let mut st = self.lock();
+            st.droppable = peers.iter().cloned().collect();
+            let st = &*st;
+            st.dropped
+                .iter()
+                .find(|(p, _)| !st.droppable.contains(*p))
+                .map(|(_, e)| e.clone())
+        };
+        if let Some(e) = promoted {
+            self.fail(e);
+        }
+    }
+
+    /// The peers that dropped out so far, with their failures, by name.
+    pub fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        self.lock()
+            .dropped
+            .iter()
+            .map(|(p, e)| (p.clone(), e.clone()))
+            .collect()
+    }
+
+    /// Whether `p` dropped out: the error a send to or receive from it returns.
+    pub fn dropout(&self, p: &PartyId) -> Option<FedError> {
+        self.lock()
+            .dropped
+            .get(p)
+            .map(|cause| FedError::PeerDropped {
+                party: p.to_string(),
+                cause: Box::new(cause.clone()),
+            })
+    }
+
     /// Records that `from` finished the job normally.
     pub fn mark_finished(&self, from: &PartyId) {
         self.lock().finished.insert(from.clone());
@@ -149,7 +214,8 @@ impl Inbox {
     }
 
     /// Waits for the next message from `from` under `tag`, failing on a job-wide
-    /// failure, when `from` finished without sending it, or after `timeout`.
+    /// failure, when `from` finished or dropped out without sending it, or after
+    /// `timeout`.
     pub async fn recv(
         &self,
         from: &PartyId,
@@ -175,6 +241,14 @@ impl Inbox {
                             st.queues.remove(&key);
                         }
                         return Ok(msg);
+                    }
+                    if let Some(cause) = st.dropped.get(from) {
+                        return Err(FedError::PeerDropped {
+                            party: from.to_string(),
+                            cause: Box::new(cause.clone().while_doing(|| {
+                                format!("waiting for message '{tag}' from party '{from}'")
+                            })),
+                        });
                     }
                     if st.finished.contains(from) {
                         return Err(FedError::PeerFinished {

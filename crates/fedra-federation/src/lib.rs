@@ -47,6 +47,8 @@ pub use stats::PeerStats;
 /// Delivery is reliable and exactly-once per `send` call (retries are de-duplicated by
 /// message id), and messages with the same `(sender, tag)` are received in send order.
 /// A `recv` fails instead of hanging when the peer failed, vanished, or finished the job.
+/// Failures are job-wide, except for peers declared droppable
+/// ([`Channel::set_droppable`]), whose failures concern them alone.
 #[async_trait]
 pub trait Channel: Send + Sync {
     /// This party.
@@ -66,6 +68,21 @@ pub trait Channel: Send + Sync {
     async fn finish(&self);
     /// Bytes and messages exchanged with each peer so far.
     fn stats(&self) -> Vec<PeerStats>;
+    /// Declares which peers may drop out (crash, vanish, abort) without failing the
+    /// job, replacing the previous set (empty at start). A droppable peer's failure
+    /// only fails sends to and receives from it, with [`FedError::PeerDropped`]; any
+    /// other peer's failure still fails every `recv`. A peer that already dropped out
+    /// and is removed from the set fails the job with its recorded failure.
+    ///
+    /// The default does nothing (every failure stays job-wide); channels and
+    /// wrappers around channels must implement or forward it.
+    fn set_droppable(&self, peers: &[PartyId]) {
+        let _ = peers;
+    }
+    /// The droppable peers that dropped out so far, with why.
+    fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        Vec::new()
+    }
 }
 
 /// Sends the same payload to several parties concurrently.

@@ -93,6 +93,31 @@ pub struct MemChannel {
 }
 
 impl MemChannel {
+    fn own(&self) -> Result<&Arc<Inbox>, FedError> {
+        self.inboxes.get(&self.me).ok_or(FedError::Closed)
+    }
+
+    /// Simulates this party's process dying (tests): every peer sees it as lost at
+    /// once, as the gRPC transport's heartbeats would after the peer timeout, and
+    /// this party's own pending and future receives fail.
+    pub fn crash(&self) {
+        for p in &self.peers {
+            if let Ok(i) = self.inbox_of(p) {
+                i.fail_peer(
+                    &self.me,
+                    FedError::PeerLost {
+                        party: self.me.to_string(),
+                        silent_s: 0.0,
+                        doing: String::new(),
+                    },
+                );
+            }
+        }
+        if let Ok(i) = self.own() {
+            i.fail(FedError::Closed);
+        }
+    }
+
     fn inbox_of(&self, p: &PartyId) -> Result<&Arc<Inbox>, FedError> {
         match self.inboxes.get(p) {
             Some(i) if *p != self.me => Ok(i),
@@ -120,6 +145,9 @@ impl Channel for MemChannel {
 
     async fn send(&self, to: &PartyId, tag: &Tag, payload: Bytes) -> Result<(), FedError> {
         let inbox = self.inbox_of(to)?;
+        if let Some(e) = self.own()?.dropout(to) {
+            return Err(e);
+        }
         let len = payload.len();
         if len as u64 > self.opts.max_message_bytes {
             return Err(FedError::TooLarge {
@@ -138,14 +166,13 @@ impl Channel for MemChannel {
     }
 
     async fn recv(&self, from: &PartyId, tag: &Tag) -> Result<Bytes, FedError> {
-        let own = self.inboxes.get(&self.me).ok_or(FedError::Closed)?;
-        own.recv(from, tag, self.opts.recv_timeout).await
+        self.own()?.recv(from, tag, self.opts.recv_timeout).await
     }
 
     async fn abort(&self, failure: &Failure) {
         for p in &self.peers {
             if let Ok(i) = self.inbox_of(p) {
-                i.fail(FedError::PeerFailed(failure.clone()));
+                i.fail_peer(&self.me, FedError::PeerFailed(failure.clone()));
             }
         }
     }
@@ -160,5 +187,15 @@ impl Channel for MemChannel {
 
     fn stats(&self) -> Vec<PeerStats> {
         self.traffic.snapshot()
+    }
+
+    fn set_droppable(&self, peers: &[PartyId]) {
+        if let Ok(i) = self.own() {
+            i.set_droppable(peers);
+        }
+    }
+
+    fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        self.own().map(|i| i.dropped()).unwrap_or_default()
     }
 }

@@ -154,3 +154,81 @@ pub async fn finish_releases_waiters(a: &dyn Channel, b: &dyn Channel) {
         .unwrap_err();
     assert!(matches!(e, FedError::PeerFinished { .. }), "{e}");
 }
+
+/// Per-peer failure: `a` declares `b` and `c` droppable (and `c` declares `b`). When `b` aborts, `a`'s
+/// receives from `b` fail with [`FedError::PeerDropped`] naming `b` (after what `b`
+/// sent before), sends to `b` fail at once, and `a` keeps talking to `c`. When `b`
+/// stops being droppable, its failure becomes job-wide. A non-droppable peer's
+/// abort is job-wide as before (see [`abort_reaches_peer`]).
+pub async fn droppable_peer_failure_is_per_peer(a: &dyn Channel, b: &dyn Channel, c: &dyn Channel) {
+    a.set_droppable(&[b.me().clone(), c.me().clone()]);
+    // `c` (another client) must not stop either when `b` fails.
+    c.set_droppable(&[b.me().clone()]);
+    let tag = Tag::new("train", 2, "update");
+    b.send(a.me(), &tag, Bytes::from_static(b"before"))
+        .await
+        .unwrap();
+    let failure = Failure {
+        party: b.me().to_string(),
+        task: "train".into(),
+        round: Some(2),
+        code: "data.ragged_row".into(),
+        message: "bad row".into(),
+    };
+    b.abort(&failure).await;
+    // What b delivered before it failed is still received.
+    assert_eq!(
+        a.recv(b.me(), &tag).await.unwrap(),
+        Bytes::from_static(b"before")
+    );
+    let e = tokio::time::timeout(Duration::from_secs(20), a.recv(b.me(), &tag))
+        .await
+        .expect("the dropout did not release the waiter")
+        .unwrap_err();
+    match &e {
+        FedError::PeerDropped { party, cause } => {
+            assert_eq!(party, b.me().as_str());
+            assert!(
+                matches!(&**cause, FedError::PeerFailed(f) if *f == failure),
+                "{e}"
+            );
+        }
+        e => panic!("expected PeerDropped, got {e}"),
+    }
+    assert_eq!(e.code(), "fed.peer_dropped");
+    let e = tokio::time::timeout(
+        Duration::from_secs(20),
+        a.send(b.me(), &tag, Bytes::from_static(b"x")),
+    )
+    .await
+    .expect("a send to a dropped peer must fail promptly")
+    .unwrap_err();
+    assert!(e.is_dropout(), "{e}");
+    // The others go on, both ways.
+    c.send(a.me(), &tag, Bytes::from_static(b"still here"))
+        .await
+        .unwrap();
+    assert_eq!(
+        a.recv(c.me(), &tag).await.unwrap(),
+        Bytes::from_static(b"still here")
+    );
+    a.send(c.me(), &tag, Bytes::from_static(b"ack"))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.recv(a.me(), &tag).await.unwrap(),
+        Bytes::from_static(b"ack")
+    );
+    let dropped = a.dropped();
+    assert_eq!(dropped.len(), 1);
+    assert_eq!(&dropped[0].0, b.me());
+    // The next task needs b: its dropout now fails the job.
+    a.set_droppable(&[c.me().clone()]);
+    c.send(a.me(), &tag, Bytes::from_static(b"late"))
+        .await
+        .unwrap();
+    match a.recv(c.me(), &tag).await.unwrap_err() {
+        FedError::PeerFailed(f) => assert_eq!(f, failure),
+        e => panic!("expected the job-wide PeerFailed, got {e}"),
+    }
+}

@@ -23,6 +23,22 @@ pub enum HorizontalError {
         /// `min_available` (or the sample size).
         required: usize,
     },
+    /// Too few clients are left for the next round because others dropped out
+    /// (their process died, they aborted, or they never said hello).
+    #[error(
+        "round {round}: {available} clients left, at least {required} required; dropped out or absent: [{}]",
+        gone.join("; ")
+    )]
+    TooManyDropouts {
+        /// The round that could not start.
+        round: u32,
+        /// Clients still available.
+        available: usize,
+        /// `max(min_available, min_results)`.
+        required: usize,
+        /// Each missing client with why, e.g. `c3: party 'c3' dropped out of the job: ...`.
+        gone: Vec<String>,
+    },
     /// The same client id appears twice where ids must be distinct.
     #[error("client {client} appears more than once in {within}")]
     DuplicateClient {
@@ -245,6 +261,7 @@ impl HorizontalError {
             HorizontalError::NotEnoughClients { .. } => "horizontal.not_enough_clients",
             HorizontalError::DuplicateClient { .. } => "horizontal.duplicate_client",
             HorizontalError::TooFewResults { .. } => "horizontal.too_few_results",
+            HorizontalError::TooManyDropouts { .. } => "horizontal.too_many_dropouts",
             HorizontalError::UnexpectedClient { .. } => "horizontal.unexpected_client",
             HorizontalError::RoundNotConfigured { .. } => "horizontal.round_not_configured",
             HorizontalError::StaleRound { .. } => "horizontal.stale_round",

@@ -58,6 +58,9 @@ enum Mode {
     SilentFrom(u64),
     /// Drops every message with this name from round 2 on.
     DropFrom2(&'static str),
+    /// The client's process dies when it is about to send message `name`
+    /// of round `r` (`MemChannel::crash`: every peer sees it lost).
+    CrashAt(u64, &'static str),
 }
 
 struct Tamper {
@@ -82,6 +85,10 @@ impl Channel for Tamper {
             Mode::SilentFrom(r) if tag.round() >= r => return Ok(()),
             Mode::SilentFrom(_) => payload,
             Mode::DropFrom2(name) if tag.round() >= 2 && tag.name() == name => return Ok(()),
+            Mode::CrashAt(r, name) if tag.round() == r && tag.name() == name => {
+                self.inner.crash();
+                return Err(FedError::Closed);
+            }
             Mode::SignFlip(k) if tag.name() == "delta" => {
                 // [u64 length][f32 LE ...] (small models: one chunk).
                 let mut v = payload.to_vec();
@@ -116,6 +123,12 @@ impl Channel for Tamper {
     }
     fn stats(&self) -> Vec<PeerStats> {
         self.inner.stats()
+    }
+    fn set_droppable(&self, peers: &[PartyId]) {
+        self.inner.set_droppable(peers)
+    }
+    fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        self.inner.dropped()
     }
 }
 
@@ -202,23 +215,63 @@ async fn federate_secret(
     eval: Option<Arc<Evaluate<'static>>>,
     secret: u64,
 ) -> Run {
+    let init = Mlp::new(cfg.model.clone(), &mut ChaCha20Rng::seed_from_u64(7))
+        .unwrap()
+        .params_flat();
+    let opts = Opts {
+        init,
+        ..Opts::default()
+    };
+    federate_init(cfg, clients, checkpoint, kill_after, eval, secret, opts).await
+}
+
+/// Less common knobs of a federation.
+#[derive(Default)]
+struct Opts {
+    /// The initial model.
+    init: Vec<f32>,
+    /// Client names (default `c1`, `c2`, ...): each client's batch order
+    /// derives from its name.
+    names: Option<Vec<&'static str>>,
+    /// Where client `i` keeps its state file (`c{i}.state`), if anywhere.
+    state_dir: Option<PathBuf>,
+}
+
+/// As [`federate_secret`], with [`Opts`].
+async fn federate_init(
+    cfg: &ServerConfig,
+    clients: Vec<(Dataset, Mode)>,
+    checkpoint: Option<&Path>,
+    kill_after: Option<u32>,
+    eval: Option<Arc<Evaluate<'static>>>,
+    secret: u64,
+    opts: Opts,
+) -> Run {
     let server = pid("server");
-    let names: Vec<PartyId> = (1..=clients.len()).map(|i| pid(&format!("c{i}"))).collect();
+    let init = opts.init;
+    let names: Vec<PartyId> = match &opts.names {
+        Some(n) => n.iter().map(|s| pid(s)).collect(),
+        None => (1..=clients.len()).map(|i| pid(&format!("c{i}"))).collect(),
+    };
     let mut parties = vec![server.clone()];
     parties.extend(names.iter().cloned());
     let mut net = MemNetwork::new("job", &parties);
     let spec = cfg.model.clone();
-    let init = Mlp::new(spec.clone(), &mut ChaCha20Rng::seed_from_u64(7))
-        .unwrap()
-        .params_flat();
     let mut handles = Vec::new();
     for (i, ((data, mode), name)) in clients.into_iter().zip(&names).enumerate() {
         let ch = Tamper {
             inner: net.take(name).unwrap(),
             mode,
         };
+        // As the runtime does: the other clients may drop out.
+        let others: Vec<PartyId> = names.iter().filter(|n| *n != name).cloned().collect();
+        ch.set_droppable(&others);
         let server = server.clone();
         let spec = spec.clone();
+        let state = opts
+            .state_dir
+            .as_ref()
+            .map(|d| d.join(format!("c{}.state", i + 1)));
         handles.push(tokio::spawn(async move {
             let mut model = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(99)).unwrap();
             let mut rng = ChaCha20Rng::seed_from_u64(1000 + i as u64 + 100 * secret);
@@ -226,10 +279,21 @@ async fn federate_secret(
                 server_timeout_s: 120.0,
                 ..ClientConfig::default()
             };
-            run_client(&ch, "hfl", &server, &cfg, &data, &mut model, &mut rng).await
+            run_client_with_state(
+                &ch,
+                "hfl",
+                &server,
+                &cfg,
+                &data,
+                &mut model,
+                state.as_deref(),
+                &mut rng,
+            )
+            .await
         }));
     }
     let ch = net.take(&server).unwrap();
+    ch.set_droppable(&names);
     let cfg2 = cfg.clone();
     let ck = checkpoint.map(Path::to_path_buf);
     let srv = tokio::spawn(async move {
@@ -247,16 +311,27 @@ async fn federate_secret(
     });
     if let (Some(k), Some(path)) = (kill_after, checkpoint) {
         // Kill everything once the checkpoint holds round k (the server
-        // may be anywhere in the next round by then).
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            if let Ok(Some(c)) = Checkpoint::load(path)
-                && c.round >= k
-            {
-                break;
+        // may be anywhere in the next round by then). The watcher runs on
+        // its own thread: local training runs inline on the runtime's
+        // workers, which could starve a watcher task under load and let
+        // the server run to the end before the kill.
+        let server_task = srv.abort_handle();
+        let path2 = path.to_path_buf();
+        let watcher = tokio::task::spawn_blocking(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                if let Ok(Some(c)) = Checkpoint::load(&path2)
+                    && c.round >= k
+                {
+                    server_task.abort();
+                    return true;
+                }
+                if server_task.is_finished() {
+                    return false;
+                }
             }
-            assert!(!srv.is_finished(), "the server ended before round {k}");
-        }
+        });
+        assert!(watcher.await.unwrap(), "the server ended before round {k}");
         // Wait until the tasks have really stopped: an aborted task runs on until its
         // next await point and may write one more checkpoint.
         srv.abort();
@@ -347,6 +422,7 @@ async fn secure_aggregation_matches_plaintext_up_to_quantisation() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 32,
+        neighbors: None,
     });
     let data = || {
         vec![
@@ -393,6 +469,7 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
                 threshold: 2,
                 clip: 1.0,
                 ring_bits: 32,
+                neighbors: None,
             });
         }
         let clients = vec![
@@ -424,6 +501,7 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
             threshold: 2,
             clip: 1.0,
             ring_bits: 32,
+            neighbors: None,
         });
         let clients = vec![
             (parts[0].clone(), Mode::Honest),
@@ -461,6 +539,214 @@ async fn dropped_client_is_a_round_failure_or_a_clean_error() {
     assert_eq!(err.code(), "horizontal.too_few_results");
     let msg = err.to_string();
     assert!(msg.contains("c2") && !msg.contains("c1"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crashed_client_is_dropped_never_selected_again_and_secagg_recovers_the_sum() {
+    if !have_data() {
+        return;
+    }
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(4);
+    let cfg_for = |secure: bool| {
+        let mut cfg = config(spec.clone(), 4, 4);
+        // A crash is noticed at once: the deadline is never what ends a round.
+        cfg.round_timeout_s = 60.0;
+        cfg.horizontal.sampling.min_clients = 2;
+        cfg.horizontal.sampling.min_available = 2;
+        cfg.horizontal.sampling.min_results = 2;
+        if secure {
+            cfg.secure_aggregation = Some(SecAggConfig {
+                threshold: 2,
+                clip: 1.0,
+                ring_bits: 32,
+                neighbors: None,
+            });
+        }
+        cfg
+    };
+    let clients = |crash: Mode| {
+        vec![
+            (parts[0].clone(), Mode::Honest),
+            (parts[1].clone(), Mode::Honest),
+            (parts[2].clone(), crash),
+            (parts[3].clone(), Mode::Honest),
+        ]
+    };
+    let started = std::time::Instant::now();
+    // Plaintext: c3 dies in round 2 after its result header, before its delta.
+    let plain = federate(
+        &cfg_for(false),
+        clients(Mode::CrashAt(2, "delta")),
+        None,
+        None,
+    )
+    .await;
+    let plain_out = plain.server.unwrap();
+    let check = |out: &ServerOutcome, contributed_in_2: &[&str], what: &str| {
+        assert!(out.history[0].dropped_clients.is_empty(), "{what}");
+        assert_eq!(
+            out.history[0].contributed,
+            ["c1", "c2", "c3", "c4"],
+            "{what}"
+        );
+        assert_eq!(out.history[1].dropped_clients, ["c3"], "{what}");
+        assert_eq!(out.history[1].contributed, contributed_in_2, "{what}");
+        for r in &out.history[2..] {
+            assert_eq!(r.selected, ["c1", "c2", "c4"], "{what}");
+            assert_eq!(r.excluded, ["c3"], "{what}");
+            assert!(
+                r.failures.is_empty() && r.dropped_clients.is_empty(),
+                "{what}"
+            );
+        }
+        assert_eq!(out.dropped.len(), 1, "{what}");
+        assert_eq!(out.dropped[0].client.as_str(), "c3", "{what}");
+        assert!(
+            out.dropped[0].reason.contains("fed.peer_lost")
+                || out.dropped[0].reason.contains("unreachable"),
+            "{what}: {}",
+            out.dropped[0].reason
+        );
+    };
+    check(&plain_out, &["c1", "c2", "c4"], "plaintext");
+    // The survivors are not affected.
+    for (i, c) in plain.clients.iter().enumerate() {
+        let c = c.as_ref().unwrap();
+        if i == 2 {
+            assert!(c.is_err());
+        } else {
+            assert_eq!(c.as_ref().unwrap().rounds_completed, 4);
+        }
+    }
+    // Secure aggregation, c3 dying in each later phase of round 2: before
+    // its shares, before its masked input (the server recovers its pairwise
+    // masks from the others' shares) — the sum of the three others, as in
+    // plaintext; or after its masked input (the others reveal its self-mask
+    // share: its input is in the sum).
+    for (at, contributed) in [
+        ("sa/shares", &["c1", "c2", "c4"][..]),
+        ("sa/masked", &["c1", "c2", "c4"][..]),
+        ("sa/resp", &["c1", "c2", "c3", "c4"][..]),
+    ] {
+        let run = federate(&cfg_for(true), clients(Mode::CrashAt(2, at)), None, None).await;
+        let out = run.server.unwrap();
+        check(&out, contributed, at);
+        if at != "sa/resp" {
+            let diff = plain_out
+                .params
+                .iter()
+                .zip(&out.params)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(diff < 1e-4, "{at}: max |secagg - plaintext| = {diff}");
+        }
+    }
+    // Too few left: a clean error naming the dropped client.
+    let mut cfg = cfg_for(false);
+    cfg.horizontal.sampling.min_available = 4;
+    cfg.horizontal.sampling.min_clients = 3;
+    cfg.horizontal.sampling.min_results = 3;
+    let err = federate(&cfg, clients(Mode::CrashAt(2, "delta")), None, None)
+        .await
+        .server
+        .unwrap_err();
+    assert_eq!(err.code(), "horizontal.too_many_dropouts", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("round 3") && msg.contains("c3: party 'c3' has been unreachable"),
+        "{msg}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(50),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// SecAgg+ (`neighbors = 4`: each of 12 clients shares with 4 others on a
+/// seeded random graph), two clients crashing before their masked input in
+/// round 2: the same model as plaintext FedAvg with the same crashes, up to
+/// quantisation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secagg_plus_with_crashed_clients_matches_plaintext() {
+    if !have_data() {
+        return;
+    }
+    let spec = MlpSpec::binary(30, vec![8]);
+    let parts = split_breast(12);
+    let cfg_for = |secure: bool| {
+        let mut cfg = config(spec.clone(), 12, 3);
+        cfg.horizontal.sampling = SamplingConfig {
+            fraction: 1.0,
+            min_clients: 6,
+            min_available: 6,
+            min_results: 6,
+        };
+        if secure {
+            cfg.secure_aggregation = Some(SecAggConfig {
+                threshold: 3,
+                clip: 1.0,
+                ring_bits: 32,
+                neighbors: Some(4),
+            });
+        }
+        cfg
+    };
+    let clients = |at: &'static str| {
+        parts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let mode = if i == 2 || i == 8 {
+                    Mode::CrashAt(2, at)
+                } else {
+                    Mode::Honest
+                };
+                (d.clone(), mode)
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = federate(&cfg_for(false), clients("delta"), None, None)
+        .await
+        .server
+        .unwrap();
+    let sa = federate(&cfg_for(true), clients("sa/masked"), None, None)
+        .await
+        .server
+        .unwrap();
+    for out in [&plain, &sa] {
+        assert_eq!(out.history[1].dropped_clients, ["c3", "c9"]);
+        assert_eq!(out.history[1].contributed.len(), 10);
+        assert_eq!(out.history[2].selected.len(), 10);
+    }
+    let diff = plain
+        .params
+        .iter()
+        .zip(&sa.params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!(
+        "SecAgg+ (k = 4) vs plaintext: max |Δparam| = {diff:e} (per-round bound {:e})",
+        sa.history[0].quantization_error.unwrap()
+    );
+    assert!(diff < 1e-4, "{diff}");
+    // Refused: an odd degree, or a threshold above the neighbourhood.
+    let mut bad = cfg_for(true);
+    if let Some(s) = bad.secure_aggregation.as_mut() {
+        s.neighbors = Some(3);
+    }
+    assert_eq!(bad.validate().unwrap_err().code(), "horizontal.config");
+    if let Some(s) = bad.secure_aggregation.as_mut() {
+        s.neighbors = Some(2);
+        s.threshold = 4;
+    }
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("neighbors + 1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -506,6 +792,78 @@ async fn killed_server_resumes_to_a_bit_identical_model() {
         .server
         .unwrap_err();
     assert_eq!(err.code(), "horizontal.checkpoint");
+
+    // SCAFFOLD: the server's c is in its checkpoint, each client's c_i in the
+    // client's state file. Three clients, two sampled per round (seed 42), so
+    // a client may resume with a c_i from before the server's last round.
+    let spec = MlpSpec::binary(30, vec![16]);
+    let mut cfg = config(spec.clone(), 3, 6);
+    cfg.local.optimizer = OptimizerConfig::sgd(0.05);
+    cfg.horizontal.strategy = StrategyConfig::Scaffold {
+        eta_g: 1.0,
+        num_clients: None,
+    };
+    cfg.horizontal.sampling = SamplingConfig {
+        fraction: 0.5,
+        min_clients: 2,
+        min_available: 3,
+        min_results: 2,
+    };
+    let parts = split_breast(3);
+    let data = || {
+        parts
+            .iter()
+            .map(|d| (d.clone(), Mode::Honest))
+            .collect::<Vec<_>>()
+    };
+    let init = Mlp::new(spec, &mut ChaCha20Rng::seed_from_u64(7))
+        .unwrap()
+        .params_flat();
+    let run = |ck: PathBuf, kill: Option<u32>, state: Option<PathBuf>, secret: u64| {
+        let (cfg, data, init) = (cfg.clone(), data(), init.clone());
+        async move {
+            if let Some(d) = &state {
+                std::fs::create_dir_all(d).unwrap();
+            }
+            let opts = Opts {
+                init,
+                names: None,
+                state_dir: state,
+            };
+            federate_init(&cfg, data, Some(&ck), kill, None, secret, opts).await
+        }
+    };
+    let full = run(dir.join("s-full.ckpt"), None, Some(dir.join("full")), 0)
+        .await
+        .server
+        .unwrap();
+    let selected: Vec<_> = full.history.iter().map(|r| r.selected.clone()).collect();
+    assert!(
+        selected.iter().any(|s| s.len() == 2) && selected.iter().all(|s| s.len() == 2),
+        "{selected:?}"
+    );
+    for (ck, state) in [("s-b.ckpt", "b"), ("s-c.ckpt", "c")] {
+        run(dir.join(ck), Some(2), Some(dir.join(state)), 1).await;
+    }
+    let killed_at = Checkpoint::load(&dir.join("s-b.ckpt"))
+        .unwrap()
+        .unwrap()
+        .round;
+    assert!((2..6).contains(&killed_at), "{killed_at}");
+    // Resumed with the clients' state files (and fresh CSPRNGs): bit-identical.
+    let resumed = run(dir.join("s-b.ckpt"), None, Some(dir.join("b")), 2)
+        .await
+        .server
+        .unwrap();
+    assert_eq!(resumed.resumed_after, Some(killed_at));
+    assert_eq!(bits(&resumed.params), bits(&full.params), "SCAFFOLD resume");
+    // Without them every c_i restarts from 0: another model.
+    let lost = run(dir.join("s-c.ckpt"), None, None, 2)
+        .await
+        .server
+        .unwrap();
+    assert!(lost.resumed_after.is_some());
+    assert_ne!(bits(&lost.params), bits(&full.params));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -590,6 +948,7 @@ async fn same_job_twice_is_bit_identical_whatever_the_csprngs() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 32,
+        neighbors: None,
     });
     let d = run(sa.clone(), 4, None, None).await.unwrap();
     let e = run(sa, 5, None, None).await.unwrap();
@@ -811,6 +1170,7 @@ async fn differential_privacy_central_local_and_under_secure_aggregation() {
         threshold: 2,
         clip: 1.0,
         ring_bits: 64,
+        neighbors: None,
     });
     let both = federate(&cfg, data(), None, None).await.server.unwrap();
     assert_eq!(both.epsilon, central.epsilon);
@@ -836,7 +1196,7 @@ async fn differential_privacy_central_local_and_under_secure_aggregation() {
     }
 }
 
-/// Run once by hand (not in CI: ~1–2 minutes in the dev profile):
+/// Run once by hand (not in CI: ~15 s in the dev profile on 2 cores, 20 rounds):
 /// `cargo test -p fedra-horizontal --test protocol -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "slow: 24,000 training rows; run by hand to report the default_credit AUC"]
@@ -853,15 +1213,34 @@ async fn default_credit_fedavg_mlp_128x3() {
     };
     // The FATE files are already standardised (every column: mean ≈ 0, sd ≈ 1).
     let test = dc("test");
-    // tanh: the ReLU network plateaus at AUC ≈ 0.770 on this data (heavy-
-    // tailed amount columns); tanh reaches ≈ 0.78 from round 8 on. (Chosen
-    // after trying six configurations against this test file.)
-    let mut spec = MlpSpec::binary(23, vec![128, 128, 128]);
-    spec.activation = fedra_nn::Activation::Tanh;
-    let mut cfg = config(spec.clone(), 3, 15);
-    cfg.local.batch_size = 64;
-    cfg.local.optimizer = OptimizerConfig::adam(1e-3);
-    cfg.round_timeout_s = 600.0;
+    // Exactly the settings of examples/fedavg-default-credit/job.toml (read
+    // from it: model, local training, rounds, seed, sampling), and its
+    // initial model (from `horizontal.seed`, as the runtime builds it) and
+    // client names (each client's batch order derives from its name).
+    let job: toml::Table = toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/fedavg-default-credit/job.toml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut task = job["tasks"].as_array().unwrap()[0]
+        .as_table()
+        .unwrap()
+        .clone();
+    for k in ["name", "kind", "server", "client"] {
+        task.remove(k);
+    }
+    let cfg: ServerConfig = toml::Value::Table(task).try_into().unwrap();
+    cfg.validate().unwrap();
+    let spec = cfg.model.clone();
+    let init = Mlp::new(
+        spec.clone(),
+        &mut ChaCha20Rng::seed_from_u64(cfg.horizontal.seed),
+    )
+    .unwrap()
+    .params_flat();
     let (tx, ty) = f32s(&test);
     let rows = test.n_rows();
     let spec2 = spec.clone();
@@ -878,7 +1257,7 @@ async fn default_credit_fedavg_mlp_128x3() {
         vec![("auc".to_owned(), a)]
     });
     let t = std::time::Instant::now();
-    let out = federate_eval(
+    let out = federate_init(
         &cfg,
         vec![
             (dc("guest"), Mode::Honest),
@@ -888,13 +1267,20 @@ async fn default_credit_fedavg_mlp_128x3() {
         None,
         None,
         Some(eval),
+        0,
+        Opts {
+            init,
+            names: Some(vec!["bank-a", "bank-b", "bank-c"]),
+            state_dir: None,
+        },
     )
     .await
     .server
     .unwrap();
     let a = auc(&spec, &out.params, &test);
     eprintln!(
-        "default_credit FedAvg 23-128x3-1 (tanh), 3 clients, 15 rounds: AUC = {a:.4} ({:.0} s)",
+        "default_credit FedAvg 23-128x3-1 (examples/fedavg-default-credit), 3 clients, {} rounds: AUC = {a:.4} ({:.0} s)",
+        cfg.rounds,
         t.elapsed().as_secs_f64()
     );
     assert!(a >= 0.777, "AUC {a}");

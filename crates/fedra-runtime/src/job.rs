@@ -383,6 +383,22 @@ impl TaskKind {
         }
     }
 
+    /// The parties (among `parties`, the job's) that may drop out of this task
+    /// without failing it: their crash, loss or abort is a per-peer dropout
+    /// (`Channel::set_droppable`), which the task handles. Today only the
+    /// clients of `horizontal` (the server never is); other kinds: none.
+    pub fn droppable(&self, parties: &[PartyId]) -> Vec<PartyId> {
+        match self {
+            TaskKind::Horizontal(h) => parties
+                .iter()
+                .filter(|p| **p != h.server)
+                .filter(|p| h.config.clients.as_ref().is_none_or(|c| c.contains(p)))
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Every kind name, for error messages.
     pub const ALL: &'static [&'static str] = &[
         "dataset_stats",
@@ -556,6 +572,22 @@ impl Job {
     /// The parties' names in order.
     pub fn party_ids(&self) -> Vec<PartyId> {
         self.parties.keys().cloned().collect()
+    }
+
+    /// The parties that some task of the job may lose
+    /// ([`TaskKind::droppable`]). If only such parties fail and every other
+    /// party succeeds, the job succeeded "with dropouts": a failure of theirs
+    /// in a task that needs them fails every other party anyway (job-wide
+    /// failure), so the others can only all succeed if it happened where the
+    /// party was droppable (or after the others were done).
+    pub fn droppable_parties(&self) -> Vec<PartyId> {
+        let all = self.party_ids();
+        let per_task: Vec<Vec<PartyId>> =
+            self.tasks.iter().map(|t| t.kind.droppable(&all)).collect();
+        all.iter()
+            .filter(|p| per_task.iter().any(|d| d.contains(p)))
+            .cloned()
+            .collect()
     }
 }
 

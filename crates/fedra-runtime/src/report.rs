@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub enum Status {
     /// Completed.
     Succeeded,
+    /// Job level only: every party succeeded except droppable ones
+    /// ([`crate::job::Job::droppable_parties`], e.g. horizontal clients) that
+    /// failed or died; the job's results (from the survivors) stand. They are
+    /// listed in [`JobReport::dropped`].
+    SucceededWithDropouts,
     /// Failed (see `error`).
     Failed,
     /// Not started because an earlier task failed.
@@ -122,6 +127,18 @@ pub struct PartyReport {
     /// The error that stopped this party, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    /// Droppable peers that dropped out while this party ran, as its channel saw it.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub dropped_peers: Vec<DroppedParty>,
+}
+
+/// A party that dropped out of a job, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedParty {
+    /// The party.
+    pub party: String,
+    /// Its own error (or how the others saw it go).
+    pub error: String,
 }
 
 impl TaskReport {
@@ -151,6 +168,7 @@ impl PartyReport {
             traffic: Traffic::default(),
             peak_rss_mb: None,
             error: Some(error),
+            dropped_peers: Vec::new(),
         }
     }
 }
@@ -176,7 +194,8 @@ pub struct PartySummary {
 pub struct JobReport {
     /// Job id.
     pub job: String,
-    /// Succeeded only if every party succeeded.
+    /// `succeeded` if every party succeeded; `succeeded_with_dropouts` if only
+    /// droppable parties failed (see [`JobReport::merge_job`]); else `failed`.
     pub status: Status,
     /// Wall time in seconds (the slowest party).
     pub wall_s: f64,
@@ -184,9 +203,69 @@ pub struct JobReport {
     pub tasks: Vec<TaskReport>,
     /// Per party.
     pub parties: BTreeMap<String, PartySummary>,
+    /// Droppable parties that failed or died (status `succeeded_with_dropouts`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub dropped: Vec<DroppedParty>,
 }
 
 impl JobReport {
+    /// Merges the parties' reports of `job`, tolerating droppable parties
+    /// ([`crate::job::Job::droppable_parties`]): if every failed party is
+    /// droppable and every other party succeeded, the status is
+    /// [`Status::SucceededWithDropouts`], the tasks are merged over the survivors
+    /// only (a dead client's failed task does not fail the task), and
+    /// [`JobReport::dropped`] lists the failed parties with their own error — or,
+    /// if a process died without a report, how its peers saw it go. Otherwise as
+    /// [`JobReport::merge`].
+    pub fn merge_job(job: &crate::job::Job, reports: &[PartyReport]) -> Self {
+        let droppable: Vec<String> = job
+            .droppable_parties()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let (dropped, kept): (Vec<&PartyReport>, Vec<&PartyReport>) = reports
+            .iter()
+            .partition(|r| r.status != Status::Succeeded && droppable.contains(&r.party));
+        if dropped.is_empty() || kept.iter().any(|r| r.status != Status::Succeeded) {
+            return Self::merge(&job.id, reports);
+        }
+        let kept: Vec<PartyReport> = kept.into_iter().cloned().collect();
+        let mut merged = Self::merge(&job.id, &kept);
+        merged.status = if kept.is_empty() {
+            Status::Failed
+        } else {
+            Status::SucceededWithDropouts
+        };
+        for r in &dropped {
+            // A process that died has only the placeholder error; its peers know more.
+            let seen = kept
+                .iter()
+                .flat_map(|k| &k.dropped_peers)
+                .find(|d| d.party == r.party)
+                .map(|d| format!(" (seen by its peers: {})", d.error))
+                .unwrap_or_default();
+            merged.dropped.push(DroppedParty {
+                party: r.party.clone(),
+                error: format!(
+                    "{}{seen}",
+                    r.error.as_deref().unwrap_or("failed without an error")
+                ),
+            });
+        }
+        for r in dropped {
+            merged.parties.insert(
+                r.party.clone(),
+                PartySummary {
+                    status: r.status,
+                    error: r.error.clone(),
+                    peak_rss_mb: r.peak_rss_mb,
+                    traffic: r.traffic.clone(),
+                },
+            );
+        }
+        merged
+    }
+
     /// Merges the parties' reports. A task fails if it failed anywhere; its wall time
     /// is the slowest party's; metrics are the union, earlier parties first (parties
     /// are given guest-first by the caller, so the label holder's numbers win).
@@ -234,6 +313,7 @@ impl JobReport {
                     (r.party.clone(), s)
                 })
                 .collect(),
+            dropped: Vec::new(),
         }
     }
 }

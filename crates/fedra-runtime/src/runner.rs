@@ -6,6 +6,12 @@
 //! order. If a task fails here, the peers are told at once (with a public message);
 //! if a peer fails, the channel turns that into an error here. Either way every
 //! party stops within a bounded time and reports who failed, where, and why.
+//!
+//! Exception: before each task the runner declares the peers that the task kind may
+//! lose ([`crate::job::TaskKind::droppable`], e.g. the clients of `horizontal`) as
+//! droppable on the channel, so that a crashed or aborting client is a dropout the
+//! task handles, not a failure of every party; the report lists such peers in
+//! [`PartyReport::dropped_peers`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
 use crate::job::{Job, TaskSpec};
-use crate::report::{PartyReport, Status, TaskReport, Traffic};
+use crate::report::{DroppedParty, PartyReport, Status, TaskReport, Traffic};
 use crate::tasks;
 
 /// Progress of a run, for progress bars and logs.
@@ -154,6 +160,16 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
                 total: job.tasks.len(),
             });
             tracing::info!(task = %spec.name, kind = spec.kind.name(), "task started");
+            // Peers this task may lose without failing (e.g. horizontal clients): their
+            // failure is a per-peer dropout the task handles. A peer that dropped out
+            // of an earlier task and is needed now fails the job here.
+            let droppable: Vec<PartyId> = spec
+                .kind
+                .droppable(&job.party_ids())
+                .into_iter()
+                .filter(|p| *p != ctx.me)
+                .collect();
+            ch.set_droppable(&droppable);
             let tctx = TaskCtx {
                 party: ctx,
                 ch,
@@ -207,6 +223,14 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
         traffic: Traffic::from_stats(&ch.stats()),
         peak_rss_mb: None,
         error,
+        dropped_peers: ch
+            .dropped()
+            .into_iter()
+            .map(|(p, e)| DroppedParty {
+                party: p.to_string(),
+                error: e.to_string(),
+            })
+            .collect(),
     }
 }
 

@@ -407,3 +407,67 @@ optimizer = {{ kind = "adam", lr = 0.01 }}
     assert!(m["leak_auc"].as_array().unwrap().len() == 2, "{m:?}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Only horizontal clients are droppable; a job whose only failures are
+/// such clients succeeded "with dropouts", listing them; any other failure
+/// (the server, or a client that is not droppable) fails the job.
+#[test]
+fn merged_report_tolerates_only_droppable_parties() {
+    use fedra_runtime::report::{DroppedParty, JobReport, PartyReport, Status};
+    let text = "[job]\nid = \"hfl\"\n\
+        [parties.server]\nrole = \"server\"\n\
+        [parties.a]\nrole = \"client\"\ndata = { path = \"a.csv\", label = \"y\" }\n\
+        [parties.b]\nrole = \"client\"\ndata = { path = \"b.csv\", label = \"y\" }\n\
+        [[tasks]]\nname = \"fedavg\"\nkind = \"horizontal\"\nserver = \"server\"\nrounds = 2\nround_timeout_s = 10.0\n\
+        [tasks.model]\ninputs = 3\nhidden = [4]\noutputs = 1\n\
+        [tasks.local]\nlocal_epochs = 1\nbatch_size = 8\noptimizer = { kind = \"sgd\", lr = 0.1 }\n\
+        [tasks.horizontal]\nseed = 1\nstrategy = { kind = \"fed_avg\" }\n\
+        sampling = { fraction = 1.0, min_clients = 1, min_available = 1, min_results = 1 }\n";
+    let job = Job::parse(text, Path::new("job.toml")).unwrap();
+    let names: Vec<String> = job
+        .droppable_parties()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let ok = |p: &str| {
+        let mut r = PartyReport::not_run(&job, p, String::new());
+        r.status = Status::Succeeded;
+        r.error = None;
+        for t in &mut r.tasks {
+            t.status = Status::Succeeded;
+        }
+        r
+    };
+    let mut server = ok("server");
+    server.dropped_peers = vec![DroppedParty {
+        party: "b".into(),
+        error: "party 'b' has been unreachable for 2.1 s".into(),
+    }];
+    let dead = PartyReport::not_run(
+        &job,
+        "b",
+        "process ended (signal: 9) without a report".into(),
+    );
+    let m = JobReport::merge_job(&job, &[server.clone(), ok("a"), dead.clone()]);
+    assert_eq!(m.status, Status::SucceededWithDropouts);
+    assert_eq!(m.tasks[0].status, Status::Succeeded);
+    assert_eq!(m.dropped.len(), 1);
+    assert_eq!(m.dropped[0].party, "b");
+    assert!(m.dropped[0].error.contains("signal: 9") && m.dropped[0].error.contains("unreachable"));
+    assert_eq!(m.parties["b"].status, Status::Failed);
+    let json = serde_json::to_value(&m).unwrap();
+    assert_eq!(json["status"], "succeeded_with_dropouts");
+    // The server failing too: failed.
+    let bad_server = PartyReport::not_run(&job, "server", "boom".into());
+    let m = JobReport::merge_job(&job, &[bad_server, ok("a"), dead.clone()]);
+    assert_eq!(m.status, Status::Failed);
+    // The server dying alone is never a dropout.
+    let dead_server = PartyReport::not_run(&job, "server", "killed".into());
+    let m = JobReport::merge_job(&job, &[dead_server, ok("a"), ok("b")]);
+    assert_eq!(m.status, Status::Failed);
+    assert!(m.dropped.is_empty());
+    // Everyone fine: plain success.
+    let m = JobReport::merge_job(&job, &[server, ok("a"), ok("b")]);
+    assert_eq!(m.status, Status::Succeeded);
+}

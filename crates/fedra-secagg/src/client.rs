@@ -21,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Refusal, Result};
+use crate::ids::Neighbours;
 use crate::ids::{ClientId, Params};
 use crate::messages::{
     AdvertiseKeys, CIPHERTEXT_LEN, EncryptedShares, ForwardedShares, KeyEntry, KeyList,
@@ -74,6 +75,8 @@ pub struct Client {
     params: Params,
     id: ClientId,
     state: State,
+    /// The round's neighbour relation (complete unless SecAgg+).
+    nb: Neighbours,
 }
 
 impl fmt::Debug for Client {
@@ -145,6 +148,7 @@ impl Client {
                 params,
                 id,
                 state: State::Advertised { enc, mask },
+                nb: params.neighbours(),
             },
             msg,
         ))
@@ -234,6 +238,11 @@ impl Client {
                 });
             }
         }
+        // SecAgg+: only the neighbourhood (all of U1 without a graph).
+        let u1: BTreeMap<ClientId, KeyEntry> = u1
+            .into_iter()
+            .filter(|(v, _)| self.nb.near(self.id, *v))
+            .collect();
         if u1.len() < p.t() {
             return Err(Error::TooFewClients {
                 phase: "AdvertiseKeys",
@@ -438,7 +447,13 @@ impl Client {
                 return refuse(Refusal::Duplicate, Some(v));
             }
         }
-        if let Some(&v) = survivors.iter().chain(&dropped).find(|v| !u2.contains(v)) {
+        // Under SecAgg+ the request names every client; this one answers
+        // for its neighbourhood only (non-neighbours hold no shares here).
+        if let Some(&v) = survivors
+            .iter()
+            .chain(&dropped)
+            .find(|v| !u2.contains(v) && self.nb.near(self.id, **v))
+        {
             return refuse(Refusal::NotAPeer, Some(v));
         }
         if let Some(&v) = u2
@@ -450,7 +465,7 @@ impl Client {
         if !survivors.contains(&self.id) {
             return refuse(Refusal::SelfNotSurvivor, Some(self.id));
         }
-        if survivors.len() < self.params.t() {
+        if survivors.intersection(&u2).count() < self.params.t() {
             return refuse(Refusal::TooFewSurvivors, None);
         }
         // Each peer's share is moved out exactly once: the b-share of a

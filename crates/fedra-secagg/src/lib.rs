@@ -107,6 +107,26 @@
 //! inputs to bias the sum (no input validation/range proofs), and Sybil
 //! clients (prevented, if at all, by the transport's authentication).
 //!
+//! # SecAgg+: a sparse neighbour graph
+//!
+//! With [`Params::with_graph`]`(k, seed)` (Bell et al., *Secure
+//! Single-Server Aggregation with (Poly)Logarithmic Overhead*, CCS 2020)
+//! the clients sit on a public random `k`-regular graph ([`Graph`]: a
+//! Harary graph over an order of the ids drawn from `seed` and the round
+//! id) and each client shares `s_u^SK` and `b_u` and agrees pairwise masks
+//! **only with its `k` neighbours**: its messages and mask expansions grow
+//! with `k`, not `n`. The threshold `t` applies within each neighbourhood
+//! (`k + 1` clients with itself): the round completes while every
+//! survivor's neighbourhood keeps `t` responders and every dropped client's
+//! neighbourhood keeps `t`; a client refuses to unmask when fewer than `t`
+//! of its neighbours survived. The same rules keep the server from seeing
+//! both shares of a client. Security is per neighbourhood: `t` colluding
+//! neighbours of a client (with the server) could unmask it, so with a
+//! sparse graph the collusion bound is about `t` of `k`, not of `n` (Bell et
+//! al. analyse the choice `k = O(log n)` against a fraction of corrupt
+//! clients; this crate takes `k` and `t` as given). Without a graph (the
+//! default) every pair of clients is connected, exactly as above.
+//!
 //! # Message sizes per client
 //!
 //! With `N1 = |U1|`, `N2 = |U2|`, `N3 = |U3|`, `D = N2 − N3`, `d` = vector
@@ -123,7 +143,8 @@
 //! | [`UnmaskRequest`] | down | 20 + 4·N2 |
 //! | [`UnmaskResponse`] | up | 24 + 44·N2 |
 //!
-//! So a client sends `77 + 144·n + w·d` bytes at most; for `d = 10^6`,
+//! (Under SecAgg+ replace `N1 − 1`, `N2 − 1` by the neighbours in `U1`, `U2`:
+//! at most `k`.) So a client sends `77 + 144·n + w·d` bytes at most; for `d = 10^6`,
 //! `k = 32` and `n = 100` that is 4.0 MB, of which the masked vector is
 //! 99.6%. Computation: a client expands `N2` PRG streams of `w·d` bytes,
 //! the server `N3 + N3·D`.
@@ -148,7 +169,7 @@ mod wire;
 
 pub use client::Client;
 pub use error::{Error, Refusal, Result};
-pub use ids::{ClientId, MAX_CLIENTS, MAX_DIM, Params, RoundId};
+pub use ids::{ClientId, Graph, MAX_CLIENTS, MAX_DIM, Neighbours, Params, RoundId};
 pub use messages::{
     AdvertiseKeys, CIPHERTEXT_LEN, EncryptedShares, ForwardedShares, KeyEntry, KeyList,
     MaskedInput, OwnedShare, ShareKeys, UnmaskRequest, UnmaskResponse, WireMessage,
@@ -156,7 +177,7 @@ pub use messages::{
 pub use quant::{QuantConfig, Rounding};
 pub use ring::{Ring, RingVec};
 pub use server::{Aggregate, Server};
-pub use sim::{DropPoint, DropSchedule, plaintext_sum, run_in_memory};
+pub use sim::{DropPoint, DropSchedule, plaintext_sum, run_in_memory, run_in_memory_with_graph};
 
 #[cfg(test)]
 mod tests;

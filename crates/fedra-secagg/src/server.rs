@@ -21,7 +21,7 @@ use std::fmt;
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::ids::{ClientId, Params, RoundId};
+use crate::ids::{ClientId, Neighbours, Params, RoundId};
 use crate::messages::{
     AdvertiseKeys, CIPHERTEXT_LEN, EncryptedShares, ForwardedShares, KeyEntry, KeyList,
     MaskedInput, SHARE_ELEMS, ShareKeys, UnmaskRequest, UnmaskResponse, id_set,
@@ -97,6 +97,8 @@ pub struct Server {
     sum: Option<RingVec>,
     dropped: BTreeSet<ClientId>,
     responses: BTreeMap<ClientId, UnmaskResponse>,
+    /// The round's neighbour relation (complete unless SecAgg+).
+    nb: Neighbours,
 }
 
 impl fmt::Debug for Server {
@@ -130,6 +132,7 @@ impl Server {
             sum: None,
             dropped: BTreeSet::new(),
             responses: BTreeMap::new(),
+            nb: params.neighbours(),
         })
     }
 
@@ -303,10 +306,10 @@ impl Server {
             "ShareKeys recipients",
         )?;
         for es in &msg.shares {
-            if es.peer == msg.sender || !u1.contains(&es.peer) {
+            if !u1.contains(&es.peer) || !self.nb.adjacent(msg.sender, es.peer) {
                 return Err(Error::UnknownClient {
                     client: es.peer,
-                    context: "ShareKeys recipient (not a peer in U1)",
+                    context: "ShareKeys recipient (not a neighbour in U1)",
                 });
             }
             if es.ciphertext.len() != CIPHERTEXT_LEN {
@@ -319,7 +322,7 @@ impl Server {
         }
         if let Some(&missing) = u1
             .iter()
-            .find(|&&v| v != msg.sender && !recipients.contains(&v))
+            .find(|&&v| self.nb.adjacent(msg.sender, v) && !recipients.contains(&v))
         {
             return Err(Error::Incomplete {
                 message: "ShareKeys",
@@ -523,13 +526,21 @@ impl Server {
             "UnmaskResponse sender (U3)",
         )?;
         let n = self.params.n;
+        // The sender holds shares of itself and its neighbours in U2.
+        let near = |set: &BTreeSet<ClientId>| -> BTreeSet<ClientId> {
+            set.iter()
+                .copied()
+                .filter(|&v| self.nb.near(msg.sender, v))
+                .collect()
+        };
+        let (survivors, dropped) = (near(&self.u3), near(&self.dropped));
         for (list, expected, message) in [
             (
                 &msg.self_mask_shares,
-                &self.u3,
+                &survivors,
                 "UnmaskResponse self-mask shares",
             ),
-            (&msg.key_shares, &self.dropped, "UnmaskResponse key shares"),
+            (&msg.key_shares, &dropped, "UnmaskResponse key shares"),
         ] {
             let owners = id_set(list.iter().map(|s| s.owner), n, message)?;
             if let Some(&client) = owners.difference(expected).next() {
@@ -578,12 +589,13 @@ impl Server {
 
     fn unmask_sum(&mut self) -> Result<Aggregate> {
         let p = self.params;
-        let chosen: Vec<&UnmaskResponse> = self.responses.values().take(p.t()).collect();
-        let xs: Vec<u32> = chosen.iter().map(|r| r.sender.0).collect();
-        let lagrange = LagrangeAtZero::new(&xs, p.n)?;
-        let shares_of = |owner: ClientId, key: bool| -> Vec<&Share> {
-            chosen
-                .iter()
+        // Each secret from the first `t` responders (by id) holding a share
+        // of it: any `t` responders without a graph (as in the paper), the
+        // owner's neighbourhood under SecAgg+.
+        let responses = &self.responses;
+        let shares_of = |owner: ClientId, key: bool| -> Result<(LagrangeAtZero, Vec<&Share>)> {
+            let shares: Vec<&Share> = responses
+                .values()
                 .filter_map(|r| {
                     let list = if key {
                         &r.key_shares
@@ -592,7 +604,18 @@ impl Server {
                     };
                     list.iter().find(|s| s.owner == owner).map(|s| &s.share)
                 })
-                .collect()
+                .take(p.t())
+                .collect();
+            if shares.len() < p.t() {
+                return Err(Error::TooFewClients {
+                    phase: "Unmasking",
+                    got: shares.len(),
+                    needed: p.t(),
+                    present: shares.iter().map(|s| ClientId(s.x())).collect(),
+                });
+            }
+            let xs: Vec<u32> = shares.iter().map(|s| s.x()).collect();
+            Ok((LagrangeAtZero::new(&xs, p.n)?, shares))
         };
         let fail = |what, client, reason| Error::Reconstruction {
             what,
@@ -602,8 +625,9 @@ impl Server {
 
         let mut seeds: Vec<(MaskSeed, Sign)> = Vec::new();
         for &u in &self.u3 {
+            let (lagrange, shares) = shares_of(u, false)?;
             let b = lagrange
-                .reconstruct(&shares_of(u, false), 32, u)
+                .reconstruct(&shares, 32, u)
                 .map_err(|_| fail("self-mask seed", u, "interpolation failed"))?;
             let mut arr = [0u8; 32];
             arr.copy_from_slice(&b);
@@ -617,8 +641,9 @@ impl Server {
             seeds.push((seed, Sign::Sub));
         }
         for &v in &self.dropped {
+            let (lagrange, shares) = shares_of(v, true)?;
             let sk = lagrange
-                .reconstruct(&shares_of(v, true), 32, v)
+                .reconstruct(&shares, 32, v)
                 .map_err(|_| fail("mask key", v, "interpolation failed"))?;
             let mut sk_arr = zeroize::Zeroizing::new([0u8; 32]);
             sk_arr.copy_from_slice(&sk);
@@ -632,7 +657,7 @@ impl Server {
                     "does not match the advertised public key",
                 ));
             }
-            for &u in &self.u3 {
+            for &u in self.u3.iter().filter(|&&u| self.nb.adjacent(u, v)) {
                 let Some(eu) = self.u1.get(&u) else {
                     return Err(fail("mask key", u, "client has no advertised key"));
                 };

@@ -101,6 +101,23 @@ pub fn run_in_memory(
     drops: &DropSchedule,
     rng: &mut impl CryptoRng,
 ) -> Result<Aggregate> {
+    run_in_memory_with_graph(n, t, None, inputs, drops, rng)
+}
+
+/// As [`run_in_memory`], with the SecAgg+ neighbour graph `(degree, seed)`
+/// ([`Params::with_graph`]) if given.
+///
+/// # Errors
+/// As [`run_in_memory`]; also a client's refusal to unmask when its
+/// neighbourhood lost too many members.
+pub fn run_in_memory_with_graph(
+    n: u32,
+    t: u32,
+    graph: Option<(u32, u64)>,
+    inputs: &[RingVec],
+    drops: &DropSchedule,
+    rng: &mut impl CryptoRng,
+) -> Result<Aggregate> {
     let Some(first) = inputs.first() else {
         return Err(Error::InvalidParams {
             reason: "no inputs".into(),
@@ -111,7 +128,10 @@ pub fn run_in_memory(
             reason: format!("{} inputs for {n} clients", inputs.len()),
         });
     }
-    let params = Params::new(RoundId(rng.next_u64()), n, t, first.len(), first.ring())?;
+    let mut params = Params::new(RoundId(rng.next_u64()), n, t, first.len(), first.ring())?;
+    if let Some((degree, seed)) = graph {
+        params = params.with_graph(degree, seed)?;
+    }
     for x in inputs {
         x.check_shape(params.ring, params.dim)?;
     }

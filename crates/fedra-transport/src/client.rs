@@ -89,6 +89,9 @@ impl Links {
     ) -> Result<(), FedError> {
         let link = self.link(to)?;
         let sh = &self.shared;
+        if let Some(e) = sh.inbox.dropout(to) {
+            return Err(e);
+        }
         let len = payload.len();
         if len as u64 > sh.max_message_bytes {
             return Err(FedError::TooLarge {
@@ -133,6 +136,10 @@ impl Links {
             // Once the job has failed there is no point in delivering more.
             if let Some(e) = sh.inbox.failure() {
                 return Err(e.while_doing(|| format!("sending message '{tag}' to party '{to}'")));
+            }
+            // Nor to a droppable peer that dropped out meanwhile.
+            if let Some(e) = sh.inbox.dropout(to) {
+                return Err(e);
             }
             if Instant::now() + backoff >= deadline {
                 return Err(FedError::Unreachable {
@@ -183,7 +190,7 @@ impl Links {
         let peers: Vec<&PartyId> = self
             .links
             .keys()
-            .filter(|p| !self.shared.inbox.is_finished(p))
+            .filter(|p| !self.shared.inbox.is_finished(p) && self.shared.inbox.dropout(p).is_none())
             .collect();
         futures_util::future::join_all(peers.into_iter().map(|p| self.signal_retrying(p, &kind)))
             .await;
@@ -315,7 +322,8 @@ fn connect_lazy(
     Ok(ep.connect_with_connector_lazy(connector))
 }
 
-/// Sends heartbeats and declares peers lost after `peer_timeout` of silence.
+/// Sends heartbeats and declares peers lost after `peer_timeout` of silence (a
+/// droppable peer alone, any other peer for the whole job).
 pub(crate) async fn heartbeat(shared: Arc<Shared>, links: Links) {
     let mut tick = tokio::time::interval(shared.timing.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -324,7 +332,7 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, links: Links) {
         let live: Vec<PartyId> = shared
             .peers
             .iter()
-            .filter(|p| !shared.inbox.is_finished(p))
+            .filter(|p| !shared.inbox.is_finished(p) && shared.inbox.dropout(p).is_none())
             .cloned()
             .collect();
         let beats = live.iter().map(|p| {
@@ -334,8 +342,11 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, links: Links) {
         for (p, r) in futures_util::future::join_all(beats).await {
             if let Err(Failed::Final(e)) = r {
                 // A refusal is not going to heal: report it instead of "peer lost".
-                shared.inbox.fail(e);
-                return;
+                shared.inbox.fail_peer(p, e);
+                if shared.inbox.failure().is_some() {
+                    return;
+                }
+                continue;
             }
             let silent = {
                 let seen = lock(&shared.last_seen);
@@ -344,12 +355,19 @@ pub(crate) async fn heartbeat(shared: Arc<Shared>, links: Links) {
                     .unwrap_or_default()
             };
             if silent > shared.timing.peer_timeout && !shared.inbox.is_finished(p) {
-                shared.inbox.fail(FedError::PeerLost {
-                    party: p.to_string(),
-                    silent_s: silent.as_secs_f64(),
-                    doing: String::new(),
-                });
-                return;
+                // Job-wide, unless `p` is droppable: then only `p` is given up
+                // and the others are still watched.
+                shared.inbox.fail_peer(
+                    p,
+                    FedError::PeerLost {
+                        party: p.to_string(),
+                        silent_s: silent.as_secs_f64(),
+                        doing: String::new(),
+                    },
+                );
+                if shared.inbox.failure().is_some() {
+                    return;
+                }
             }
         }
     }

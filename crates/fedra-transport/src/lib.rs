@@ -16,7 +16,10 @@
 //!
 //! Liveness: parties exchange heartbeats; a peer silent for `peer_timeout` fails the
 //! job for everyone waiting on it, a peer that reports a failure (`abort`) fails it
-//! at once, and a peer that finished releases anyone still waiting for it.
+//! at once, and a peer that finished releases anyone still waiting for it. A peer
+//! declared droppable (`Channel::set_droppable`) that vanishes or aborts fails only
+//! the sends to and receives from it (`FedError::PeerDropped`); heartbeats to it
+//! stop and the others are still watched.
 //!
 //! This is the only crate that knows the wire format (`proto/fedra.proto`).
 
@@ -307,6 +310,14 @@ impl Channel for GrpcChannel {
 
     async fn finish(&self) {
         self.links.signal_all(client::SignalKind::Done).await;
+    }
+
+    fn set_droppable(&self, peers: &[PartyId]) {
+        self.shared.inbox.set_droppable(peers);
+    }
+
+    fn dropped(&self) -> Vec<(PartyId, FedError)> {
+        self.shared.inbox.dropped()
     }
 
     fn stats(&self) -> Vec<PeerStats> {

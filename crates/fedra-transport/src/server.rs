@@ -323,13 +323,16 @@ impl Federation for Service {
             }
             Some(signal_request::Kind::Abort(a)) => {
                 let clip = |s: String, n: usize| s.chars().take(n).collect::<String>();
-                self.shared.inbox.fail(FedError::PeerFailed(Failure {
-                    party: from.to_string(),
-                    task: clip(a.task, MAX_NAME),
-                    round: a.round,
-                    code: clip(a.code, MAX_NAME),
-                    message: clip(a.message, MAX_FAILURE_TEXT),
-                }));
+                self.shared.inbox.fail_peer(
+                    &from,
+                    FedError::PeerFailed(Failure {
+                        party: from.to_string(),
+                        task: clip(a.task, MAX_NAME),
+                        round: a.round,
+                        code: clip(a.code, MAX_NAME),
+                        message: clip(a.message, MAX_FAILURE_TEXT),
+                    }),
+                );
             }
             None => return Err(self.malformed(&from, "signal without a kind".into())),
         }

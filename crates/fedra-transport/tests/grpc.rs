@@ -483,3 +483,81 @@ async fn vanished_peer_fails_the_waiting_party_within_the_peer_timeout() {
     }
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+async fn trio() -> Vec<GrpcChannel> {
+    let ca = DevCa::new(Validity::days(1)).unwrap();
+    let mut nodes = Vec::new();
+    for name in ["server", "c1", "c2"] {
+        nodes.push(
+            node(
+                name,
+                identity(&ca, &ca.issue(name, Validity::days(1)).unwrap()),
+            )
+            .await,
+        );
+    }
+    start(nodes, &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn droppable_peer_abort_is_per_peer_over_grpc() {
+    let v = trio().await;
+    testkit::droppable_peer_failure_is_per_peer(&v[0], &v[1], &v[2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_droppable_peer_is_a_dropout_and_the_others_go_on() {
+    let mut v = trio().await;
+    let (server, c1, c2) = (pid("server"), pid("c1"), pid("c2"));
+    v[0].set_droppable(&[c1.clone(), c2.clone()]);
+    v[2].set_droppable(std::slice::from_ref(&c1));
+    let warm = Tag::new("t", 0, "warmup");
+    for i in [1, 2] {
+        v[i].send(&server, &warm, Bytes::new()).await.unwrap();
+    }
+    for c in [&c1, &c2] {
+        v[0].recv(c, &warm).await.unwrap();
+    }
+    let tag = Tag::new("train", 3, "update");
+    let started = Instant::now();
+    drop(v.remove(1)); // c1 "crashes": its server and heartbeats stop
+    let e = v[0].recv(&c1, &tag).await.unwrap_err();
+    let took = started.elapsed();
+    match &e {
+        FedError::PeerDropped { party, cause } => {
+            assert_eq!(party, "c1");
+            assert!(matches!(**cause, FedError::PeerLost { .. }), "{e}");
+        }
+        e => panic!("expected PeerDropped, got {e}"),
+    }
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(v[0].dropped().len(), 1);
+    // A send to the dropped peer fails at once instead of retrying for 20 s.
+    let t0 = Instant::now();
+    let e = v[0].send(&c1, &tag, Bytes::new()).await.unwrap_err();
+    assert!(
+        e.is_dropout() && t0.elapsed() < Duration::from_secs(1),
+        "{e}"
+    );
+    // Server and c2 still talk, long after c1's loss (heartbeats keep going).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    v[1].send(&server, &tag, Bytes::from_static(b"u2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        v[0].recv(&c2, &tag).await.unwrap(),
+        Bytes::from_static(b"u2")
+    );
+    v[0].send(&c2, &tag, Bytes::from_static(b"next"))
+        .await
+        .unwrap();
+    assert_eq!(
+        v[1].recv(&server, &tag).await.unwrap(),
+        Bytes::from_static(b"next")
+    );
+    assert!(v[0].failure().is_none() && v[1].failure().is_none());
+    // The server is not droppable for c2: when it vanishes, c2's job fails.
+    drop(v.remove(0));
+    let e = v[0].recv(&server, &tag).await.unwrap_err();
+    assert!(matches!(e, FedError::PeerLost { .. }), "{e}");
+}

@@ -43,7 +43,37 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
 }
 
-fn err(path: &Path, detail: impl Into<String>) -> HorizontalError {
+/// Writes `buf` to `path` atomically: a temporary file in the same
+/// directory, `fsync`, `rename`.
+pub(crate) fn write_atomic(path: &Path, buf: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "checkpoint".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(buf)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself (best effort: not every platform
+        // can open a directory).
+        if let Ok(d) = std::fs::File::open(&dir) {
+            d.sync_all().ok();
+        }
+        Ok(())
+    };
+    write().map_err(|e| {
+        std::fs::remove_file(&tmp).ok();
+        err(path, format!("write: {e}"))
+    })
+}
+
+pub(crate) fn err(path: &Path, detail: impl Into<String>) -> HorizontalError {
     HorizontalError::Checkpoint {
         path: path.display().to_string(),
         detail: detail.into(),
@@ -62,31 +92,7 @@ impl Checkpoint {
         for x in &self.params {
             buf.extend_from_slice(&x.to_le_bytes());
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "checkpoint".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            // Persist the rename itself (best effort: not every platform
-            // can open a directory).
-            if let Ok(d) = std::fs::File::open(&dir) {
-                d.sync_all().ok();
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            std::fs::remove_file(&tmp).ok();
-            err(path, format!("write: {e}"))
-        })
+        write_atomic(path, &buf)
     }
 
     /// Reads `path`; `Ok(None)` if it does not exist.

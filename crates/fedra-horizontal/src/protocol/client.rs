@@ -1,6 +1,7 @@
 //! [`run_client`]: the client side of the protocol (see the
 //! [module docs](super)).
 
+use std::path::Path;
 use std::time::Duration;
 
 use fedra_data::Dataset;
@@ -8,12 +9,14 @@ use fedra_dp::{Accountant, Event, clip_l2};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_nn::{LossKind, Mlp, Optimizer};
 use fedra_secagg::{
-    Client as SaClient, ClientId as SaId, ForwardedShares, KeyList, Params, QuantConfig, RoundId,
-    UnmaskRequest, WireMessage,
+    Client as SaClient, ClientId as SaId, ForwardedShares, KeyList, QuantConfig, UnmaskRequest,
+    WireMessage,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{err as ck_err, write_atomic};
 use super::config::ClientConfig;
 use super::wire::{
     MAX_HEADER_BYTES, RecvError, RecvResult, f32_bytes, recv_blob, recv_f32s, recv_json, send_blob,
@@ -144,6 +147,106 @@ pub async fn run_client(
     model: &mut Mlp,
     rng: &mut (impl CryptoRng + Send),
 ) -> Result<ClientOutcome> {
+    run_client_with_state(ch, task, server, cfg, data, model, None, rng).await
+}
+
+/// SCAFFOLD's client control variate `c_i` after a round, as saved in the
+/// client's state file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateEntry {
+    round: u32,
+    control: Vec<f32>,
+}
+
+/// The client's state file (JSON): its control variate after the last two
+/// rounds it trained in (the server may resume from either).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientState {
+    task: String,
+    num_params: usize,
+    entries: Vec<StateEntry>,
+}
+
+/// The control variate to resume with: the newest saved after a round
+/// before `first_round` (the server's resume point), if any.
+fn load_control(path: &Path, task: &str, n: usize, first_round: u32) -> Result<Option<Vec<f32>>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ck_err(path, format!("read: {e}"))),
+    };
+    let st: ClientState =
+        serde_json::from_slice(&bytes).map_err(|e| ck_err(path, format!("client state: {e}")))?;
+    if st.task != task || st.num_params != n {
+        return Err(ck_err(
+            path,
+            format!(
+                "client state of task '{}' with {} parameters, this is task '{task}' with {n}",
+                st.task, st.num_params
+            ),
+        ));
+    }
+    let Some(e) = st
+        .entries
+        .into_iter()
+        .filter(|e| e.round < first_round)
+        .max_by_key(|e| e.round)
+    else {
+        return Ok(None);
+    };
+    if e.control.len() != n || e.control.iter().any(|x| !x.is_finite()) {
+        return Err(ck_err(
+            path,
+            "control variate of the wrong length or not finite",
+        ));
+    }
+    Ok(Some(e.control))
+}
+
+/// Saves `control` after `round`, keeping the newest earlier entry.
+fn save_control(path: &Path, task: &str, round: u32, control: &[f32]) -> Result<()> {
+    let mut entries: Vec<StateEntry> = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ClientState>(&b).ok())
+        .filter(|s| s.task == task && s.num_params == control.len())
+        .map(|s| s.entries)
+        .unwrap_or_default();
+    entries.retain(|e| e.round < round);
+    entries.sort_by_key(|e| e.round);
+    let keep = entries.pop();
+    let mut entries: Vec<StateEntry> = keep.into_iter().collect();
+    entries.push(StateEntry {
+        round,
+        control: control.to_vec(),
+    });
+    let st = ClientState {
+        task: task.to_owned(),
+        num_params: control.len(),
+        entries,
+    };
+    let json = serde_json::to_vec(&st).map_err(|e| ck_err(path, format!("encode: {e}")))?;
+    write_atomic(path, &json)
+}
+
+/// As [`run_client`], keeping SCAFFOLD's control variate `c_i` in `state`
+/// (written atomically after every SCAFFOLD round; the client's own file,
+/// e.g. in its output folder). When the server resumes from a checkpoint
+/// after round `k`, the client restarts with its `c_i` as of round `k`, so
+/// a killed and resumed SCAFFOLD run reaches the model of an uninterrupted
+/// one bit for bit. Other strategies keep no client state.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_client_with_state(
+    ch: &dyn Channel,
+    task: &str,
+    server: &PartyId,
+    cfg: &ClientConfig,
+    data: &Dataset,
+    model: &mut Mlp,
+    state: Option<&Path>,
+    rng: &mut (impl CryptoRng + Send),
+) -> Result<ClientOutcome> {
     cfg.validate()?;
     let local = prepare(data, model)?;
     let mut key = [0u8; 32];
@@ -186,7 +289,10 @@ pub async fn run_client(
         epsilon: None,
         rounds_completed: 0,
     };
-    let mut control: Option<Vec<f32>> = None;
+    let mut control: Option<Vec<f32>> = match state {
+        Some(path) => load_control(path, task, n, start.first_round)?,
+        None => None,
+    };
     let mut accountant: Option<(Accountant, f64)> = None;
     for round in start.first_round..=start.last_round {
         let plan: PlanMsg = from_server(
@@ -265,13 +371,16 @@ pub async fn run_client(
             )?),
             _ => None,
         };
+        if let (Some(path), Some(_), Some(ci)) = (state, &dc, &control) {
+            save_control(path, task, round, ci)?;
+        }
         if let Some(c) = plan.clip_update_l2 {
             clip_l2(&mut delta, c).map_err(dp_err)?;
         }
         match &plan.secagg {
             Some(sa) => {
                 secagg_round(
-                    ch, task, server, round, n, sa, &delta, limit, chunk, &mut rrng,
+                    ch, task, server, round, n, start.seed, sa, &delta, limit, chunk, &mut rrng,
                 )
                 .await?
             }
@@ -424,6 +533,7 @@ async fn secagg_round(
     server: &PartyId,
     round: u32,
     n: usize,
+    seed: u64,
     sa: &SecAggPlan,
     delta: &[f32],
     limit: Duration,
@@ -434,8 +544,15 @@ async fn secagg_round(
     let ring = ring_of(sa.ring_bits);
     let q = QuantConfig::new(sa.clip, sa.scale, ring).map_err(&err)?;
     let input = q.quantize_weighted(delta, sa.weight).map_err(&err)?;
-    let params =
-        Params::new(RoundId(u64::from(round)), sa.n, sa.threshold, n, ring).map_err(&err)?;
+    let params = super::secagg_params(
+        round,
+        sa.n,
+        sa.threshold,
+        n,
+        sa.ring_bits,
+        sa.neighbors.map(|k| (k, seed)),
+    )
+    .map_err(&err)?;
     let (mut client, adv) = SaClient::new(params, SaId(sa.id), rng).map_err(&err)?;
     let send = |name: &'static str, bytes: Vec<u8>| async move {
         send_blob(ch, server, task, round, name, &bytes, chunk)

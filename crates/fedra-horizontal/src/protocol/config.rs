@@ -73,6 +73,16 @@ pub struct SecAggConfig {
     /// averaged update per coordinate is at most `1/(2·scale)`.
     #[serde(default = "default_ring_bits")]
     pub ring_bits: u32,
+    /// SecAgg+ (Bell et al. 2020): each client shares secrets and masks only
+    /// with this many neighbours on a random graph drawn per round from the
+    /// job's public seed (`horizontal.seed`), so its work and traffic grow
+    /// with the degree instead of the number of clients. Even, `>= 2`, and
+    /// `threshold <= neighbors + 1` (the threshold then applies within each
+    /// neighbourhood; take `threshold > (neighbors + 1) / 2`). Rounds with at
+    /// most `neighbors + 1` selected clients use the complete graph. Default:
+    /// none (every pair of clients, Bonawitz et al.).
+    #[serde(default)]
+    pub neighbors: Option<u32>,
 }
 
 fn default_ring_bits() -> u32 {
@@ -99,6 +109,24 @@ impl SecAggConfig {
                 "secure_aggregation.ring_bits",
                 format!("must be 32 or 64 (got {})", self.ring_bits),
             ));
+        }
+        if let Some(k) = self.neighbors {
+            if k < 2 || k % 2 != 0 {
+                return Err(config_err(
+                    "secure_aggregation.neighbors",
+                    format!("must be even and >= 2 (got {k})"),
+                ));
+            }
+            if self.threshold > k.saturating_add(1) {
+                return Err(config_err(
+                    "secure_aggregation.threshold",
+                    format!(
+                        "must be <= neighbors + 1 = {} under SecAgg+ (got {})",
+                        u64::from(k) + 1,
+                        self.threshold
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -201,6 +229,7 @@ impl DpConfig {
 /// threshold = 2
 /// clip = 1.0
 /// ring_bits = 32
+/// # neighbors = 16                 # SecAgg+: sparse random graph
 ///
 /// [dp]                             # optional
 /// mode = "central"                 # or "local"

@@ -34,6 +34,27 @@
 //! failed and missing clients (a failed run is reported to peers by the
 //! caller, e.g. with [`fedra_federation::Channel::abort`]).
 //!
+//! **Crashed clients.** Declare the clients *droppable* on every party's
+//! channel ([`fedra_federation::Channel::set_droppable`]: on the server all
+//! clients, on each client the other clients — `fedra-runtime` does this
+//! for the `horizontal` task). Then a client whose process dies, vanishes
+//! or aborts is a **dropout**: the server's receives from it fail at once
+//! with `fed.peer_dropped` (no need to wait for the deadline once the
+//! transport noticed, within its peer timeout), the round goes on with the
+//! survivors, including under secure aggregation (Bonawitz recovery: the
+//! others reveal the shares the server needs), and the other clients are
+//! not affected. The server records it in [`RoundRecord::dropped_clients`]
+//! and [`ServerOutcome::dropped`], and **never selects it again** in this
+//! run ([`RoundRecord::excluded`]): the scheduler samples from the clients
+//! that said hello minus those that dropped out (the sample is still a
+//! function of the seed, the round and that set). A client that is only
+//! slow (deadline missed) or sent a malformed message stays eligible. When
+//! fewer than `max(min_available, min_results)` clients are left, the run
+//! stops with [`crate::HorizontalError::TooManyDropouts`] naming every
+//! dropped and absent client with its reason. Without `set_droppable` any
+//! peer's failure is job-wide, as for every other protocol. The server is
+//! never droppable: if it dies, every client stops.
+//!
 //! # Privacy options
 //!
 //! * **Secure aggregation** ([`SecAggConfig`], `fedra-secagg`): each client
@@ -47,7 +68,10 @@
 //!   strategy as one identical update per survivor, so FedAvg/FedProx and
 //!   the server optimisers (FedAdam, …) work unchanged; robust rules and
 //!   SCAFFOLD are refused (they need individual updates). Client weights
-//!   (`num_examples`) are public.
+//!   (`num_examples`) are public. With `neighbors = k` (SecAgg+, Bell et
+//!   al. 2020) each client shares secrets and masks with only `k`
+//!   neighbours on a random graph drawn per round from the job's public
+//!   seed, the threshold applying per neighbourhood.
 //! * **Central DP** ([`DpMode::Central`]): updates are clipped to L2 norm
 //!   `clip` (by the server; by the clients under secure aggregation),
 //!   summed, `N(0, σ²·clip²)` is added with the server's CSPRNG and the sum
@@ -91,9 +115,13 @@
 //! off — also under secure aggregation, whose masks cancel exactly and whose
 //! quantisation rounds deterministically (tested). With DP the noise (and
 //! DP-SGD batch order) comes from a new start-up key, so runs differ by
-//! fresh noise, as two uninterrupted runs would. SCAFFOLD's
-//! client control variates are kept in client memory only and are *not*
-//! restored; resume of SCAFFOLD runs is not identical.
+//! fresh noise, as two uninterrupted runs would. SCAFFOLD's server
+//! control variate `c` is part of the checkpoint (the strategy state); each
+//! client's `c_i` is saved in the client's own state file by
+//! [`run_client_with_state`] (after every SCAFFOLD round, its values after
+//! the last two rounds it trained, since the server may resume from either),
+//! so a killed and resumed SCAFFOLD run is bit-identical too (tested). With
+//! [`run_client`] (no state file) `c_i` restarts from 0 on resume.
 //!
 //! Local training runs inline on the calling task (it is CPU-bound): use a
 //! multi-threaded runtime when several parties share a process.
@@ -111,7 +139,7 @@ use rand_core::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::Checkpoint;
-pub use client::{ClientOutcome, run_client};
+pub use client::{ClientOutcome, run_client, run_client_with_state};
 pub use config::{
     ClientConfig, DEFAULT_CHUNK_BYTES, DpConfig, DpMode, LocalTraining, MAX_ROUNDS, SecAggConfig,
     ServerConfig,
@@ -191,6 +219,9 @@ pub(crate) struct SecAggPlan {
     pub scale: f64,
     /// Integer weight to multiply the quantised update by.
     pub weight: u64,
+    /// SecAgg+: the graph's degree (its seed is the job's, from `start`).
+    #[serde(default)]
+    pub neighbors: Option<u32>,
 }
 
 /// A client's result header.
@@ -236,6 +267,29 @@ pub(crate) fn secagg_err(round: u32) -> impl Fn(fedra_secagg::Error) -> Horizont
         round,
         code: e.code(),
         detail: e.to_string(),
+    }
+}
+
+/// The secure-aggregation parameters of a round, with the SecAgg+ graph
+/// (degree, public seed) if configured.
+pub(crate) fn secagg_params(
+    round: u32,
+    n: u32,
+    threshold: u32,
+    dim: usize,
+    ring_bits: u32,
+    graph: Option<(u32, u64)>,
+) -> fedra_secagg::Result<fedra_secagg::Params> {
+    let p = fedra_secagg::Params::new(
+        fedra_secagg::RoundId(u64::from(round)),
+        n,
+        threshold,
+        dim,
+        ring_of(ring_bits),
+    )?;
+    match graph {
+        Some((k, seed)) => p.with_graph(k, seed),
+        None => Ok(p),
     }
 }
 

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use fedra_dp::{Accountant, Event, add_gaussian_noise, clip_l2};
 use fedra_federation::{Channel, PartyId, Tag};
 use fedra_secagg::{
-    AdvertiseKeys, ClientId as SaId, Params, QuantConfig, RoundId, Server, ShareKeys,
-    UnmaskResponse, WireMessage,
+    AdvertiseKeys, ClientId as SaId, QuantConfig, Server, ShareKeys, UnmaskResponse, WireMessage,
 };
 use futures_util::future::join_all;
 use rand_core::CryptoRng;
@@ -54,6 +53,16 @@ pub struct RoundRecord {
     /// Secure aggregation: the bound on the quantisation error of each
     /// coordinate of the averaged update, `1/(2·scale)`.
     pub quantization_error: Option<f64>,
+    /// Clients that dropped out (their process died or vanished, or they
+    /// aborted: the channel reported them as dropped) since the previous
+    /// round's record — usually selected clients lost during this round,
+    /// which are also in `failures` with the reason. Each dropout is
+    /// reported in exactly one round.
+    #[serde(default)]
+    pub dropped_clients: Vec<String>,
+    /// Clients not eligible this round because they dropped out earlier.
+    #[serde(default)]
+    pub excluded: Vec<String>,
 }
 
 /// The result of [`run_server`].
@@ -73,6 +82,9 @@ pub struct ServerOutcome {
     pub epsilon: Option<f64>,
     /// Clients that did not say hello (never selected).
     pub absent: Vec<ClientFailure>,
+    /// Clients that dropped out during the run (after their hello), with the
+    /// channel's reason; they were not selected again.
+    pub dropped: Vec<ClientFailure>,
 }
 
 fn sid(p: &PartyId) -> ClientId {
@@ -209,12 +221,22 @@ pub async fn run_server(
         num_params,
         clients: &clients,
         present: &present,
+        absent: &absent,
         weights: &weights,
         key,
         reuse: std::sync::Mutex::new(None),
     };
+    let mut reported = BTreeSet::new();
     for round in first..=cfg.rounds {
         let (next, mut record) = ctx.round(round, strategy.as_mut(), &global).await?;
+        // Every client that dropped out since the last record — during this
+        // round (usually: the server notices while waiting for it), or
+        // between rounds — is reported once.
+        for p in ctx.gone().into_keys() {
+            if reported.insert(p.clone()) {
+                record.dropped_clients.push(p.to_string());
+            }
+        }
         if let (Some(dp), Some(acc)) = (&central_dp, accountant.as_mut()) {
             let q = record.selected.len() as f64 / present.len().max(1) as f64;
             let report = acc
@@ -280,6 +302,11 @@ pub async fn run_server(
         }
         _ => None,
     };
+    let dropped = ctx
+        .gone()
+        .into_iter()
+        .map(|(p, reason)| ClientFailure::new(sid(&p), reason))
+        .collect();
     Ok(ServerOutcome {
         params: global,
         rounds_completed: cfg.rounds,
@@ -288,6 +315,7 @@ pub async fn run_server(
         accountant,
         epsilon,
         absent,
+        dropped,
     })
 }
 
@@ -299,6 +327,7 @@ struct RoundCtx<'a> {
     num_params: usize,
     clients: &'a [PartyId],
     present: &'a [PartyId],
+    absent: &'a [ClientFailure],
     weights: &'a BTreeMap<PartyId, u64>,
     key: [u8; 32],
     /// Memory kept from round to round by the streaming mean (so that a
@@ -321,6 +350,17 @@ impl RoundCtx<'_> {
             })
     }
 
+    /// The clients (among those that said hello) that dropped out so far,
+    /// with the channel's reason.
+    fn gone(&self) -> BTreeMap<PartyId, String> {
+        self.ch
+            .dropped()
+            .into_iter()
+            .filter(|(p, _)| self.present.contains(p))
+            .map(|(p, e)| (p, e.to_string()))
+            .collect()
+    }
+
     async fn round(
         &self,
         round: u32,
@@ -328,7 +368,34 @@ impl RoundCtx<'_> {
         global: &[f32],
     ) -> Result<(Vec<f32>, RoundRecord)> {
         let cfg = self.cfg;
-        let available: Vec<ClientId> = self.present.iter().map(sid).collect();
+        // A client that dropped out (its process died or vanished, or it
+        // aborted) is not selected again in this run.
+        let gone_before = self.gone();
+        let eligible: Vec<&PartyId> = self
+            .present
+            .iter()
+            .filter(|p| !gone_before.contains_key(*p))
+            .collect();
+        let sampling = &cfg.horizontal.sampling;
+        let required = sampling.min_available.max(sampling.min_results);
+        if eligible.len() < required {
+            let mut gone: Vec<String> = gone_before
+                .iter()
+                .map(|(p, why)| format!("{p}: {why}"))
+                .collect();
+            gone.extend(
+                self.absent
+                    .iter()
+                    .map(|f| format!("{}: {}", f.client, f.reason)),
+            );
+            return Err(HorizontalError::TooManyDropouts {
+                round,
+                available: eligible.len(),
+                required,
+                gone,
+            });
+        }
+        let available: Vec<ClientId> = eligible.iter().map(|p| sid(p)).collect();
         let plan =
             strategy.configure_round(round, &available, &mut cfg.horizontal.round_rng(round))?;
         let selected: Vec<PartyId> = plan
@@ -393,6 +460,7 @@ impl RoundCtx<'_> {
                             clip: sa.clip,
                             scale: q.scale,
                             weight: weight_of(p),
+                            neighbors: sa.neighbors,
                         }),
                         _ => None,
                     },
@@ -550,6 +618,9 @@ impl RoundCtx<'_> {
                 metrics: Vec::new(),
                 epsilon: None,
                 quantization_error,
+                // Filled in by the caller (each dropout reported once).
+                dropped_clients: Vec::new(),
+                excluded: gone_before.keys().map(|p| p.to_string()).collect(),
             },
         ))
     }
@@ -789,12 +860,13 @@ impl RoundCtx<'_> {
         let n = selected.len();
         let t = sa.threshold as usize;
         let err = secagg_err(round);
-        let params = Params::new(
-            RoundId(u64::from(round)),
+        let params = super::secagg_params(
+            round,
             n as u32,
             sa.threshold,
             self.num_params,
-            q.ring,
+            sa.ring_bits,
+            sa.neighbors.map(|k| (k, cfg_seed(self.cfg))),
         )
         .map_err(&err)?;
         let mut server = Server::new(params).map_err(&err)?;
@@ -1018,6 +1090,11 @@ impl RoundCtx<'_> {
             }
         }
     }
+}
+
+/// The public seed of the SecAgg+ graph: the job's.
+fn cfg_seed(cfg: &ServerConfig) -> u64 {
+    cfg.horizontal.seed
 }
 
 /// `(sum + N(0, std²)) / n` with the round's noise generator.

@@ -2,7 +2,9 @@
 //! The server runs the rounds, evaluates the global model on its own dataset (the
 //! held-out test set, if it has one) after every round, checkpoints every round to
 //! its output folder (a re-run with the same output folder resumes) and saves the
-//! final model; each client trains on its own rows.
+//! final model; each client trains on its own rows and keeps its SCAFFOLD control
+//! variate in `<task>.client-state.json` in its own output folder, so a resumed
+//! SCAFFOLD run matches an uninterrupted one too.
 //!
 //! Randomness: every non-secret choice derives from the job's
 //! `horizontal.seed` — the initial model (`ChaCha20Rng::seed_from_u64(seed)`),
@@ -12,10 +14,17 @@
 //! for bit when DP and secure aggregation are off. Secret randomness
 //! (secure-aggregation keys and masks, DP noise, DP-SGD batch sampling) comes
 //! from a ChaCha20 CSPRNG seeded by the OS, created here and passed in.
+//!
+//! Dropouts: the runner declares the clients droppable for this task
+//! ([`crate::job::TaskKind::droppable`]), so a client whose process dies or that
+//! fails is dropped from the run (never selected again) while the server and the
+//! other clients go on; the server's metrics carry `dropped_clients` (client →
+//! reason) and `dropped_clients_by_round`, and the merged report's status is
+//! `succeeded_with_dropouts` when the server and the other clients succeeded.
 
 use fedra_data::Dataset;
 use fedra_horizontal::HorizontalError;
-use fedra_horizontal::protocol::{Evaluate, run_client, run_server};
+use fedra_horizontal::protocol::{Evaluate, run_client_with_state, run_server};
 use fedra_nn::{Mlp, MlpSpec};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -152,6 +161,29 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, Ta
         }
         let failures: usize = out.history.iter().map(|r| r.failures.len()).sum();
         m.insert("client_failures".into(), failures.into());
+        // Dropouts: per round (the selected clients that died, vanished or aborted
+        // in that round) and over the run with the reason; such a client is never
+        // selected again.
+        let by_round: Vec<serde_json::Value> = out
+            .history
+            .iter()
+            .map(|r| json!(r.dropped_clients))
+            .collect();
+        m.insert("dropped_clients_by_round".into(), json!(by_round));
+        let dropped: serde_json::Map<String, serde_json::Value> = out
+            .dropped
+            .iter()
+            .map(|f| (f.client.to_string(), json!(f.reason)))
+            .collect();
+        m.insert("dropped_clients".into(), serde_json::Value::Object(dropped));
+        if !out.absent.is_empty() {
+            let absent: serde_json::Map<String, serde_json::Value> = out
+                .absent
+                .iter()
+                .map(|f| (f.client.to_string(), json!(f.reason)))
+                .collect();
+            m.insert("absent_clients".into(), serde_json::Value::Object(absent));
+        }
         let model = json!({ "spec": cfg.model, "params": out.params });
         let path = ctx.party.out_dir.join(format!("{task}.model.json"));
         std::fs::write(&path, model.to_string())
@@ -171,8 +203,17 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, Ta
             &mut ChaCha20Rng::seed_from_u64(cfg.horizontal.seed),
         )
         .map_err(nn_err)?;
-        let out = run_client(
-            ctx.ch, task, &p.server, &p.client, &data, &mut model, &mut rng,
+        // SCAFFOLD's c_i survives a restart in the client's own output folder.
+        let state = ctx.party.out_dir.join(format!("{task}.client-state.json"));
+        let out = run_client_with_state(
+            ctx.ch,
+            task,
+            &p.server,
+            &p.client,
+            &data,
+            &mut model,
+            Some(&state),
+            &mut rng,
         )
         .await
         .map_err(hfl_err)?;
