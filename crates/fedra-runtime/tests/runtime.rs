@@ -471,3 +471,122 @@ fn merged_report_tolerates_only_droppable_parties() {
     let m = JobReport::merge_job(&job, &[server, ok("a"), ok("b")]);
     assert_eq!(m.status, Status::Succeeded);
 }
+
+/// The job form's other objectives, end to end in memory: regression (the
+/// guest's `x0` from both parties' other features, as the linear-regression
+/// example) and 3-class softmax (a label derived from breast's `y` and the
+/// guest's `x0`, written to a temporary file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn splitnn_regression_and_multiclass_objectives() {
+    let dir = datasets();
+    if !dir.exists() {
+        eprintln!("skipping: {} not found", dir.display());
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("fedra-rt-snn-obj-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    // 3 classes: y + [x0 > 0] over the breast guest rows.
+    let text = std::fs::read_to_string(dir.join("breast_hetero_guest.csv")).unwrap();
+    let mut csv = String::from("id,class,x1,x2,x3,x4,x5,x6,x7,x8,x9\n");
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let y: u32 = f[1].parse().unwrap();
+        let x0: f64 = f[2].parse().unwrap();
+        let class = y + u32::from(x0 > 0.0);
+        csv.push_str(&format!("{},{class},{}\n", f[0], f[3..].join(",")));
+    }
+    let multi = root.join("breast_3class_guest.csv");
+    std::fs::write(&multi, csv).unwrap();
+    let job_text = |id: &str, guest: String, host: &str, objective: &str, epochs: u32| {
+        format!(
+            r#"[job]
+id = "{id}"
+[parties.guest]
+role = "guest"
+data = {guest}
+[parties.host]
+role = "host"
+data = {{ path = "{host}", id_column = "id" }}
+[[tasks]]
+name = "snn"
+kind = "splitnn"
+leader = "guest"
+batch_size = 64
+epochs = {epochs}
+eval_every = 1000
+[tasks.top]
+hidden = [16]
+objective = {objective}
+optimizer = {{ kind = "adam", lr = 0.005 }}
+[tasks.towers.guest]
+hidden = [16]
+cut = 8
+optimizer = {{ kind = "adam", lr = 0.005 }}
+[tasks.towers.host]
+hidden = [16]
+cut = 8
+optimizer = {{ kind = "adam", lr = 0.005 }}
+"#
+        )
+    };
+    // Regression on 30,000 rows, one epoch: clearly better than predicting the mean.
+    let reg = job_text(
+        "snn-reg",
+        format!(
+            "{{ path = \"{}\", id_column = \"id\", label = \"x0\", features = [\"x1\", \"x2\", \"x3\", \"x4\", \"x5\", \"x6\", \"x7\", \"x8\", \"x9\", \"x10\", \"x11\", \"x12\"] }}",
+            dir.join("default_credit_hetero_guest.csv").display()
+        ),
+        &dir.join("default_credit_hetero_host.csv")
+            .display()
+            .to_string(),
+        "\"regression\"",
+        1,
+    );
+    let job = Job::parse(&reg, &root.join("reg.toml")).unwrap();
+    let out = root.join("reg");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    assert_eq!(r.status, Status::Succeeded, "{r:?}");
+    let m = &r.tasks[0].metrics;
+    let r2 = m["r2"].as_f64().unwrap();
+    eprintln!("regression: r2 {r2}, rmse {}", m["rmse"]);
+    assert!(r2 > 0.3 && m["rmse"].as_f64().unwrap() > 0.0, "{m:?}");
+    // 3 classes on breast: well above the majority class.
+    let mc = job_text(
+        "snn-mc",
+        format!(
+            "{{ path = \"{}\", id_column = \"id\", label = \"class\" }}",
+            multi.display()
+        ),
+        &dir.join("breast_hetero_host.csv").display().to_string(),
+        "{ multiclass = { classes = 3 } }",
+        30,
+    );
+    let job = Job::parse(&mc, &root.join("mc.toml")).unwrap();
+    let out = root.join("mc");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    assert_eq!(r.status, Status::Succeeded, "{r:?}");
+    let m = &r.tasks[0].metrics;
+    let acc = m["accuracy"].as_f64().unwrap();
+    eprintln!("3 classes: accuracy {acc}, log loss {}", m["log_loss"]);
+    assert!(acc > 0.7, "{m:?}");
+    assert!(m["log_loss"].as_f64().unwrap() < 1.0, "{m:?}");
+    // A label outside 0..classes is refused with an error, not a panic.
+    let bad = job_text(
+        "snn-mc-bad",
+        format!(
+            "{{ path = \"{}\", id_column = \"id\", label = \"class\" }}",
+            multi.display()
+        ),
+        &dir.join("breast_hetero_host.csv").display().to_string(),
+        "{ multiclass = { classes = 2 } }",
+        1,
+    );
+    let job = Job::parse(&bad, &root.join("bad.toml")).unwrap();
+    let out = root.join("bad");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    assert_ne!(r.status, Status::Succeeded, "{r:?}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
