@@ -267,20 +267,15 @@ impl Strategy for FedOpt {
         mean: Vec<f32>,
         failures: Vec<ClientFailure>,
     ) -> Result<Vec<f32>> {
-        if self.streaming_aggregator().is_none() {
-            return Err(crate::HorizontalError::Config {
-                field: "aggregation.rule",
-                reason: format!(
-                    "{} needs every update; it cannot take a pre-averaged one",
-                    self.aggregator.rule.name()
-                ),
-            });
-        }
         let min = self.scheduler.config().min_results;
-        let ids: Vec<&ClientId> = contributors.iter().map(|(c, _)| c).collect();
-        self.rounds
-            .check_ids(round, self.num_params, min, global, &ids, &failures)?;
-        crate::types::check_vector("mean update", None, &mean, self.num_params)?;
+        self.rounds.check_mean(
+            &self.aggregator,
+            (round, self.num_params, min),
+            global,
+            contributors,
+            &mean,
+            &failures,
+        )?;
         let next = self.step(global, &mean);
         self.rounds.finish(round);
         Ok(next)

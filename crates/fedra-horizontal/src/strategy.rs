@@ -271,6 +271,33 @@ impl Rounds {
         Ok(pending)
     }
 
+    /// The checks of [`Strategy::aggregate_mean`] for a strategy whose rule
+    /// is `agg`: a mean rule, the round's contributors as
+    /// [`Rounds::check_ids`] wants them, and a finite mean of the right
+    /// length. `(round, num_params, min_results)`.
+    pub fn check_mean(
+        &self,
+        agg: &Aggregator,
+        (round, num_params, min_results): (u32, usize, usize),
+        global: &[f32],
+        contributors: &[(ClientId, u64)],
+        mean: &[f32],
+        failures: &[ClientFailure],
+    ) -> Result<()> {
+        if agg.streaming_weight(1).is_none() {
+            return Err(HorizontalError::Config {
+                field: "aggregation.rule",
+                reason: format!(
+                    "{} needs every update; it cannot take a pre-averaged one",
+                    agg.rule.name()
+                ),
+            });
+        }
+        let ids: Vec<&ClientId> = contributors.iter().map(|(c, _)| c).collect();
+        self.check_ids(round, num_params, min_results, global, &ids, failures)?;
+        check_vector("mean update", None, mean, num_params)
+    }
+
     /// Marks `round` as aggregated.
     pub fn finish(&mut self, round: u32) {
         self.last = Some(round);
