@@ -1068,13 +1068,11 @@ fn fedavg_goes_on_without_a_client_process_killed_mid_training() {
     let sa = "[tasks.secure_aggregation]\nthreshold = 2\nclip = 1.0\nring_bits = 32\n";
     let (status, r, took) = fedavg_with_a_killed_client("hfl-kill-secagg", sa, sampling);
     assert_finished_without(status, &r, took);
-    assert!(
-        r["tasks"][0]["metrics"]["client_failures"]
-            .as_u64()
-            .unwrap()
-            >= 1,
-        "{r:#}"
-    );
+    // Whether the kill lands inside a round (a round failure, the sum recovered
+    // from the others' shares) or between rounds (excluded before selection)
+    // depends on timing; both are reported as the one dropout checked above.
+    // The recovery itself is tested deterministically in every phase in
+    // fedra-horizontal's protocol tests.
 }
 
 #[cfg(target_os = "linux")]
