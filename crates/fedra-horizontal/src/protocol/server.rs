@@ -19,8 +19,8 @@ use super::checkpoint::Checkpoint;
 use super::config::{DpMode, SecAggConfig, ServerConfig};
 use super::stream::StreamingMean;
 use super::wire::{
-    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_chunks, recv_f32_chunks,
-    recv_f32s, recv_json, send_blob, to_json,
+    RecvError, RecvResult, broadcast_blob, f32_bytes, recv_blob, recv_chunks, recv_f32s, recv_json,
+    send_blob, to_json,
 };
 use super::{
     FinalMsg, HelloMsg, Instr, PlanMsg, ResultMsg, SecAggPlan, StartMsg, TrainPlan, dp_err,
@@ -519,6 +519,10 @@ impl RoundCtx<'_> {
         }
 
         let until = Instant::now() + deadline;
+        // Plain rounds under a mean rule are averaged on arrival.
+        let streaming = strategy
+            .streaming_aggregator()
+            .filter(|_| central_dp.is_none());
         let (results, quantization_error) = match (&cfg.secure_aggregation, quant) {
             (Some(sa), Some(q)) => {
                 let out = self
@@ -549,8 +553,7 @@ impl RoundCtx<'_> {
                     Some(0.5 / q.scale),
                 )
             }
-            _ if central_dp.is_none() && strategy.streaming_aggregator().is_some() => {
-                let agg = strategy.streaming_aggregator();
+            _ if let Some(agg) = streaming => {
                 let averaged = self
                     .collect_mean(round, &live, agg, &mut failures, until)
                     .await?;
@@ -635,12 +638,11 @@ impl RoundCtx<'_> {
         &self,
         round: u32,
         live: &[PartyId],
-        agg: Option<crate::aggregate::Aggregator>,
+        agg: crate::aggregate::Aggregator,
         failures: &mut Failures,
         until: Instant,
     ) -> Result<Collected> {
         use futures_util::StreamExt;
-        let agg = agg.unwrap_or_default();
         let n = self.num_params;
         let mut arriving: futures_util::stream::FuturesOrdered<_> = live
             .iter()
@@ -659,8 +661,11 @@ impl RoundCtx<'_> {
                             "'result': has_control_delta = true, expected false".into(),
                         ));
                     }
-                    // Kept as the transport's chunks until its turn to be folded.
-                    let delta = recv_f32_chunks(self.ch, p, self.task, round, "delta", n).await?;
+                    // Kept as the transport's chunks until its turn to be folded;
+                    // the decoder checks the length then.
+                    let delta =
+                        recv_chunks(self.ch, p, self.task, round, "delta", n.saturating_mul(4))
+                            .await?;
                     Ok::<_, RecvError>((h.num_examples, delta))
                 };
                 let r = timeout_at(until, one)

@@ -265,28 +265,6 @@ pub(crate) async fn recv_chunks(
     Ok(chunks)
 }
 
-/// Receives a vector of exactly `len` `f32`s as the transport's chunks,
-/// without copying or decoding them (the caller decodes when it needs the
-/// values, e.g. into a reused buffer with [`F32Decoder::with_buffer`]).
-pub(crate) async fn recv_f32_chunks(
-    ch: &dyn Channel,
-    from: &PartyId,
-    task: &str,
-    round: u32,
-    name: &str,
-    len: usize,
-) -> RecvResult<Vec<Bytes>> {
-    let chunks = recv_chunks(ch, from, task, round, name, len.saturating_mul(4)).await?;
-    let got: usize = chunks.iter().map(Bytes::len).sum();
-    if got != len.saturating_mul(4) {
-        return Err(RecvError::Malformed(format!(
-            "'{name}': {got} bytes, expected {} ({len} f32)",
-            len.saturating_mul(4)
-        )));
-    }
-    Ok(chunks)
-}
-
 /// Decodes a little-endian `f32` vector chunk by chunk as it arrives (chunk
 /// boundaries need not fall on a value), checking that every value is
 /// finite while the chunk is still in cache: one allocation and one pass
