@@ -28,6 +28,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod codec;
 pub mod error;
 pub mod inbox;
 pub mod mem;
@@ -38,6 +39,7 @@ pub mod testkit;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use codec::{CodecError, Reader, Wire, Writer, decode_from};
 pub use error::{Failure, FedError};
 pub use party::{PartyId, Tag};
 pub use stats::PeerStats;
