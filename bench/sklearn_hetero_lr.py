@@ -15,10 +15,10 @@ held-out and training metrics next to Fedra's:
     pip install scikit-learn numpy
     fedra run examples/hetero-lr-default-credit/job.toml --local
     python3 bench/sklearn_hetero_lr.py out/hetero-lr-default-credit/parties/guest/lr.predictions.csv \
-        ../shared/datasets/fate/default_credit_hetero_guest.csv ../shared/datasets/fate/default_credit_hetero_host.csv
+        data/fate/default_credit_hetero_guest.csv data/fate/default_credit_hetero_host.csv
     fedra run examples/hetero-linr-default-credit/job.toml --local
     python3 bench/sklearn_hetero_lr.py out/hetero-linr-default-credit/parties/guest/linr.predictions.csv \
-        ../shared/datasets/fate/default_credit_hetero_guest.csv ../shared/datasets/fate/default_credit_hetero_host.csv --target x0
+        data/fate/default_credit_hetero_guest.csv data/fate/default_credit_hetero_host.csv --target x0
 """
 
 import argparse

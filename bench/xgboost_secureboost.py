@@ -9,7 +9,7 @@ and training AUC next to Fedra's.
     pip install xgboost scikit-learn
     fedra run examples/secureboost-default-credit/job.toml --local
     python3 bench/xgboost_secureboost.py out/secureboost-default-credit/parties/guest/sb.predictions.csv \
-        ../shared/datasets/fate/default_credit_hetero_guest.csv ../shared/datasets/fate/default_credit_hetero_host.csv
+        data/fate/default_credit_hetero_guest.csv data/fate/default_credit_hetero_host.csv
 """
 
 import csv

@@ -55,10 +55,6 @@ fn run_example(name: &str) -> (PathBuf, std::process::Output) {
 
 #[test]
 fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, o) = run_example("quickstart");
     let r = report(&out);
     assert_eq!(r["status"], "succeeded");
@@ -89,10 +85,6 @@ fn quickstart_job_runs_as_two_processes_over_mutual_tls() {
 
 #[test]
 fn stream_join_example_joins_and_hands_the_joined_rows_to_the_next_task() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, _) = run_example("stream-join-avazu");
     let r = report(&out);
     assert_eq!(r["tasks"][0]["metrics"]["joined"], 100);
@@ -125,11 +117,7 @@ fn column_set(path: &Path, col: &str) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn psi_example_aligns_the_breast_sample_id_files_in_the_same_order() {
-    let data = repo().join("../shared/datasets/fate");
-    if !data.exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
+    let data = repo().join("data/fate");
     let (out, _) = run_example("psi-breast");
     let r = report(&out);
     let guest = column_set(&data.join("breast_hetero_guest_sample_id.csv"), "id");
@@ -154,10 +142,6 @@ fn psi_example_aligns_the_breast_sample_id_files_in_the_same_order() {
 
 #[test]
 fn hetero_lr_trains_and_predicts_across_two_processes() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, _) = run_example("hetero-lr-breast");
     let r = report(&out);
     let m = &r["tasks"][1]["metrics"];
@@ -177,7 +161,7 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
 
     // A later job predicts with the saved model parts, each party loading its own.
     let data = repo()
-        .join("../shared/datasets/fate")
+        .join("data/fate")
         .canonicalize()
         .unwrap();
     let parties = out.join("parties").display().to_string();
@@ -215,10 +199,6 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
 
 #[test]
 fn secureboost_trains_and_predicts_across_two_processes() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, _) = run_example("secureboost-breast");
     let r = report(&out);
     let m = &r["tasks"][1]["metrics"];
@@ -246,7 +226,7 @@ fn secureboost_trains_and_predicts_across_two_processes() {
     );
 
     let data = repo()
-        .join("../shared/datasets/fate")
+        .join("data/fate")
         .canonicalize()
         .unwrap();
     let parties = out.join("parties").display().to_string();
@@ -281,10 +261,6 @@ fn secureboost_trains_and_predicts_across_two_processes() {
 
 #[test]
 fn fedavg_server_and_clients_train_evaluate_and_resume() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, _) = run_example("fedavg-breast");
     let r = report(&out);
     let m = &r["tasks"][0]["metrics"];
@@ -576,7 +552,7 @@ fn every_command_has_help() {
 /// A `splitnn` job on default_credit (already row-aligned: same ids in the same
 /// order in both files) with a small model; `extra` is appended to the task table.
 fn splitnn_job(id: &str, epochs: u32, every: u32, extra: &str) -> String {
-    let data = repo().join("../shared/datasets/fate");
+    let data = repo().join("data/fate");
     format!(
         "[job]\nid = \"{id}\"\n[runtime]\npeer_timeout_s = 2\n\
          [parties.guest]\nrole = \"guest\"\ndata = {{ path = \"{g}\", label = \"y\" }}\n\
@@ -594,10 +570,6 @@ fn splitnn_job(id: &str, epochs: u32, every: u32, extra: &str) -> String {
 
 #[test]
 fn splitnn_trains_two_processes_over_mtls_with_metrics() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let dir = tmp("snn-small");
     write(&dir.join("job.toml"), &splitnn_job("snn-small", 1, 100, ""));
     let out = dir.join("out");
@@ -639,10 +611,6 @@ fn splitnn_trains_two_processes_over_mtls_with_metrics() {
 
 #[test]
 fn splitnn_follower_killed_mid_training_resumes_at_the_same_step() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let dir = tmp("snn-kill");
     let o = fedra()
         .args(["certs", "init", "--parties", "guest,host", "--dir"])
@@ -796,10 +764,6 @@ fn splitnn_validation_names_the_bad_field_and_its_range() {
 
 #[test]
 fn splitnn_criteo_example_runs_with_categorical_fields_and_resumes() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let (out, _) = run_example("splitnn-criteo");
     let m = report(&out)["tasks"][0]["metrics"].clone();
     assert_eq!(m["rows_train"], 160, "{m}");
@@ -948,7 +912,7 @@ fn fedavg_with_a_killed_client(
     sampling: &str,
 ) -> (std::process::ExitStatus, serde_json::Value, f64) {
     let data = repo()
-        .join("../shared/datasets/fate")
+        .join("data/fate")
         .canonicalize()
         .unwrap();
     let dir = tmp(name);
@@ -1058,10 +1022,6 @@ fn assert_finished_without(status: std::process::ExitStatus, r: &serde_json::Val
 #[cfg(target_os = "linux")]
 #[test]
 fn fedavg_goes_on_without_a_client_process_killed_mid_training() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let sampling = "{ fraction = 1.0, min_clients = 2, min_available = 2, min_results = 2 }";
     let (status, r, took) = fedavg_with_a_killed_client("hfl-kill-plain", "", sampling);
     assert_finished_without(status, &r, took);
@@ -1078,10 +1038,6 @@ fn fedavg_goes_on_without_a_client_process_killed_mid_training() {
 #[cfg(target_os = "linux")]
 #[test]
 fn fedavg_fails_cleanly_naming_the_killed_client_when_too_few_are_left() {
-    if !repo().join("../shared/datasets").exists() {
-        eprintln!("skipping: shared datasets not found");
-        return;
-    }
     let sampling = "{ fraction = 1.0, min_clients = 2, min_available = 3, min_results = 2 }";
     let sa = "[tasks.secure_aggregation]\nthreshold = 2\nclip = 1.0\nring_bits = 32\n";
     for (name, extra) in [("hfl-kill-min-plain", ""), ("hfl-kill-min-secagg", sa)] {

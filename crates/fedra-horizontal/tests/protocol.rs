@@ -27,17 +27,15 @@ fn pid(s: &str) -> PartyId {
 }
 
 fn fate() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate")
 }
 
-/// Whether the FATE files are beside the repository (as in CI); tests on
-/// real data are skipped with a note otherwise.
+/// Checks that the FATE files are there (they ship with the repository, in data/):
+/// their absence is a broken checkout, never a reason to pass.
 fn have_data() -> bool {
-    let ok = fate().join("breast_homo_guest.csv").is_file();
-    if !ok {
-        eprintln!("note: {} not found; skipping", fate().display());
-    }
-    ok
+    let f = fate().join("breast_homo_guest.csv");
+    assert!(f.is_file(), "{} is missing: run the tests from a full clone", f.display());
+    true
 }
 
 fn breast(part: &str) -> Dataset {

@@ -31,7 +31,7 @@ fn main() {
         "taylor" => Sigmoid::Taylor,
         _ => Sigmoid::Linearized,
     };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
     let g = load(&DatasetSpec::new(dir.join("default_credit_hetero_guest.csv")).with_label("y"))
         .unwrap();
     let h = load(&DatasetSpec::new(

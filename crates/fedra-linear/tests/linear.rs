@@ -20,16 +20,11 @@ fn pid(s: &str) -> PartyId {
 }
 
 fn fate_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "note: {} not found; skipping test on real data",
-            dir.display()
-        );
-        None
-    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
+    // The data ships with the repository (data/): its absence is a broken checkout,
+    // never a reason to pass.
+    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    Some(dir)
 }
 
 fn load_pair(dir: &std::path::Path, name: &str) -> (Dataset, Dataset) {

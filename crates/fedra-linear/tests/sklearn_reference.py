@@ -4,11 +4,13 @@ Run: python3 crates/fedra-linear/tests/sklearn_reference.py
 Uses the same stratified 80/20 split as the Rust tests: within each class,
 rows sorted by (id * 2654435761 + 42) mod 2^32 (then id); first 20 % = test.
 """
+import os
+
 import numpy as np
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import roc_auc_score, root_mean_squared_error
 
-D = "/work/shared/datasets/fate/"
+D = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../data/fate/")
 
 
 def read(path):

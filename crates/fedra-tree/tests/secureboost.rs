@@ -663,8 +663,11 @@ fn models_round_trip_and_corrupt_models_are_refused() {
 }
 
 fn fate() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/fate");
-    dir.is_dir().then_some(dir)
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
+    // The data ships with the repository (data/): its absence is a broken checkout,
+    // never a reason to pass.
+    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    Some(dir)
 }
 
 /// Breast (569 rows, 10 + 20 features): held-out AUC of the twin (== the secure
