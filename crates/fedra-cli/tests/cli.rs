@@ -795,7 +795,7 @@ fn splitnn_criteo_example_runs_with_categorical_fields_and_resumes() {
 /// The full example (8 epochs of the 128×3 model; minutes in a debug build):
 /// `cargo test -p fedra-cli --test cli -- --ignored splitnn_default_credit`.
 #[test]
-#[ignore]
+#[ignore = "slow: 8 epochs of the 128×3 model, minutes in a debug build; run by hand to report the example's AUC"]
 fn splitnn_default_credit_example_meets_the_auc_bar() {
     let (out, _) = run_example("splitnn-default-credit");
     let m = report(&out)["tasks"][1]["metrics"].clone();
