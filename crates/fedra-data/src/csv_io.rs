@@ -5,8 +5,10 @@
 //! fields may be quoted (RFC 4180) and surrounding ASCII whitespace is trimmed from every
 //! field and header name (quotes do not protect it); line ends may be `\n` or `\r\n`; a leading UTF-8 byte-order mark is
 //! ignored. Records whose field count differs from the header's are rejected as
-//! [`DataError::RaggedRow`]. Numbers are parsed with Rust's `f64` parser (so `1e-3`,
-//! `+2`, `inf` are accepted). Ids are kept verbatim; only an empty id counts as missing.
+//! [`DataError::RaggedRow`]. Numbers are parsed with Rust's `f64` parser (so `1e-3` and
+//! `+2` are accepted); `NaN` counts as missing, and infinite values (`inf`, `1e400`, a
+//! number with more digits than `f64` holds) are refused as [`DataError::NonFinite`].
+//! Ids are kept verbatim; only an empty id counts as missing.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -31,12 +33,14 @@ enum Cell {
     Value(f64),
     Missing,
     NotNumeric,
+    NonFinite,
 }
 
 #[inline]
 fn parse_cell(text: &str) -> Cell {
     match text.parse::<f64>() {
         Ok(v) if v.is_nan() => Cell::Missing,
+        Ok(v) if v.is_infinite() => Cell::NonFinite,
         Ok(v) => Cell::Value(v),
         Err(_) if is_missing_text(text) => Cell::Missing,
         Err(_) => Cell::NotNumeric,
@@ -161,6 +165,7 @@ impl CsvSource {
                     Cell::Value(v) => labels.push(v),
                     Cell::Missing => return Err(common.missing(col, ColumnRole::Label, at)),
                     Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
+                    Cell::NonFinite => return Err(non_finite(&common.path, at, col, text)),
                 }
             }
             for (j, col) in sel.features.iter().enumerate() {
@@ -169,6 +174,7 @@ impl CsvSource {
                     Cell::Value(v) => v,
                     Cell::Missing => common.missing_feature(j, at)?,
                     Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
+                    Cell::NonFinite => return Err(non_finite(&common.path, at, col, text)),
                 };
                 features.push(v);
             }
@@ -207,6 +213,16 @@ fn is_blank(rec: &csv::StringRecord) -> bool {
 
 fn not_numeric(path: &Path, at: Location, col: &Col, text: &str) -> DataError {
     DataError::NotNumeric {
+        path: path.to_path_buf(),
+        at,
+        column: col.number(),
+        column_name: col.name.clone(),
+        text: truncate_text(text),
+    }
+}
+
+fn non_finite(path: &Path, at: Location, col: &Col, text: &str) -> DataError {
+    DataError::NonFinite {
         path: path.to_path_buf(),
         at,
         column: col.number(),

@@ -258,6 +258,13 @@ pub fn load(spec: &DatasetSpec) -> Result<Dataset> {
             l.extend_from_slice(&bl);
         }
     }
+    if ids.is_empty() {
+        // A header without rows is almost always a truncated export; an empty dataset
+        // would flow on into an "empty" PSI or a model of nothing.
+        return Err(DataError::NoRows {
+            path: spec.path.clone(),
+        });
+    }
     if spec.missing == MissingPolicy::Mean {
         let mut acc = MeanAccumulator::new(reader.n_features());
         acc.add_rows(&features);

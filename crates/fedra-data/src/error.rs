@@ -186,6 +186,33 @@ pub enum DataError {
         text: String,
     },
 
+    /// A feature or label value is a number too large for `f64` or infinite (`inf`,
+    /// `-Infinity`, `1e400`, a number with thousands of digits): refused at load, since
+    /// every model downstream would silently train on it.
+    #[error(
+        "{}: {at}, column {column} ({column_name:?}): not a finite number: {text:?}",
+        path.display()
+    )]
+    NonFinite {
+        /// The file involved.
+        path: PathBuf,
+        /// Where the record is.
+        at: Location,
+        /// 1-based column index.
+        column: usize,
+        /// Column name.
+        column_name: String,
+        /// The offending text, truncated to 40 characters (with a trailing `…`).
+        text: String,
+    },
+
+    /// The file has a header but no data rows.
+    #[error("{}: the file has a header but no data rows", path.display())]
+    NoRows {
+        /// The file involved.
+        path: PathBuf,
+    },
+
     /// A value is missing where none may be: a feature under
     /// [`MissingPolicy::Error`](crate::MissingPolicy::Error), or any id or label.
     #[error(
@@ -304,6 +331,8 @@ impl DataError {
             DataError::UnsupportedColumnType { .. } => "unsupported_column_type",
             DataError::RaggedRow { .. } => "ragged_row",
             DataError::NotNumeric { .. } => "not_numeric",
+            DataError::NonFinite { .. } => "non_finite",
+            DataError::NoRows { .. } => "no_rows",
             DataError::MissingValue { .. } => "missing_value",
             DataError::NoValuesForMean { .. } => "no_values_for_mean",
             DataError::DuplicateId { .. } => "duplicate_id",

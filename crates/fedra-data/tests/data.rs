@@ -25,7 +25,11 @@ fn fate_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
     // The data ships with the repository (data/): its absence is a broken checkout,
     // never a reason to pass.
-    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run the tests from a full clone",
+        dir.display()
+    );
     Some(dir)
 }
 
@@ -172,11 +176,54 @@ fn empty_file_has_no_header() {
             "empty_file"
         );
     }
-    // A header with no rows is a valid, empty dataset.
+    // A header with no rows is refused at load (an empty PSI or model would follow);
+    // streaming simply yields no batch.
     let (_d, path) = temp_file("h.csv", b"id,y,x0\n");
-    let ds = load(&DatasetSpec::new(&path).with_label("y")).unwrap();
-    assert_eq!((ds.n_rows(), ds.n_features()), (0, 1));
+    let err = load(&DatasetSpec::new(&path).with_label("y")).unwrap_err();
+    assert_eq!(err.code(), "no_rows");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: the file has a header but no data rows", path.display())
+    );
     assert_eq!(open(&DatasetSpec::new(&path)).unwrap().count(), 0);
+}
+
+#[test]
+fn infinite_and_overflowing_numbers_are_refused_with_their_place() {
+    let huge = "9".repeat(5000);
+    for (cell, col) in [
+        ("inf", "x0"),
+        ("-Infinity", "x0"),
+        ("1e400", "x0"),
+        (huge.as_str(), "x0"),
+        ("inf", "y"),
+    ] {
+        let body = if col == "y" {
+            format!("id,y,x0\n1,0,1.5\n2,{cell},2\n")
+        } else {
+            format!("id,y,x0\n1,0,1.5\n2,1,{cell}\n")
+        };
+        let (_d, path) = temp_file("inf.csv", body.as_bytes());
+        let err = load(&DatasetSpec::new(&path).with_label("y")).unwrap_err();
+        assert_eq!(err.code(), "non_finite", "{cell}: {err}");
+        let column = if col == "y" {
+            "column 2 (\"y\")"
+        } else {
+            "column 3 (\"x0\")"
+        };
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("line 3, {column}: not a finite number")),
+            "{msg}"
+        );
+        assert!(msg.len() < 200, "the text is truncated: {msg}");
+    }
+    // NaN stays a missing value, under the missing-value policy.
+    let (_d, path) = temp_file("nan.csv", b"id,x0\n1,NaN\n");
+    assert_eq!(
+        load(&DatasetSpec::new(&path)).unwrap_err().code(),
+        "missing_value"
+    );
 }
 
 #[test]
@@ -1151,8 +1198,7 @@ fn categorical_columns_row_ids_and_blank_numbers() {
 
 #[test]
 fn criteo_sample_reads_with_categorical_fields() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/ctr/criteo_sample.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ctr/criteo_sample.txt");
     let cats: Vec<String> = (1..=26).map(|i| format!("C{i}")).collect();
     let d = load(
         &DatasetSpec::new(&path)

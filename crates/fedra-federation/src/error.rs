@@ -41,7 +41,7 @@ impl fmt::Display for Failure {
 pub enum FedError {
     /// A name that cannot be a party id.
     #[error(
-        "invalid party id {name:?}: use 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+        "invalid party id {name:?}: use 1-63 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-' (the id is also the TLS name in the party's certificate)"
     )]
     InvalidPartyId {
         /// The rejected name.

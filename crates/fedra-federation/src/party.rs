@@ -9,7 +9,9 @@ use crate::FedError;
 ///
 /// Party ids double as the DNS name in the party's TLS certificate (that is how a
 /// peer's identity is bound to its certificate), so they follow DNS label rules:
-/// 1–63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`.
+/// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter and not ending
+/// with `-`. (TLS refuses a name that could be read as a number, such as `123` or
+/// `0x1f`; starting with a letter rules those out with one simple rule.)
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PartyId(Arc<str>);
 
@@ -27,7 +29,7 @@ impl PartyId {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
+            && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
             && !name.ends_with('-');
         if valid {
             Ok(Self(Arc::from(name)))
@@ -133,7 +135,7 @@ mod tests {
 
     #[test]
     fn party_ids_follow_dns_label_rules() {
-        for ok in ["guest", "host-1", "a", "0", &"x".repeat(63)] {
+        for ok in ["guest", "host-1", "a", "b2b", "x0", &"x".repeat(63)] {
             assert!(PartyId::new(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -145,6 +147,11 @@ mod tests {
             "a.b",
             &"x".repeat(64),
             "gäst",
+            // Names TLS would read as numbers, so no certificate could carry them.
+            "0",
+            "123",
+            "0x1f",
+            "1st",
         ] {
             assert!(PartyId::new(bad).is_err(), "{bad}");
         }
