@@ -138,6 +138,29 @@ pub enum FedError {
         /// The configured maximum.
         max: u64,
     },
+    /// A peer delivered more bytes than this party has asked for so far, over the
+    /// per-peer limit: refused, and the job stops.
+    #[error(
+        "party '{party}' sent {incoming} more bytes while {queued} bytes it sent are still waiting to be used, more than the limit of {max} bytes per peer (runtime.max_queued_mb); the message was refused"
+    )]
+    QueueFull {
+        /// The sender.
+        party: String,
+        /// Its bytes already queued.
+        queued: u64,
+        /// The size of the refused message.
+        incoming: u64,
+        /// The per-peer limit.
+        max: u64,
+    },
+    /// A peer sent a message for a task the job does not have.
+    #[error("party '{party}' sent message '{tag}' for a task this job does not have; refused")]
+    UnexpectedTag {
+        /// The sender.
+        party: String,
+        /// The tag.
+        tag: String,
+    },
     /// A peer sent something that violates the wire protocol.
     #[error("malformed message from party '{party}': {detail}")]
     Malformed {
@@ -207,6 +230,8 @@ impl FedError {
             FedError::Refused { .. } => "fed.refused",
             FedError::Unreachable { .. } => "fed.unreachable",
             FedError::TooLarge { .. } => "fed.too_large",
+            FedError::QueueFull { .. } => "fed.queue_full",
+            FedError::UnexpectedTag { .. } => "fed.unexpected_tag",
             FedError::Malformed { .. } => "fed.malformed",
             FedError::Decode { .. } => "fed.decode",
             FedError::Closed => "fed.closed",
@@ -226,6 +251,8 @@ impl FedError {
             | FedError::Refused { party, .. }
             | FedError::Unreachable { party, .. }
             | FedError::TooLarge { party, .. }
+            | FedError::QueueFull { party, .. }
+            | FedError::UnexpectedTag { party, .. }
             | FedError::Malformed { party, .. }
             | FedError::Decode { party, .. } => Some(party),
             _ => None,

@@ -11,6 +11,15 @@
 //! [`FedError::PeerDropped`], while receives from every other peer go on. A failure
 //! of any other peer stays job-wide. If a peer that already dropped out stops being
 //! droppable (the next task needs it), its failure becomes the job-wide failure.
+//!
+//! **Bounded memory per peer.** A peer can only make this party hold what this party
+//! will ask for: messages whose task the job does not have are refused
+//! ([`FedError::UnexpectedTag`], once [`Inbox::expect_tasks`] named the job's tasks),
+//! and the bytes a peer has delivered but this party has not yet received are capped
+//! ([`InboxLimits::max_queued_bytes`]). A peer over either limit fails the job with an
+//! error naming it; its message is not stored. Transports call [`Inbox::admit`] when a
+//! message's header arrives, before buffering its body, and [`Inbox::deliver`]
+//! checks again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -41,6 +50,11 @@ struct SeqSet {
 }
 
 impl SeqSet {
+    /// Whether `seq` was inserted before.
+    fn contains(&self, seq: u64) -> bool {
+        seq < self.floor || self.above.contains(&seq)
+    }
+
     /// Inserts `seq`; false if it was already present.
     fn insert(&mut self, seq: u64) -> bool {
         if seq < self.floor || !self.above.insert(seq) {
@@ -53,9 +67,38 @@ impl SeqSet {
     }
 }
 
+/// What one peer may make this party hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxLimits {
+    /// Bytes a peer may have delivered and this party not yet received.
+    pub max_queued_bytes: u64,
+}
+
+impl InboxLimits {
+    /// The default cap: 2 GiB per peer — twice the default largest message, so that a
+    /// protocol may have one full-size message queued while the next arrives.
+    pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 2 << 30;
+}
+
+impl Default for InboxLimits {
+    fn default() -> Self {
+        Self {
+            max_queued_bytes: Self::DEFAULT_MAX_QUEUED_BYTES,
+        }
+    }
+}
+
+/// The task of the runtime's own messages (the hello), always expected.
+pub const RUNTIME_TASK: &str = "_fedra";
+
 #[derive(Default)]
 struct State {
     queues: HashMap<(PartyId, Tag), VecDeque<Bytes>>,
+    /// Bytes queued per sender (delivered, not yet received).
+    queued: HashMap<PartyId, u64>,
+    limits: InboxLimits,
+    /// The job's task names, once known; `None` accepts every task.
+    tasks: Option<HashSet<String>>,
     seen: HashMap<PartyId, SeqSet>,
     failure: Option<FedError>,
     finished: HashSet<PartyId>,
@@ -101,7 +144,66 @@ impl Inbox {
         }
     }
 
+    /// Sets the per-peer limits (replacing the defaults).
+    pub fn set_limits(&self, limits: InboxLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// Names the tasks of the job: from now on a message for any other task (except
+    /// the runtime's own, [`RUNTIME_TASK`]) is refused and fails the job.
+    pub fn expect_tasks<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) {
+        let mut set: HashSet<String> = tasks.into_iter().map(str::to_owned).collect();
+        set.insert(RUNTIME_TASK.to_owned());
+        self.lock().tasks = Some(set);
+    }
+
+    /// Checks, before its body is buffered, that a message of `len` bytes from `from`
+    /// under `tag` may be stored. A refusal fails the job (naming `from`) and is
+    /// returned so that the transport can refuse the message too.
+    pub fn admit(&self, from: &PartyId, tag: &Tag, len: u64) -> Result<(), FedError> {
+        self.check_peer(from)?;
+        let refusal = {
+            let st = self.lock();
+            Self::refusal(&st, from, tag, len)
+        };
+        match refusal {
+            Some(e) => {
+                self.fail(e.clone());
+                Err(e)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn refusal(st: &State, from: &PartyId, tag: &Tag, len: u64) -> Option<FedError> {
+        if let Some(tasks) = &st.tasks
+            && !tasks.contains(tag.task())
+        {
+            return Some(FedError::UnexpectedTag {
+                party: from.to_string(),
+                tag: tag.to_string(),
+            });
+        }
+        let queued = st.queued.get(from).copied().unwrap_or(0);
+        if queued.saturating_add(len) > st.limits.max_queued_bytes {
+            return Some(FedError::QueueFull {
+                party: from.to_string(),
+                queued,
+                incoming: len,
+                max: st.limits.max_queued_bytes,
+            });
+        }
+        None
+    }
+
+    /// Bytes delivered by `from` and not yet received.
+    pub fn queued_bytes(&self, from: &PartyId) -> u64 {
+        self.lock().queued.get(from).copied().unwrap_or(0)
+    }
+
     /// Stores a message from `from` with sender-assigned id `seq`.
+    ///
+    /// A message over the limits ([`Inbox::admit`]) is not stored; it fails the job.
     pub fn deliver(
         &self,
         from: &PartyId,
@@ -111,15 +213,27 @@ impl Inbox {
     ) -> Result<Delivery, FedError> {
         self.check_peer(from)?;
         let len = payload.len();
-        {
+        let refusal = {
             let mut st = self.lock();
-            if !st.seen.entry(from.clone()).or_default().insert(seq) {
+            if st.seen.get(from).is_some_and(|s| s.contains(seq)) {
                 return Ok(Delivery::Duplicate);
             }
-            st.queues
-                .entry((from.clone(), tag))
-                .or_default()
-                .push_back(payload);
+            match Self::refusal(&st, from, &tag, len as u64) {
+                Some(e) => Some(e),
+                None => {
+                    st.seen.entry(from.clone()).or_default().insert(seq);
+                    *st.queued.entry(from.clone()).or_default() += len as u64;
+                    st.queues
+                        .entry((from.clone(), tag))
+                        .or_default()
+                        .push_back(payload);
+                    None
+                }
+            }
+        };
+        if let Some(e) = refusal {
+            self.fail(e.clone());
+            return Err(e);
         }
         if let Some(c) = self.traffic.peer(from) {
             c.received(len);
@@ -240,6 +354,9 @@ impl Inbox {
                         if q.is_empty() {
                             st.queues.remove(&key);
                         }
+                        if let Some(n) = st.queued.get_mut(from) {
+                            *n = n.saturating_sub(msg.len() as u64);
+                        }
                         return Ok(msg);
                     }
                     if let Some(cause) = st.dropped.get(from) {
@@ -291,5 +408,59 @@ mod tests {
         assert!(!s.insert(0));
         assert!(!s.insert(1));
         assert!(s.insert(3));
+        assert!(s.contains(3) && s.contains(0) && !s.contains(4));
+    }
+
+    fn inbox() -> (Inbox, PartyId) {
+        let host = PartyId::new("host").unwrap();
+        let traffic = Traffic::new(std::slice::from_ref(&host));
+        (Inbox::new("j", std::slice::from_ref(&host), traffic), host)
+    }
+
+    #[tokio::test]
+    async fn queued_bytes_are_capped_per_peer_and_freed_by_recv() {
+        let (ib, host) = inbox();
+        ib.set_limits(InboxLimits {
+            max_queued_bytes: 100,
+        });
+        let t = Tag::new("psi", 0, "x");
+        ib.deliver(&host, 0, t.clone(), Bytes::from(vec![0; 60]))
+            .unwrap();
+        assert_eq!(ib.queued_bytes(&host), 60);
+        ib.recv(&host, &t, None).await.unwrap();
+        assert_eq!(ib.queued_bytes(&host), 0);
+        ib.deliver(&host, 1, t.clone(), Bytes::from(vec![0; 60]))
+            .unwrap();
+        assert!(ib.admit(&host, &t, 40).is_ok());
+        let e = ib
+            .deliver(&host, 2, t.clone(), Bytes::from(vec![0; 41]))
+            .unwrap_err();
+        assert_eq!(e.code(), "fed.queue_full");
+        assert_eq!(e.party(), Some("host"));
+        assert!(e.to_string().contains("100 bytes"), "{e}");
+        // Not stored, and the job failed naming the peer.
+        assert_eq!(ib.queued_bytes(&host), 60);
+        assert_eq!(ib.failure().unwrap().code(), "fed.queue_full");
+    }
+
+    #[test]
+    fn messages_for_tasks_the_job_lacks_are_refused() {
+        let (ib, host) = inbox();
+        let stray = Tag::new("nope", 7, "x");
+        // Before the job's tasks are known, anything goes (the hello comes first).
+        ib.deliver(&host, 0, Tag::new("psi", 0, "x"), Bytes::new())
+            .unwrap();
+        ib.expect_tasks(["psi", "stats"]);
+        ib.deliver(&host, 1, Tag::new(RUNTIME_TASK, 0, "hello"), Bytes::new())
+            .unwrap();
+        ib.deliver(&host, 2, Tag::new("stats", 3, "x"), Bytes::new())
+            .unwrap();
+        let e = ib.admit(&host, &stray, 10).unwrap_err();
+        assert_eq!(e.code(), "fed.unexpected_tag");
+        assert!(
+            e.to_string().contains("nope/7/x") && e.to_string().contains("host"),
+            "{e}"
+        );
+        assert!(ib.deliver(&host, 3, stray, Bytes::new()).is_err());
     }
 }

@@ -81,6 +81,12 @@ pub trait Channel: Send + Sync {
     fn set_droppable(&self, peers: &[PartyId]) {
         let _ = peers;
     }
+    /// Names the job's tasks: from now on a peer's message for any other task is
+    /// refused and fails the job naming the peer (bounded memory per peer; see
+    /// [`inbox`]). The default does nothing; channels must implement or forward it.
+    fn expect_tasks(&self, tasks: &[&str]) {
+        let _ = tasks;
+    }
     /// The droppable peers that dropped out so far, with why.
     fn dropped(&self) -> Vec<(PartyId, FedError)> {
         Vec::new()

@@ -195,6 +195,12 @@ impl Channel for MemChannel {
         }
     }
 
+    fn expect_tasks(&self, tasks: &[&str]) {
+        if let Ok(i) = self.own() {
+            i.expect_tasks(tasks.iter().copied());
+        }
+    }
+
     fn dropped(&self) -> Vec<(PartyId, FedError)> {
         self.own().map(|i| i.dropped()).unwrap_or_default()
     }

@@ -248,7 +248,7 @@ fn classify(to: &PartyId, tag: &Tag, status: &Status) -> Failed {
             refused(status.message().to_owned())
         }
         Code::ResourceExhausted => refused(format!(
-            "message '{tag}' is too large for the peer: {}",
+            "the peer has no room for message '{tag}': {}",
             status.message()
         )),
         Code::InvalidArgument => refused(format!(

@@ -97,6 +97,9 @@ pub struct GrpcConfig {
     pub max_message_bytes: u64,
     /// Size of the frames a message is streamed in.
     pub chunk_bytes: usize,
+    /// Bytes one peer may have delivered that this party has not yet received;
+    /// over it the peer's message is refused and the job fails naming the peer.
+    pub max_queued_bytes: u64,
     /// Deadlines and liveness.
     pub timing: Timing,
 }
@@ -118,7 +121,33 @@ impl GrpcConfig {
             tls,
             max_message_bytes: 1 << 30,
             chunk_bytes: 1 << 20,
+            max_queued_bytes: fedra_federation::inbox::InboxLimits::DEFAULT_MAX_QUEUED_BYTES,
             timing: Timing::default(),
+        }
+    }
+}
+
+/// Refused connections and messages: the newest few, and log rate limiting.
+struct Refusals {
+    recent: std::collections::VecDeque<String>,
+    total: u64,
+    window_start: Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Refusals {
+    const KEEP: usize = 64;
+    const WINDOW: Duration = Duration::from_secs(60);
+    const LOG_PER_WINDOW: u32 = 10;
+
+    fn new() -> Self {
+        Self {
+            recent: std::collections::VecDeque::with_capacity(Self::KEEP),
+            total: 0,
+            window_start: Instant::now(),
+            logged: 0,
+            suppressed: 0,
         }
     }
 }
@@ -132,7 +161,7 @@ struct Shared {
     traffic: Traffic,
     wires: Mutex<Vec<(PartyId, Arc<WireCount>)>>,
     last_seen: Mutex<HashMap<PartyId, Instant>>,
-    refusals: Mutex<Vec<String>>,
+    refusals: Mutex<Refusals>,
     max_message_bytes: u64,
     chunk_bytes: usize,
     timing: Timing,
@@ -144,9 +173,37 @@ impl Shared {
         lock(&self.last_seen).insert(p.clone(), Instant::now());
     }
 
+    /// Records a refused connection or message. Logged at most
+    /// [`Refusals::LOG_PER_WINDOW`] times per [`Refusals::WINDOW`] (then one line with
+    /// the count), and only the last [`Refusals::KEEP`] are kept, so a flood of bad
+    /// connections can neither fill the log nor grow memory.
     fn refuse(&self, what: String) {
-        tracing::warn!(party = %self.me, "refused: {what}");
-        lock(&self.refusals).push(what);
+        let mut r = lock(&self.refusals);
+        let now = Instant::now();
+        if now.duration_since(r.window_start) >= Refusals::WINDOW {
+            if r.suppressed > 0 {
+                tracing::warn!(
+                    party = %self.me,
+                    "{} more refusals in the last {} s were not logged",
+                    r.suppressed,
+                    Refusals::WINDOW.as_secs()
+                );
+            }
+            r.window_start = now;
+            r.logged = 0;
+            r.suppressed = 0;
+        }
+        if r.logged < Refusals::LOG_PER_WINDOW {
+            r.logged += 1;
+            tracing::warn!(party = %self.me, "refused: {what}");
+        } else {
+            r.suppressed += 1;
+        }
+        r.total += 1;
+        if r.recent.len() == Refusals::KEEP {
+            r.recent.pop_front();
+        }
+        r.recent.push_back(what);
     }
 
     fn wire_totals(&self, p: &PartyId) -> (u64, u64) {
@@ -207,14 +264,18 @@ impl GrpcChannel {
         let peers: Vec<PartyId> = config.peers.keys().cloned().collect();
         let traffic = Traffic::new(&peers);
         let grace = Instant::now() + config.timing.startup_grace;
+        let inbox = Inbox::new(&config.job, &peers, traffic.clone());
+        inbox.set_limits(fedra_federation::inbox::InboxLimits {
+            max_queued_bytes: config.max_queued_bytes,
+        });
         let shared = Arc::new(Shared {
             job: config.job.clone(),
             me: config.me.clone(),
-            inbox: Inbox::new(&config.job, &peers, traffic.clone()),
+            inbox,
             traffic,
             wires: Mutex::new(Vec::new()),
             last_seen: Mutex::new(peers.iter().map(|p| (p.clone(), grace)).collect()),
-            refusals: Mutex::new(Vec::new()),
+            refusals: Mutex::new(Refusals::new()),
             max_message_bytes: config.max_message_bytes,
             chunk_bytes: config.chunk_bytes,
             timing: config.timing.clone(),
@@ -246,9 +307,15 @@ impl GrpcChannel {
         self.local_addr
     }
 
-    /// Connections and messages this party refused, with reasons (newest last).
+    /// The last connections and messages this party refused (at most 64), with
+    /// reasons (newest last).
     pub fn refusals(&self) -> Vec<String> {
-        lock(&self.shared.refusals).clone()
+        lock(&self.shared.refusals).recent.iter().cloned().collect()
+    }
+
+    /// How many connections and messages this party refused in all.
+    pub fn refusal_count(&self) -> u64 {
+        lock(&self.shared.refusals).total
     }
 
     /// The job-wide failure, if a peer failed or vanished.
@@ -314,6 +381,10 @@ impl Channel for GrpcChannel {
 
     fn set_droppable(&self, peers: &[PartyId]) {
         self.shared.inbox.set_droppable(peers);
+    }
+
+    fn expect_tasks(&self, tasks: &[&str]) {
+        self.shared.inbox.expect_tasks(tasks.iter().copied());
     }
 
     fn dropped(&self) -> Vec<(PartyId, FedError)> {

@@ -230,6 +230,15 @@ impl Service {
     }
 }
 
+/// The status a refused delivery answers with: over the queue limit is "resource
+/// exhausted", a task the job lacks a failed precondition.
+fn inbox_refusal(e: &FedError) -> Status {
+    match e {
+        FedError::QueueFull { .. } => Status::resource_exhausted(e.to_string()),
+        _ => Status::failed_precondition(e.to_string()),
+    }
+}
+
 #[tonic::async_trait]
 impl Federation for Service {
     async fn deliver(&self, req: Request<Streaming<Frame>>) -> Result<Response<Ack>, Status> {
@@ -265,6 +274,12 @@ impl Federation for Service {
             };
             self.shared.refuse(e.to_string());
             return Err(Status::resource_exhausted(e.to_string()));
+        }
+        // Before buffering the body: is this a task the job has, and may this peer
+        // make us hold this many more bytes? (A refusal also fails the job.)
+        if let Err(e) = self.shared.inbox.admit(&from, &tag, h.length) {
+            self.shared.refuse(e.to_string());
+            return Err(inbox_refusal(&e));
         }
         let declared = h.length as usize;
         let payload: Bytes = if first.data.len() == declared {
@@ -307,7 +322,7 @@ impl Federation for Service {
             .shared
             .inbox
             .deliver(&from, h.seq, tag, payload)
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| inbox_refusal(&e))?;
         Ok(Response::new(Ack {
             duplicate: delivery == Delivery::Duplicate,
         }))

@@ -41,6 +41,7 @@ struct Node {
     tls: TlsIdentity,
     listener: TcpListener,
     max: u64,
+    queued: u64,
 }
 
 async fn node(name: &'static str, tls: TlsIdentity) -> Node {
@@ -50,6 +51,7 @@ async fn node(name: &'static str, tls: TlsIdentity) -> Node {
         tls,
         listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         max: 1 << 30,
+        queued: 2 << 30,
     }
 }
 
@@ -76,6 +78,7 @@ async fn start(nodes: Vec<Node>, redirect: &[(&str, SocketAddr)]) -> Vec<GrpcCha
         let mut cfg = GrpcConfig::new(n.job, pid(n.name), addrs[n.name], peers, n.tls);
         cfg.timing = fast_timing();
         cfg.max_message_bytes = n.max;
+        cfg.max_queued_bytes = n.queued;
         out.push(GrpcChannel::start_on(cfg, n.listener).await.unwrap());
     }
     out
@@ -354,7 +357,7 @@ async fn oversized_message_is_refused_by_the_receiver() {
         )
         .await
         .unwrap_err();
-    assert_refused(&err, "too large");
+    assert_refused(&err, "no room for message");
     assert_logged(&guest.refusals(), "more than the maximum");
     // The sender checks its own limit before sending anything.
     let err = guest
@@ -382,6 +385,93 @@ async fn oversized_message_is_refused_by_the_receiver() {
             .len(),
         1 << 20
     );
+}
+
+/// A peer with a valid certificate cannot make a party hold what it will not ask for:
+/// messages for a task the job lacks are refused, and so are bytes beyond the
+/// per-peer queue limit; either fails the job naming the peer, and the refusal log
+/// stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_is_refused_and_fails_the_job_naming_it() {
+    let ca = DevCa::new(Validity::days(1)).unwrap();
+    let mut g = node(
+        "guest",
+        identity(&ca, &ca.issue("guest", Validity::days(1)).unwrap()),
+    )
+    .await;
+    g.queued = 4 << 20;
+    let h = node(
+        "host",
+        identity(&ca, &ca.issue("host", Validity::days(1)).unwrap()),
+    )
+    .await;
+    let mut v = start(vec![g, h], &[]).await;
+    let host = v.pop().unwrap();
+    let guest = v.pop().unwrap();
+    guest.expect_tasks(&["psi"]);
+    // Up to the limit, nothing happens: 4 x 1 MiB queued, unread.
+    for i in 0..4 {
+        host.send(
+            &pid("guest"),
+            &Tag::new("psi", i, "m"),
+            Bytes::from(vec![0u8; 1 << 20]),
+        )
+        .await
+        .unwrap();
+    }
+    assert!(guest.failure().is_none());
+    // One byte more is refused before its body is buffered, and fails the job.
+    let err = host
+        .send(
+            &pid("guest"),
+            &Tag::new("psi", 4, "m"),
+            Bytes::from(vec![0u8; 1]),
+        )
+        .await
+        .unwrap_err();
+    assert_refused(&err, "no room for message");
+    let f = guest.failure().unwrap();
+    assert_eq!(
+        (f.code(), f.party()),
+        ("fed.queue_full", Some("host")),
+        "{f}"
+    );
+    // The job failed: every receive now fails with that cause.
+    let e = guest
+        .recv(&pid("host"), &Tag::new("psi", 0, "m"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "fed.queue_full");
+
+    // A task the job does not have.
+    let (guest, host) = pair().await;
+    guest.expect_tasks(&["psi"]);
+    let err = host
+        .send(
+            &pid("guest"),
+            &Tag::new("no-such-task", 9, "m"),
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap_err();
+    assert_refused(&err, "for a task this job does not have");
+    let f = guest.failure().unwrap();
+    assert_eq!(
+        (f.code(), f.party()),
+        ("fed.unexpected_tag", Some("host")),
+        "{f}"
+    );
+    for i in 0..200 {
+        let _ = host
+            .send(
+                &pid("guest"),
+                &Tag::new("no-such-task", i, "m"),
+                Bytes::from_static(b"x"),
+            )
+            .await;
+    }
+    assert!(guest.refusal_count() >= 201);
+    assert!(guest.refusals().len() <= 64);
 }
 
 /// A TCP proxy that cuts the first connection after `cut_after` bytes from client to
