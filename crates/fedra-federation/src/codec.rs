@@ -246,7 +246,7 @@ impl Writer {
         self
     }
     /// Encodes a [`Wire`] value in place.
-    pub fn put<T: Wire + ?Sized>(&mut self, v: &T) -> &mut Self {
+    pub fn put<T: Wire>(&mut self, v: &T) -> &mut Self {
         v.encode(self);
         self
     }
@@ -439,21 +439,21 @@ impl<'a> Reader<'a> {
 
     /// `n` little-endian `f32`s.
     pub fn f32s(&mut self, n: usize) -> Result<Vec<f32>, CodecError> {
-        let b = self.take(n.checked_mul(4).unwrap_or(usize::MAX))?;
+        let b = self.take(n.saturating_mul(4))?;
         Ok(b.chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect())
     }
     /// `n` little-endian `f64`s.
     pub fn f64s(&mut self, n: usize) -> Result<Vec<f64>, CodecError> {
-        let b = self.take(n.checked_mul(8).unwrap_or(usize::MAX))?;
+        let b = self.take(n.saturating_mul(8))?;
         Ok(b.chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect())
     }
     /// `n` little-endian `u64`s.
     pub fn u64s(&mut self, n: usize) -> Result<Vec<u64>, CodecError> {
-        let b = self.take(n.checked_mul(8).unwrap_or(usize::MAX))?;
+        let b = self.take(n.saturating_mul(8))?;
         Ok(b.chunks_exact(8)
             .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
             .collect())
