@@ -261,9 +261,46 @@ fn classify(to: &PartyId, tag: &Tag, status: &Status) -> Failed {
             // handshake (TLS 1.3 client-certificate refusals) is only visible as text.
             match crate::tls::describe_text(&text) {
                 Some(reason) => refused(reason),
-                None => Failed::Retry(text),
+                None => Failed::Retry(network_cause(status)),
             }
         }
+    }
+}
+
+/// One sentence for a retryable network failure: the innermost I/O error in plain
+/// words where there is one (tonic's own `Display` of a status embeds `Debug` dumps).
+fn network_cause(status: &Status) -> String {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    let mut innermost = None;
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return describe_io(io);
+        }
+        innermost = Some(e);
+        cur = e.source();
+    }
+    match innermost {
+        Some(e) => e.to_string(),
+        None if status.message().is_empty() => format!("the call failed ({:?})", status.code()),
+        None => status.message().to_owned(),
+    }
+}
+
+fn describe_io(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => {
+            "connection refused: nothing listens at that address (is the party started, and is its address right?)".into()
+        }
+        K::TimedOut => "the connection timed out (a firewall, or a wrong address?)".into(),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            "the connection was cut (the peer stopped or the network dropped it)".into()
+        }
+        K::HostUnreachable | K::NetworkUnreachable => {
+            "the peer's host cannot be reached from here (routing or firewall)".into()
+        }
+        K::AddrNotAvailable => "the peer's address is not available on this network".into(),
+        _ => format!("network error: {e}"),
     }
 }
 

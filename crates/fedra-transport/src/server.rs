@@ -142,8 +142,17 @@ pub(crate) fn spawn(
                 };
                 match &identity {
                     PeerIdentity::Party(p) => lock(&shared.wires).push((p.clone(), count)),
+                    PeerIdentity::Stranger(names)
+                        if names.iter().any(|n| n == shared.me.as_str()) =>
+                    {
+                        shared.refuse(format!(
+                            "connection from {addr} presents this party's own certificate ('{}'): another process is using this party's key, or a peer's address points back at this party",
+                            shared.me
+                        ))
+                    }
                     PeerIdentity::Stranger(names) => shared.refuse(format!(
-                        "connection from {addr}: certificate for {names:?} names no party of job '{}'",
+                        "connection from {addr}: its certificate is for {}, which is no party of job '{}'",
+                        if names.is_empty() { "no name".to_owned() } else { names.join(", ") },
                         shared.job
                     )),
                 }

@@ -182,11 +182,29 @@ pub(crate) fn describe(err: &rustls::Error) -> String {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!("the peer's certificate is for another party ({c})")
             }
-            other => format!("the peer's certificate is invalid: {other}"),
+            CertificateError::Revoked => "the peer's certificate has been revoked".into(),
+            other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+                "the peer presented a CA certificate as its own; each party needs its own certificate issued by the CA (fedra certs issue)".into()
+            }
+            other if format!("{other:?}").contains("RequiredEkuNotFound") => {
+                "the peer's certificate is not for TLS clients and servers (it lacks the serverAuth/clientAuth key usages)".into()
+            }
+            _ => "the peer's certificate is invalid for this job (check that it was issued by the job's CA for this party)".into(),
         },
         rustls::Error::NoCertificatesPresented => "the peer presented no certificate".into(),
         rustls::Error::AlertReceived(a) => describe_alert(*a),
-        other => format!("TLS error: {other}"),
+        rustls::Error::PeerIncompatible(p) => {
+            let p = format!("{p:?}");
+            if ["SupportedVersions", "Tls12", "TlsVersion"].iter().any(|v| p.contains(v)) {
+                "the peer does not speak TLS 1.3, which Fedra requires".into()
+            } else {
+                "the peer's TLS implementation is incompatible with ours (Fedra requires TLS 1.3 with mutual authentication)".into()
+            }
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            "the peer does not speak TLS (is this a Fedra party's address?)".into()
+        }
+        other => format!("the TLS handshake failed: {other}"),
     }
 }
 

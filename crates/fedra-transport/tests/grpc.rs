@@ -295,7 +295,7 @@ async fn certificate_for_another_party_is_refused_on_both_sides() {
         .await
         .unwrap_err();
     assert_refused(&err, "mallory");
-    assert_logged(&v[0].refusals(), "names no party");
+    assert_logged(&v[0].refusals(), "which is no party of job");
     // And the guest, dialing "host", finds a certificate that is not host's.
     let err = v[0]
         .send(&pid("host"), &Tag::new("t", 0, "m"), Bytes::new())
@@ -650,4 +650,147 @@ async fn vanished_droppable_peer_is_a_dropout_and_the_others_go_on() {
     drop(v.remove(0));
     let e = v[0].recv(&server, &tag).await.unwrap_err();
     assert!(matches!(e, FedError::PeerLost { .. }), "{e}");
+}
+
+/// Every refusal is one sentence a person understands — no `Debug` dumps of TLS or
+/// tonic internals: a CA certificate used as a party's own, a party's own certificate
+/// presented back to it, a TLS 1.2 client, and a peer that is not listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_read_as_sentences() {
+    fn plain(s: &str) {
+        for dump in ["Error(", "Os {", "OtherError", "Extension", "Some("] {
+            assert!(!s.contains(dump), "debug dump {dump:?} in {s:?}");
+        }
+    }
+    let ca = DevCa::new(Validity::days(1)).unwrap();
+    let dir = std::env::temp_dir().join(format!("fedra-ca-{}", std::process::id()));
+    ca.write(&dir).unwrap();
+    let ca_key = std::fs::read_to_string(dir.join("ca.key")).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let guest_cert = ca.issue("guest", Validity::days(1)).unwrap();
+
+    // The host presents the CA certificate (with the CA key) as its own.
+    let g = node("guest", identity(&ca, &guest_cert)).await;
+    let h = node(
+        "host",
+        TlsIdentity::from_pem(ca.cert_pem(), ca.cert_pem(), &ca_key).unwrap(),
+    )
+    .await;
+    let v = start(vec![g, h], &[]).await;
+    let err = v[1]
+        .send(&pid("guest"), &Tag::new("t", 0, "m"), Bytes::new())
+        .await
+        .unwrap_err();
+    plain(&err.to_string());
+    let log = v[0].refusals();
+    assert_logged(&log, "presented a CA certificate as its own");
+    log.iter().for_each(|r| plain(r));
+
+    // The host runs with the guest's own certificate and key.
+    let g = node("guest", identity(&ca, &guest_cert)).await;
+    let h = node("host", identity(&ca, &guest_cert)).await;
+    let v = start(vec![g, h], &[]).await;
+    let _ = v[1]
+        .send(&pid("guest"), &Tag::new("t", 0, "m"), Bytes::new())
+        .await;
+    assert_logged(
+        &v[0].refusals(),
+        "presents this party's own certificate ('guest')",
+    );
+
+    // A TLS 1.2-only client.
+    let g = node("guest", identity(&ca, &guest_cert)).await;
+    let addr = g.listener.local_addr().unwrap();
+    let h = node(
+        "host",
+        identity(&ca, &ca.issue("host", Validity::days(1)).unwrap()),
+    )
+    .await;
+    let v = start(vec![g, h], &[]).await;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnything))
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("guest").unwrap();
+    assert!(
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = v[0].refusals();
+    assert_logged(&log, "does not speak TLS 1.3");
+    log.iter().for_each(|r| plain(r));
+
+    // A peer that is not listening.
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed_addr = closed.local_addr().unwrap();
+    drop(closed);
+    let g = node("guest", identity(&ca, &guest_cert)).await;
+    let gaddr = g.listener.local_addr().unwrap();
+    let mut cfg = GrpcConfig::new(
+        g.job,
+        pid("guest"),
+        gaddr,
+        [(pid("host"), closed_addr.to_string())].into(),
+        g.tls,
+    );
+    cfg.timing = fast_timing();
+    cfg.timing.send_timeout = Duration::from_secs(1);
+    let guest = GrpcChannel::start_on(cfg, g.listener).await.unwrap();
+    let err = guest
+        .send(&pid("host"), &Tag::new("t", 0, "m"), Bytes::new())
+        .await
+        .unwrap_err();
+    let s = err.to_string();
+    assert_eq!(err.code(), "fed.unreachable", "{s}");
+    assert!(
+        s.contains("connection refused: nothing listens at that address"),
+        "{s}"
+    );
+    plain(&s);
+}
+
+/// Accepts any server certificate: the TLS 1.2 probe above must reach the server's
+/// version check, not fail on our side first.
+#[derive(Debug)]
+struct AcceptAnything;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
