@@ -41,9 +41,7 @@ use crate::fixed_base::{DEFAULT_WINDOW, MontFixedBase};
 use crate::mont::{Crt, Modulus, MontAcc, limbs_to_be};
 use crate::plaintext::Plaintext;
 use crate::primes::random_prime;
-use crate::scheme::{
-    AdditiveScheme, HePublicKey, HeSecretKey, check_modulus_bits, draw_seeds, small_keys_allowed,
-};
+use crate::scheme::{AdditiveScheme, HePublicKey, HeSecretKey, KeyPolicy, draw_seeds};
 
 const PK_MAGIC: &[u8; 4] = b"FHOU";
 
@@ -54,7 +52,7 @@ const PK_MAGIC: &[u8; 4] = b"FHOU";
 const H_WINDOW: u32 = 10;
 
 /// Smallest OU modulus that the construction supports at all (only reachable
-/// with small keys enabled).
+/// under [`KeyPolicy::insecure_small_keys_for_tests`]).
 const OU_STRUCTURAL_MIN_BITS: u32 = 240;
 
 /// Marker type for the Okamoto–Uchiyama scheme.
@@ -587,7 +585,7 @@ impl HePublicKey for OuPublicKey {
         out
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+    fn from_bytes_with_policy(bytes: &[u8], policy: KeyPolicy) -> Result<Self, HeError> {
         if bytes.get(..4) != Some(PK_MAGIC.as_slice()) {
             return Err(HeError::InvalidPublicKey {
                 reason: "bad magic",
@@ -596,7 +594,7 @@ impl HePublicKey for OuPublicKey {
         let bits = read_u32(bytes, 4)?;
         let plaintext_bits = read_u32(bytes, 8)?;
         let r_bits = read_u32(bytes, 12)?;
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let params = ou_params(bits)?;
         if plaintext_bits != params.p_bits - 2 {
             return Err(HeError::InvalidPublicKey {
@@ -873,11 +871,12 @@ impl AdditiveScheme for OkamotoUchiyama {
     type PublicKey = OuPublicKey;
     type SecretKey = OuSecretKey;
 
-    fn generate_keypair<R: CryptoRng + ?Sized>(
+    fn generate_keypair_with_policy<R: CryptoRng + ?Sized>(
+        policy: KeyPolicy,
         bits: u32,
         rng: &mut R,
     ) -> Result<(OuPublicKey, OuSecretKey), HeError> {
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let params = ou_params(bits)?;
         with_ctx(|ctx| {
             let one = Nat::one()?;

@@ -40,9 +40,7 @@ use crate::mont::{Crt, Modulus, MontAcc, limbs_to_be};
 use crate::ou::get_or_build;
 use crate::plaintext::Plaintext;
 use crate::primes::random_prime;
-use crate::scheme::{
-    AdditiveScheme, HePublicKey, HeSecretKey, check_modulus_bits, draw_seeds, small_keys_allowed,
-};
+use crate::scheme::{AdditiveScheme, HePublicKey, HeSecretKey, KeyPolicy, draw_seeds};
 
 const PK_MAGIC: &[u8; 4] = b"FHPA";
 
@@ -158,10 +156,19 @@ impl PaillierPublicKey {
 
     /// Builds a public key from the modulus alone, deriving a fresh DJN base
     /// `hs` from `rng` (use this if you do not want to trust the `hs` chosen
-    /// by the key owner).
+    /// by the key owner). Refuses moduli below 2048 bits.
     pub fn from_modulus<R: CryptoRng + ?Sized>(n_be: &[u8], rng: &mut R) -> Result<Self, HeError> {
+        Self::from_modulus_with_policy(n_be, KeyPolicy::production(), rng)
+    }
+
+    /// [`PaillierPublicKey::from_modulus`] under the key-size `policy`.
+    pub fn from_modulus_with_policy<R: CryptoRng + ?Sized>(
+        n_be: &[u8],
+        policy: KeyPolicy,
+        rng: &mut R,
+    ) -> Result<Self, HeError> {
         let n = Nat::from_be(n_be)?;
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         with_ctx(|ctx| {
             let n2 = n.mul(&n, ctx)?;
             let hs = derive_hs(&n, &n2, rng, ctx)?;
@@ -320,8 +327,8 @@ impl PaillierPublicKey {
     }
 }
 
-fn validate_modulus(n: &Nat) -> Result<(), HeError> {
-    check_modulus_bits(n.bits(), small_keys_allowed())?;
+fn validate_modulus(n: &Nat, policy: KeyPolicy) -> Result<(), HeError> {
+    policy.check(n.bits())?;
     if !n.is_odd() {
         return Err(HeError::InvalidPublicKey {
             reason: "modulus must be odd",
@@ -561,14 +568,14 @@ impl HePublicKey for PaillierPublicKey {
         out
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+    fn from_bytes_with_policy(bytes: &[u8], policy: KeyPolicy) -> Result<Self, HeError> {
         if bytes.get(..4) != Some(PK_MAGIC.as_slice()) {
             return Err(HeError::InvalidPublicKey {
                 reason: "bad magic",
             });
         }
         let bits = read_u32(bytes, 4)?;
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let n_len = bits.div_ceil(8) as usize;
         let ct_len = (2 * bits).div_ceil(8) as usize;
         let expected = 8 + n_len + ct_len;
@@ -585,7 +592,7 @@ impl HePublicKey for PaillierPublicKey {
                 reason: "modulus bit length mismatch",
             });
         }
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         let hs = Nat::from_be(bytes.get(8 + n_len..).unwrap_or_default())?;
         with_ctx(|ctx| {
             let n2 = n.mul(&n, ctx)?;
@@ -656,19 +663,31 @@ impl PaillierSecretKey {
     /// Builds a key from two primes (big-endian). Checks that they differ,
     /// have equal bit length, are probable primes and satisfy
     /// `gcd(pq, (p-1)(q-1)) = 1`; the DJN base `hs` is derived from `rng`.
+    /// Refuses moduli below 2048 bits.
     pub fn from_primes<R: CryptoRng + ?Sized>(
         p_be: &[u8],
         q_be: &[u8],
         rng: &mut R,
     ) -> Result<Self, HeError> {
+        Self::from_primes_with_policy(p_be, q_be, KeyPolicy::production(), rng)
+    }
+
+    /// [`PaillierSecretKey::from_primes`] under the key-size `policy`.
+    pub fn from_primes_with_policy<R: CryptoRng + ?Sized>(
+        p_be: &[u8],
+        q_be: &[u8],
+        policy: KeyPolicy,
+        rng: &mut R,
+    ) -> Result<Self, HeError> {
         let p = Nat::from_be(p_be)?;
         let q = Nat::from_be(q_be)?;
-        with_ctx(|ctx| Self::from_nat_primes(p, q, rng, ctx))
+        with_ctx(|ctx| Self::from_nat_primes(p, q, policy, rng, ctx))
     }
 
     fn from_nat_primes<R: CryptoRng + ?Sized>(
         p: Nat,
         q: Nat,
+        policy: KeyPolicy,
         rng: &mut R,
         ctx: &mut Ctx,
     ) -> Result<Self, HeError> {
@@ -690,7 +709,7 @@ impl PaillierSecretKey {
             });
         }
         let n = p.get().mul(q.get(), ctx)?;
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         let one = Nat::one()?;
         let p_minus_1 = SecretNat::new(p.get().sub(&one)?);
         let q_minus_1 = SecretNat::new(q.get().sub(&one)?);
@@ -885,11 +904,12 @@ impl AdditiveScheme for Paillier {
     type PublicKey = PaillierPublicKey;
     type SecretKey = PaillierSecretKey;
 
-    fn generate_keypair<R: CryptoRng + ?Sized>(
+    fn generate_keypair_with_policy<R: CryptoRng + ?Sized>(
+        policy: KeyPolicy,
         bits: u32,
         rng: &mut R,
     ) -> Result<(PaillierPublicKey, PaillierSecretKey), HeError> {
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         if !bits.is_multiple_of(2) {
             return Err(HeError::UnsupportedKeySize {
                 bits,
@@ -900,7 +920,7 @@ impl AdditiveScheme for Paillier {
             for _ in 0..64 {
                 let p = random_prime(rng, bits / 2, ctx)?;
                 let q = random_prime(rng, bits / 2, ctx)?;
-                match PaillierSecretKey::from_nat_primes(p, q, rng, ctx) {
+                match PaillierSecretKey::from_nat_primes(p, q, policy, rng, ctx) {
                     Ok(sk) => return Ok((sk.pk.clone(), sk)),
                     Err(HeError::InvalidSecretKey { .. }) => continue,
                     Err(e) => return Err(e),

@@ -303,7 +303,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
 
     match arbiter {
         Some(arbiter) => {
-            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg).await?;
             for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
@@ -380,9 +380,9 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                 reason: "no host".into(),
             })?;
             let hcols = host_cols.first().copied().unwrap_or(0);
-            let (pk_g, sk_g) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            let (pk_g, sk_g) = S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng).map_err(he("keygen"))?;
             ch.send(host, &pk_tag, pk_g.to_bytes().into()).await?;
-            let pk_h: S::PublicKey = wire::recv_pk(ch, host, &pk_tag, cfg.key_bits).await?;
+            let pk_h: S::PublicKey = wire::recv_pk(ch, host, &pk_tag, cfg).await?;
             for epoch in 0..cfg.max_epochs {
                 let mut epoch_loss = 0.0;
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
@@ -505,7 +505,7 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
     let pk_tag = tag(cfg, 0, "pk");
     match arbiter {
         Some(arbiter) => {
-            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg).await?;
             'epochs: for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
@@ -556,9 +556,9 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
             }
         }
         None => {
-            let (pk_h, sk_h) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            let (pk_h, sk_h) = S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng).map_err(he("keygen"))?;
             ch.send(guest, &pk_tag, pk_h.to_bytes().into()).await?;
-            let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg.key_bits).await?;
+            let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg).await?;
             let per_row = core::alpha_per_row(cfg);
             // Three-slot values need `pack::CAPACITY_BITS`.
             if per_row && pk_g.plaintext_capacity_bits() < pack::CAPACITY_BITS {
@@ -683,7 +683,7 @@ async fn arbiter<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
     cfg: &Config,
     rng: &mut R,
 ) -> Result<Vec<f64>> {
-    let (pk, sk) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+    let (pk, sk) = S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng).map_err(he("keygen"))?;
     let pk_tag = tag(cfg, 0, "pk");
     let pk_bytes: bytes::Bytes = pk.to_bytes().into();
     for p in std::iter::once(&cfg.guest).chain(&cfg.hosts) {

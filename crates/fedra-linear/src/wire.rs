@@ -6,6 +6,7 @@ use bytes::Bytes;
 use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::HePublicKey;
 
+use crate::config::Config;
 use crate::error::{LinearError, Result};
 
 pub(crate) fn decode_err(from: &PartyId, tag: &Tag, detail: impl Into<String>) -> LinearError {
@@ -132,15 +133,18 @@ pub(crate) fn dec_meta(from: &PartyId, tag: &Tag, b: &[u8]) -> Result<(usize, us
     Ok((rows as usize, cols as usize))
 }
 
-/// Receives and parses a public key, checking its size against the config.
+/// Receives and parses a public key under this party's key-size policy,
+/// checking its size against the config.
 pub(crate) async fn recv_pk<K: HePublicKey>(
     ch: &dyn Channel,
     from: &PartyId,
     tag: &Tag,
-    bits: u32,
+    cfg: &Config,
 ) -> Result<K> {
     let b = ch.recv(from, tag).await?;
-    let pk = K::from_bytes(&b).map_err(|e| decode_err(from, tag, format!("public key: {e}")))?;
+    let pk = K::from_bytes_with_policy(&b, cfg.key_policy)
+        .map_err(|e| decode_err(from, tag, format!("public key: {e}")))?;
+    let bits = cfg.key_bits;
     if pk.modulus_bits() != bits {
         return Err(decode_err(
             from,

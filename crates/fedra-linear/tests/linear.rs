@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use fedra_data::{Dataset, DatasetSpec, load};
 use fedra_federation::{Channel, Failure, PartyId, Tag, mem::MemNetwork};
-use fedra_he::{AdditiveScheme, HePublicKey, Paillier};
+use fedra_he::{AdditiveScheme, HePublicKey, KeyPolicy, Paillier};
 use fedra_linear::plaintext::train_plaintext;
 use fedra_linear::*;
 use rand_chacha::ChaCha20Rng;
@@ -190,7 +190,9 @@ fn small_cfg(hosts: &[&str], objective: Objective, mode: Mode) -> Config {
         objective,
         mode,
     );
-    cfg.key_bits = 512; // `insecure-small-keys-for-tests`: fast and still exact.
+    // Fast and still exact; small keys need the explicit test policy.
+    cfg.key_bits = 512;
+    cfg.key_policy = KeyPolicy::insecure_small_keys_for_tests();
     cfg
 }
 
@@ -537,7 +539,7 @@ async fn fake_setup(ch: &dyn Channel, cfg: &Config) -> fedra_he::PaillierPublicK
     let mut m = (569u64).to_be_bytes().to_vec();
     m.extend_from_slice(&20u64.to_be_bytes());
     ch.send(&guest, &meta, m.into()).await.unwrap();
-    let (pk, _sk) = Paillier::generate_keypair(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+    let (pk, _sk) = Paillier::generate_keypair_insecure_for_tests(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
     ch.send(&guest, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
         .await
         .unwrap();
@@ -631,7 +633,7 @@ fn host_refuses_residuals_of_the_wrong_shape() {
                 .await
                 .unwrap();
             let (pk, _) =
-                Paillier::generate_keypair(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+                Paillier::generate_keypair_insecure_for_tests(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
             gch.send(&hid, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
                 .await
                 .unwrap();
@@ -663,7 +665,7 @@ fn weak_public_key_from_peer_is_refused() {
         ch.send(&guest, &Tag::new(&cfg.task, 0, "meta"), m.into())
             .await
             .unwrap();
-        let (pk, _) = Paillier::generate_keypair(256, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+        let (pk, _) = Paillier::generate_keypair_insecure_for_tests(256, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
         ch.send(&guest, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
             .await
             .unwrap();
@@ -724,6 +726,16 @@ fn config_toml_shape_and_validation() {
     let mut c = cfg.clone();
     c.key_bits = 100;
     assert_eq!(field(&c).0, "key_bits");
+    // Small keys only under the explicit test policy, which a job file cannot set.
+    assert_eq!(cfg.key_policy, KeyPolicy::production());
+    let mut c = cfg.clone();
+    c.key_bits = 1024;
+    assert_eq!(field(&c).0, "key_bits");
+    c.key_policy = KeyPolicy::insecure_small_keys_for_tests();
+    c.validate().unwrap();
+    let with_policy = format!("key_policy = \"insecure\"\n{}", toml::to_string(&cfg).unwrap());
+    let e = toml::from_str::<Config>(&with_policy).unwrap_err();
+    assert!(e.to_string().contains("key_policy"), "{e}");
     let mut c = cfg.clone();
     c.mode = Mode::WithArbiter {
         arbiter: pid("host"),
