@@ -102,6 +102,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod bn;
+mod ctspace;
 pub mod encoding;
 mod fixed_base;
 mod mont;
