@@ -80,17 +80,17 @@ impl CtSpace {
     }
 
     /// The residue of a ciphertext.
-    pub(crate) fn to_nat<C: CtBytes>(&self, c: &C) -> Result<Nat, HeError> {
+    pub(crate) fn ct_to_nat<C: CtBytes>(&self, c: &C) -> Result<Nat, HeError> {
         Nat::from_be(c.bytes())
     }
 
     /// A residue below `m` as a ciphertext.
-    pub(crate) fn from_nat<C: CtBytes>(&self, c: &Nat) -> Result<C, HeError> {
+    pub(crate) fn nat_to_ct<C: CtBytes>(&self, c: &Nat) -> Result<C, HeError> {
         Ok(C::from_space(c.to_be_padded(self.len)?))
     }
 
     /// Normal-form limbs below `m` as a ciphertext.
-    pub(crate) fn from_limbs<C: CtBytes>(&self, x: &[u64]) -> Result<C, HeError> {
+    pub(crate) fn limbs_to_ct<C: CtBytes>(&self, x: &[u64]) -> Result<C, HeError> {
         Ok(C::from_space(limbs_to_be(x, self.len)?))
     }
 
@@ -183,7 +183,7 @@ impl CtSpace {
         let bases = crate::multiexp::parse_all(cts.par_iter().map(CtBytes::bytes))?;
         crate::multiexp::multi_exp_columns(&bases, scalars, columns, &self.m)?
             .iter()
-            .map(|r| self.from_nat(r))
+            .map(|r| self.nat_to_ct(r))
             .collect()
     }
 }

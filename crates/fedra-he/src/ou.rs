@@ -321,7 +321,7 @@ impl OuPublicKey {
         let xl = m.limbs_from_be(&x.bytes)?;
         let mut out = m.zero();
         acc.finish_times(m, &mut out, &xl);
-        self.inner.ct.from_limbs(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// Reference encryption `G^m · H^r mod n` with OpenSSL `BN_mod_exp`
@@ -343,7 +343,7 @@ impl OuPublicKey {
             };
             let gm = base.mod_exp(&m.magnitude_nat()?, n, ctx)?;
             let hr = h.mod_exp(&Nat::from_be(&r)?, n, ctx)?;
-            self.inner.ct.from_nat(&Nat::mod_mul(&gm, &hr, n, ctx)?)
+            self.inner.ct.nat_to_ct(&Nat::mod_mul(&gm, &hr, n, ctx)?)
         })
     }
 
@@ -375,7 +375,7 @@ impl OuPublicKey {
             let hr = h.pow_be(&self.draw_r(rng), ctx)?;
             self.inner
                 .ct
-                .from_nat(&Nat::mod_mul(&gm, &hr, &self.inner.n, ctx)?)
+                .nat_to_ct(&Nat::mod_mul(&gm, &hr, &self.inner.n, ctx)?)
         })
     }
 
@@ -426,7 +426,7 @@ impl HePublicKey for OuPublicKey {
         let acc = self.gm_hr_mont(m, Some(&r))?;
         let mut out = self.inner.ct.mont.zero();
         acc.finish(&self.inner.ct.mont, &mut out);
-        self.inner.ct.from_limbs(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// Two Montgomery multiplications (`a·R`, then `(a·R)·b·R^(-1)`).
@@ -438,7 +438,7 @@ impl HePublicKey for OuPublicKey {
         m.to_mont(&mut xm, &x);
         let mut out = x;
         m.mul(&mut out, &xm, &y);
-        self.inner.ct.from_limbs(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     fn add_plain(&self, a: &OuCiphertext, m: &Plaintext) -> Result<OuCiphertext, HeError> {
@@ -447,7 +447,7 @@ impl HePublicKey for OuPublicKey {
     }
 
     fn mul_plain(&self, a: &OuCiphertext, k: &Plaintext) -> Result<OuCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
         self.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let base = if k.is_negative() {
@@ -458,13 +458,13 @@ impl HePublicKey for OuPublicKey {
             let e = SecretNat::new(k.magnitude_nat()?);
             self.inner
                 .ct
-                .from_nat(&base.mod_exp_secret(&e, &self.inner.n, ctx)?)
+                .nat_to_ct(&base.mod_exp_secret(&e, &self.inner.n, ctx)?)
         })
     }
 
     fn negate(&self, a: &OuCiphertext) -> Result<OuCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
-        with_ctx(|ctx| self.inner.ct.from_nat(&x.mod_inverse(&self.inner.n, ctx)?))
+        let x = self.inner.ct.ct_to_nat(a)?;
+        with_ctx(|ctx| self.inner.ct.nat_to_ct(&x.mod_inverse(&self.inner.n, ctx)?))
     }
 
     fn rerandomize<R: CryptoRng + ?Sized>(
@@ -743,7 +743,7 @@ impl OuSecretKey {
         let mut out = zeroize::Zeroizing::new(vec![0u64; st.crt.out_limbs()]);
         let mut scratch = zeroize::Zeroizing::new(vec![0u64; 2 * mp.limbs()]);
         st.crt.combine(&mut out, &xp, &xq, &mut scratch);
-        self.pk.inner.ct.from_limbs(&out)
+        self.pk.inner.ct.limbs_to_ct(&out)
     }
 
     /// Test-only access to the secret prime.
@@ -799,7 +799,7 @@ impl HeSecretKey for OuSecretKey {
     }
 
     fn decrypt(&self, c: &OuCiphertext) -> Result<Plaintext, HeError> {
-        let x = self.pk.inner.ct.to_nat(c)?;
+        let x = self.pk.inner.ct.ct_to_nat(c)?;
         self.pk.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let cp = x.rem(self.p2.get(), ctx)?;

@@ -261,7 +261,7 @@ impl PaillierPublicKey {
             let rn = table.pow_be(&self.draw_a(rng), ctx)?;
             self.inner
                 .ct
-                .from_nat(&Nat::mod_mul(&gm, &rn, &self.inner.ct.m, ctx)?)
+                .nat_to_ct(&Nat::mod_mul(&gm, &rn, &self.inner.ct.m, ctx)?)
         })
     }
 
@@ -318,7 +318,7 @@ impl PaillierPublicKey {
         let gm = self.g_pow_m(m, ctx)?;
         let rn = r.mod_exp(&self.inner.n, &self.inner.ct.m, ctx)?;
         let c = Nat::mod_mul(&gm, &rn, &self.inner.ct.m, ctx)?;
-        self.inner.ct.from_nat(&c)
+        self.inner.ct.nat_to_ct(&c)
     }
 }
 
@@ -371,7 +371,7 @@ impl HePublicKey for PaillierPublicKey {
         let acc = self.hs_pow_mont(&a)?;
         let mut out = mont.zero();
         acc.finish_times(mont, &mut out, &gm);
-        self.inner.ct.from_limbs(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// One Barrett multiplication modulo `n²` (OpenSSL `BN_mul` plus
@@ -384,12 +384,12 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         b: &PaillierCiphertext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
-        let y = self.inner.ct.to_nat(b)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
+        let y = self.inner.ct.ct_to_nat(b)?;
         with_ctx(|ctx| {
             self.inner
                 .ct
-                .from_nat(&self.inner.barrett.mod_mul(&x, &y, ctx)?)
+                .nat_to_ct(&self.inner.barrett.mod_mul(&x, &y, ctx)?)
         })
     }
 
@@ -398,12 +398,12 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         m: &Plaintext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
         with_ctx(|ctx| {
             let gm = self.g_pow_m(m, ctx)?;
             self.inner
                 .ct
-                .from_nat(&self.inner.barrett.mod_mul(&x, &gm, ctx)?)
+                .nat_to_ct(&self.inner.barrett.mod_mul(&x, &gm, ctx)?)
         })
     }
 
@@ -412,7 +412,7 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         k: &Plaintext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
         self.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let base = if k.is_negative() {
@@ -425,16 +425,16 @@ impl HePublicKey for PaillierPublicKey {
             let e = SecretNat::new(k.magnitude_nat()?);
             self.inner
                 .ct
-                .from_nat(&base.mod_exp_secret(&e, &self.inner.ct.m, ctx)?)
+                .nat_to_ct(&base.mod_exp_secret(&e, &self.inner.ct.m, ctx)?)
         })
     }
 
     fn negate(&self, a: &PaillierCiphertext) -> Result<PaillierCiphertext, HeError> {
-        let x = self.inner.ct.to_nat(a)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
         with_ctx(|ctx| {
             self.inner
                 .ct
-                .from_nat(&x.mod_inverse(&self.inner.ct.m, ctx)?)
+                .nat_to_ct(&x.mod_inverse(&self.inner.ct.m, ctx)?)
         })
     }
 
@@ -449,7 +449,7 @@ impl HePublicKey for PaillierPublicKey {
         let x = mont.limbs_from_be(&a.bytes)?;
         let mut out = mont.zero();
         acc.finish_times(mont, &mut out, &x);
-        self.inner.ct.from_limbs(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     type Acc = PaillierAcc;
@@ -772,7 +772,7 @@ impl PaillierSecretKey {
         let mut out = zeroize::Zeroizing::new(vec![0u64; st.crt.out_limbs()]);
         let mut scratch = zeroize::Zeroizing::new(vec![0u64; 2 * mp.limbs()]);
         st.crt.combine(&mut out, &xp, &xq, &mut scratch);
-        self.pk.inner.ct.from_limbs(&out)
+        self.pk.inner.ct.limbs_to_ct(&out)
     }
 
     fn decrypt_nat(&self, c: &Nat, ctx: &mut Ctx) -> Result<Nat, HeError> {
@@ -839,7 +839,7 @@ impl HeSecretKey for PaillierSecretKey {
     }
 
     fn decrypt(&self, c: &PaillierCiphertext) -> Result<Plaintext, HeError> {
-        let x = self.pk.inner.ct.to_nat(c)?;
+        let x = self.pk.inner.ct.ct_to_nat(c)?;
         self.pk.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let m = self.decrypt_nat(&x, ctx)?;
