@@ -57,7 +57,7 @@ pub(crate) fn dec_cts<K: HePublicKey>(
     let w = pk.ciphertext_len();
     let payload = parse(from, tag, b, |r| {
         exact_count(r, expected)?;
-        r.take(expected.checked_mul(w).unwrap_or(usize::MAX))
+        r.take(expected.saturating_mul(w))
     })?;
     let items: Vec<&[u8]> = payload.chunks(w.max(1)).collect();
     pk.ciphertexts_from_bytes(&items)
@@ -78,7 +78,7 @@ pub(crate) fn enc_i128(v: &[i128]) -> Bytes {
 pub(crate) fn dec_i128(from: &PartyId, tag: &Tag, b: &[u8], expected: usize) -> Result<Vec<i128>> {
     parse(from, tag, b, |r| {
         exact_count(r, expected)?;
-        let payload = r.take(expected.checked_mul(16).unwrap_or(usize::MAX))?;
+        let payload = r.take(expected.saturating_mul(16))?;
         Ok(payload
             .chunks_exact(16)
             .map(|c| {
