@@ -86,8 +86,11 @@
 //! **Key material:** secret keys have no `Serialize` and a `Debug` that
 //! prints only the modulus size; their big integers are `BN_clear`ed on
 //! drop, and the CRT encryption tables (residues modulo the secret
-//! factors) are zeroized on drop. Moduli below 2048 bits are refused unless the loudly named cargo
-//! feature `insecure-small-keys-for-tests` is enabled (tests only).
+//! factors) are zeroized on drop. Moduli below 2048 bits are always refused by
+//! the production constructors; a test that wants small keys must pass the
+//! loudly named [`KeyPolicy::insecure_small_keys_for_tests`] value explicitly
+//! (e.g. [`AdditiveScheme::generate_keypair_insecure_for_tests`]). No build
+//! configuration changes the production check.
 //!
 //! ## Randomness
 //! All randomness comes from a caller-supplied `rand_core` 0.9
@@ -99,6 +102,7 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod bn;
+mod ctspace;
 pub mod encoding;
 mod fixed_base;
 mod mont;
@@ -124,8 +128,7 @@ pub use paillier::{
 };
 pub use plaintext::Plaintext;
 pub use scheme::{
-    AdditiveScheme, DEFAULT_MODULUS_BITS, HePublicKey, HeSecretKey, MIN_MODULUS_BITS,
-    check_modulus_bits, small_keys_allowed,
+    AdditiveScheme, DEFAULT_MODULUS_BITS, HePublicKey, HeSecretKey, KeyPolicy, MIN_MODULUS_BITS,
 };
 
 #[cfg(test)]

@@ -36,14 +36,13 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::bn::{Ctx, Nat, SecretNat, with_ctx};
+use crate::ctspace::{AccLimbs, CtBytes, CtSpace};
 use crate::error::HeError;
 use crate::fixed_base::{DEFAULT_WINDOW, MontFixedBase};
-use crate::mont::{Crt, Modulus, MontAcc, limbs_to_be};
+use crate::mont::{Crt, Modulus, MontAcc};
 use crate::plaintext::Plaintext;
 use crate::primes::random_prime;
-use crate::scheme::{
-    AdditiveScheme, HePublicKey, HeSecretKey, check_modulus_bits, draw_seeds, small_keys_allowed,
-};
+use crate::scheme::{AdditiveScheme, HePublicKey, HeSecretKey, KeyPolicy, draw_seeds};
 
 const PK_MAGIC: &[u8; 4] = b"FHOU";
 
@@ -54,7 +53,7 @@ const PK_MAGIC: &[u8; 4] = b"FHOU";
 const H_WINDOW: u32 = 10;
 
 /// Smallest OU modulus that the construction supports at all (only reachable
-/// with small keys enabled).
+/// under [`KeyPolicy::insecure_small_keys_for_tests`]).
 const OU_STRUCTURAL_MIN_BITS: u32 = 240;
 
 /// Marker type for the Okamoto–Uchiyama scheme.
@@ -93,9 +92,8 @@ struct PkInner {
     bits: u32,
     plaintext_bits: u32,
     r_bits: u32,
-    n_len: usize,
-    /// Montgomery constants of `n`.
-    mont: Arc<Modulus>,
+    /// Residues modulo `n` (their Montgomery constants included).
+    ct: CtSpace,
     g_table: OnceLock<MontFixedBase>,
     g_inv_table: OnceLock<MontFixedBase>,
     h_table: OnceLock<MontFixedBase>,
@@ -122,6 +120,27 @@ impl OuCiphertext {
     /// Fixed-width big-endian bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
+    }
+}
+
+impl CtBytes for OuCiphertext {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn from_space(bytes: Vec<u8>) -> Self {
+        OuCiphertext { bytes }
+    }
+}
+
+impl AccLimbs for OuAcc {
+    fn limbs(&self) -> &[u64] {
+        &self.limbs
+    }
+    fn limbs_mut(&mut self) -> &mut [u64] {
+        &mut self.limbs
+    }
+    fn from_space(limbs: Box<[u64]>) -> Self {
+        OuAcc { limbs }
     }
 }
 
@@ -171,8 +190,12 @@ pub(crate) fn get_or_build<T>(
 impl OuPublicKey {
     fn build(n: Nat, g: Nat, h: Nat, plaintext_bits: u32, r_bits: u32) -> Result<Self, HeError> {
         let bits = n.bits();
-        let n_len = n.bytes();
-        let mont = Arc::new(Modulus::new(&n)?);
+        let ct = CtSpace::new(
+            &n,
+            &n,
+            "okamoto-uchiyama ciphertext",
+            "ciphertext not below n",
+        )?;
         Ok(OuPublicKey {
             inner: Arc::new(PkInner {
                 n,
@@ -181,8 +204,7 @@ impl OuPublicKey {
                 bits,
                 plaintext_bits,
                 r_bits,
-                n_len,
-                mont,
+                ct,
                 g_table: OnceLock::new(),
                 g_inv_table: OnceLock::new(),
                 h_table: OnceLock::new(),
@@ -219,7 +241,7 @@ impl OuPublicKey {
         get_or_build(&self.inner.g_table, || {
             MontFixedBase::new(
                 &self.inner.g,
-                self.inner.mont.clone(),
+                self.inner.ct.mont.clone(),
                 self.g_exp_bits(),
                 DEFAULT_WINDOW,
             )
@@ -231,7 +253,7 @@ impl OuPublicKey {
             let gi = with_ctx(|ctx| self.inner.g.mod_inverse(&self.inner.n, ctx))?;
             MontFixedBase::new(
                 &gi,
-                self.inner.mont.clone(),
+                self.inner.ct.mont.clone(),
                 self.g_exp_bits(),
                 DEFAULT_WINDOW,
             )
@@ -242,7 +264,7 @@ impl OuPublicKey {
         get_or_build(&self.inner.h_table, || {
             MontFixedBase::new(
                 &self.inner.h,
-                self.inner.mont.clone(),
+                self.inner.ct.mont.clone(),
                 self.inner.r_bits.div_ceil(8) * 8,
                 H_WINDOW,
             )
@@ -278,7 +300,7 @@ impl OuPublicKey {
     /// `G^m · H^r` (or `G^m` alone if `r` is `None`) in Montgomery form.
     fn gm_hr_mont(&self, m: &Plaintext, r: Option<&[u8]>) -> Result<MontAcc, HeError> {
         self.check_plain(m)?;
-        let mut acc = MontAcc::new(&self.inner.mont);
+        let mut acc = MontAcc::new(&self.inner.ct.mont);
         if !m.is_zero() {
             let table = if m.is_negative() {
                 self.g_inv_table()?
@@ -295,17 +317,11 @@ impl OuPublicKey {
 
     /// `acc · x mod n` as a ciphertext, for a normal-form ciphertext `x`.
     fn times_ct(&self, acc: &MontAcc, x: &OuCiphertext) -> Result<OuCiphertext, HeError> {
-        let m = &self.inner.mont;
+        let m = &self.inner.ct.mont;
         let xl = m.limbs_from_be(&x.bytes)?;
         let mut out = m.zero();
         acc.finish_times(m, &mut out, &xl);
-        self.limbs_to_ct(&out)
-    }
-
-    fn limbs_to_ct(&self, x: &[u64]) -> Result<OuCiphertext, HeError> {
-        Ok(OuCiphertext {
-            bytes: limbs_to_be(x, self.inner.n_len)?,
-        })
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// Reference encryption `G^m · H^r mod n` with OpenSSL `BN_mod_exp`
@@ -327,7 +343,7 @@ impl OuPublicKey {
             };
             let gm = base.mod_exp(&m.magnitude_nat()?, n, ctx)?;
             let hr = h.mod_exp(&Nat::from_be(&r)?, n, ctx)?;
-            self.nat_to_ct(&Nat::mod_mul(&gm, &hr, n, ctx)?)
+            self.inner.ct.nat_to_ct(&Nat::mod_mul(&gm, &hr, n, ctx)?)
         })
     }
 
@@ -357,7 +373,9 @@ impl OuPublicKey {
                 ctx,
             )?;
             let hr = h.pow_be(&self.draw_r(rng), ctx)?;
-            self.nat_to_ct(&Nat::mod_mul(&gm, &hr, &self.inner.n, ctx)?)
+            self.inner
+                .ct
+                .nat_to_ct(&Nat::mod_mul(&gm, &hr, &self.inner.n, ctx)?)
         })
     }
 
@@ -366,25 +384,6 @@ impl OuPublicKey {
             return Err(HeError::PlaintextOutOfRange {
                 bits: m.bits(),
                 capacity_bits: self.inner.plaintext_bits,
-            });
-        }
-        Ok(())
-    }
-
-    fn ct_to_nat(&self, c: &OuCiphertext) -> Result<Nat, HeError> {
-        Nat::from_be(&c.bytes)
-    }
-
-    fn nat_to_ct(&self, c: &Nat) -> Result<OuCiphertext, HeError> {
-        Ok(OuCiphertext {
-            bytes: c.to_be_padded(self.inner.n_len)?,
-        })
-    }
-
-    fn check_below_n(&self, c: &Nat) -> Result<(), HeError> {
-        if c.ucmp(&self.inner.n) != Ordering::Less {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not below n",
             });
         }
         Ok(())
@@ -414,7 +413,7 @@ impl HePublicKey for OuPublicKey {
     }
 
     fn ciphertext_len(&self) -> usize {
-        self.inner.n_len
+        self.inner.ct.len
     }
 
     fn encrypt<R: CryptoRng + ?Sized>(
@@ -425,21 +424,21 @@ impl HePublicKey for OuPublicKey {
         self.check_plain(m)?;
         let r = self.draw_r(rng);
         let acc = self.gm_hr_mont(m, Some(&r))?;
-        let mut out = self.inner.mont.zero();
-        acc.finish(&self.inner.mont, &mut out);
-        self.limbs_to_ct(&out)
+        let mut out = self.inner.ct.mont.zero();
+        acc.finish(&self.inner.ct.mont, &mut out);
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// Two Montgomery multiplications (`a·R`, then `(a·R)·b·R^(-1)`).
     fn add(&self, a: &OuCiphertext, b: &OuCiphertext) -> Result<OuCiphertext, HeError> {
-        let m = &self.inner.mont;
+        let m = &self.inner.ct.mont;
         let x = m.limbs_from_be(&a.bytes)?;
         let y = m.limbs_from_be(&b.bytes)?;
         let mut xm = m.zero();
         m.to_mont(&mut xm, &x);
         let mut out = x;
         m.mul(&mut out, &xm, &y);
-        self.limbs_to_ct(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     fn add_plain(&self, a: &OuCiphertext, m: &Plaintext) -> Result<OuCiphertext, HeError> {
@@ -448,8 +447,8 @@ impl HePublicKey for OuPublicKey {
     }
 
     fn mul_plain(&self, a: &OuCiphertext, k: &Plaintext) -> Result<OuCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
-        self.check_below_n(&x)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
+        self.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let base = if k.is_negative() {
                 x.mod_inverse(&self.inner.n, ctx)?
@@ -457,13 +456,15 @@ impl HePublicKey for OuPublicKey {
                 x
             };
             let e = SecretNat::new(k.magnitude_nat()?);
-            self.nat_to_ct(&base.mod_exp_secret(&e, &self.inner.n, ctx)?)
+            self.inner
+                .ct
+                .nat_to_ct(&base.mod_exp_secret(&e, &self.inner.n, ctx)?)
         })
     }
 
     fn negate(&self, a: &OuCiphertext) -> Result<OuCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
-        with_ctx(|ctx| self.nat_to_ct(&x.mod_inverse(&self.inner.n, ctx)?))
+        let x = self.inner.ct.ct_to_nat(a)?;
+        with_ctx(|ctx| self.inner.ct.nat_to_ct(&x.mod_inverse(&self.inner.n, ctx)?))
     }
 
     fn rerandomize<R: CryptoRng + ?Sized>(
@@ -479,25 +480,19 @@ impl HePublicKey for OuPublicKey {
     type Acc = OuAcc;
 
     fn acc_zero(&self) -> OuAcc {
-        OuAcc {
-            limbs: self.inner.mont.one_mont().into(),
-        }
+        self.inner.ct.acc_zero()
     }
 
     fn acc_prepare(&self, c: &OuCiphertext) -> OuAcc {
-        OuAcc {
-            limbs: self.inner.mont.acc_prepare_be(&c.bytes).into(),
-        }
+        self.inner.ct.acc_prepare(c)
     }
 
     fn acc_add(&self, acc: &mut OuAcc, x: &OuAcc) {
-        self.inner.mont.acc_add(&mut acc.limbs, &x.limbs);
+        self.inner.ct.acc_add(acc, x);
     }
 
     fn acc_finish(&self, acc: &OuAcc) -> OuCiphertext {
-        OuCiphertext {
-            bytes: self.inner.mont.acc_finish_be(&acc.limbs, self.inner.n_len),
-        }
+        self.inner.ct.acc_finish(acc)
     }
 
     fn dot_columns(
@@ -506,17 +501,7 @@ impl HePublicKey for OuPublicKey {
         scalars: &[i64],
         columns: usize,
     ) -> Result<Vec<OuCiphertext>, HeError> {
-        crate::multiexp::check_shape(cts.len(), scalars.len(), columns)?;
-        if cts.is_empty() {
-            return Err(HeError::EmptyInput {
-                what: "ciphertexts of an inner product",
-            });
-        }
-        let bases = crate::multiexp::parse_all(cts.par_iter().map(|c| c.bytes.as_slice()))?;
-        crate::multiexp::multi_exp_columns(&bases, scalars, columns, &self.inner.n)?
-            .iter()
-            .map(|r| self.nat_to_ct(r))
-            .collect()
+        self.inner.ct.dot_columns(cts, scalars, columns)
     }
 
     fn ciphertext_to_bytes(&self, c: &OuCiphertext) -> Vec<u8> {
@@ -524,57 +509,20 @@ impl HePublicKey for OuPublicKey {
     }
 
     fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<OuCiphertext, HeError> {
-        if bytes.len() != self.inner.n_len {
-            return Err(HeError::InvalidLength {
-                what: "okamoto-uchiyama ciphertext",
-                expected: self.inner.n_len,
-                actual: bytes.len(),
-            });
-        }
-        let c = Nat::from_be(bytes)?;
-        if c.is_zero() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext is zero",
-            });
-        }
-        self.check_below_n(&c)?;
-        if !with_ctx(|ctx| c.gcd(&self.inner.n, ctx))?.is_one() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not coprime to n",
-            });
-        }
-        Ok(OuCiphertext {
-            bytes: bytes.to_vec(),
-        })
+        self.inner.ct.parse(bytes)
     }
 
     fn ciphertexts_from_bytes(
         &self,
         items: &[&[u8]],
     ) -> Result<Vec<OuCiphertext>, (usize, HeError)> {
-        let nats: Vec<Nat> = items
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| self.parse_ranged(b).map_err(|e| (i, e)))
-            .collect::<Result<_, _>>()?;
-        match crate::multiexp::first_not_coprime(&nats, &self.inner.n).map_err(|e| (0, e))? {
-            Some(i) => Err((
-                i,
-                HeError::InvalidCiphertext {
-                    reason: "ciphertext not coprime to n",
-                },
-            )),
-            None => Ok(items
-                .iter()
-                .map(|b| OuCiphertext { bytes: b.to_vec() })
-                .collect()),
-        }
+        self.inner.ct.parse_batch(items)
     }
 
     /// `"FHOU" || u32 bits || u32 plaintext_bits || u32 r_bits || n || G ||
     /// H`, each integer `n_len` bytes big-endian.
     fn to_bytes(&self) -> Vec<u8> {
-        let l = self.inner.n_len;
+        let l = self.inner.ct.len;
         let mut out = Vec::with_capacity(16 + 3 * l);
         out.extend_from_slice(PK_MAGIC);
         out.extend_from_slice(&self.inner.bits.to_be_bytes());
@@ -587,7 +535,7 @@ impl HePublicKey for OuPublicKey {
         out
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+    fn from_bytes_with_policy(bytes: &[u8], policy: KeyPolicy) -> Result<Self, HeError> {
         if bytes.get(..4) != Some(PK_MAGIC.as_slice()) {
             return Err(HeError::InvalidPublicKey {
                 reason: "bad magic",
@@ -596,7 +544,7 @@ impl HePublicKey for OuPublicKey {
         let bits = read_u32(bytes, 4)?;
         let plaintext_bits = read_u32(bytes, 8)?;
         let r_bits = read_u32(bytes, 12)?;
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let params = ou_params(bits)?;
         if plaintext_bits != params.p_bits - 2 {
             return Err(HeError::InvalidPublicKey {
@@ -795,7 +743,7 @@ impl OuSecretKey {
         let mut out = zeroize::Zeroizing::new(vec![0u64; st.crt.out_limbs()]);
         let mut scratch = zeroize::Zeroizing::new(vec![0u64; 2 * mp.limbs()]);
         st.crt.combine(&mut out, &xp, &xq, &mut scratch);
-        self.pk.limbs_to_ct(&out)
+        self.pk.inner.ct.limbs_to_ct(&out)
     }
 
     /// Test-only access to the secret prime.
@@ -851,8 +799,8 @@ impl HeSecretKey for OuSecretKey {
     }
 
     fn decrypt(&self, c: &OuCiphertext) -> Result<Plaintext, HeError> {
-        let x = self.pk.ct_to_nat(c)?;
-        self.pk.check_below_n(&x)?;
+        let x = self.pk.inner.ct.ct_to_nat(c)?;
+        self.pk.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let cp = x.rem(self.p2.get(), ctx)?;
             let ct = cp.mod_exp_secret(&self.t, self.p2.get(), ctx)?;
@@ -873,11 +821,12 @@ impl AdditiveScheme for OkamotoUchiyama {
     type PublicKey = OuPublicKey;
     type SecretKey = OuSecretKey;
 
-    fn generate_keypair<R: CryptoRng + ?Sized>(
+    fn generate_keypair_with_policy<R: CryptoRng + ?Sized>(
+        policy: KeyPolicy,
         bits: u32,
         rng: &mut R,
     ) -> Result<(OuPublicKey, OuSecretKey), HeError> {
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let params = ou_params(bits)?;
         with_ctx(|ctx| {
             let one = Nat::one()?;
@@ -959,26 +908,5 @@ impl AdditiveScheme for OkamotoUchiyama {
             };
             Ok((pk, sk))
         })
-    }
-}
-
-impl OuPublicKey {
-    /// Length, zero and range checks of a received ciphertext (no gcd).
-    fn parse_ranged(&self, bytes: &[u8]) -> Result<Nat, HeError> {
-        if bytes.len() != self.inner.n_len {
-            return Err(HeError::InvalidLength {
-                what: "okamoto-uchiyama ciphertext",
-                expected: self.inner.n_len,
-                actual: bytes.len(),
-            });
-        }
-        let c = Nat::from_be(bytes)?;
-        if c.is_zero() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext is zero",
-            });
-        }
-        self.check_below_n(&c)?;
-        Ok(c)
     }
 }

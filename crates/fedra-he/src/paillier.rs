@@ -34,15 +34,14 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::bn::{Barrett, Ctx, Nat, SecretNat, with_ctx};
+use crate::ctspace::{AccLimbs, CtBytes, CtSpace};
 use crate::error::HeError;
 use crate::fixed_base::{DEFAULT_WINDOW, MontFixedBase};
-use crate::mont::{Crt, Modulus, MontAcc, limbs_to_be};
+use crate::mont::{Crt, MontAcc};
 use crate::ou::get_or_build;
 use crate::plaintext::Plaintext;
 use crate::primes::random_prime;
-use crate::scheme::{
-    AdditiveScheme, HePublicKey, HeSecretKey, check_modulus_bits, draw_seeds, small_keys_allowed,
-};
+use crate::scheme::{AdditiveScheme, HePublicKey, HeSecretKey, KeyPolicy, draw_seeds};
 
 const PK_MAGIC: &[u8; 4] = b"FHPA";
 
@@ -52,15 +51,13 @@ pub struct Paillier;
 
 struct PkInner {
     n: Nat,
-    n2: Nat,
     n_half: Nat,
     hs: Nat,
     bits: u32,
     n_len: usize,
-    ct_len: usize,
     exp_bytes: usize,
-    /// Montgomery constants of `n²`.
-    mont: Arc<Modulus>,
+    /// Residues modulo `n²` (their Montgomery constants included).
+    ct: CtSpace,
     /// Barrett constants of `n²` (one-off products: `add`, `add_plain`).
     barrett: Barrett,
     table: OnceLock<MontFixedBase>,
@@ -103,6 +100,27 @@ impl PaillierCiphertext {
     }
 }
 
+impl CtBytes for PaillierCiphertext {
+    fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn from_space(bytes: Vec<u8>) -> Self {
+        PaillierCiphertext { bytes }
+    }
+}
+
+impl AccLimbs for PaillierAcc {
+    fn limbs(&self) -> &[u64] {
+        &self.limbs
+    }
+    fn limbs_mut(&mut self) -> &mut [u64] {
+        &mut self.limbs
+    }
+    fn from_space(limbs: Box<[u64]>) -> Self {
+        PaillierAcc { limbs }
+    }
+}
+
 impl fmt::Debug for PaillierCiphertext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PaillierCiphertext({} bytes)", self.bytes.len())
@@ -135,21 +153,18 @@ impl PaillierPublicKey {
         let n2 = n.mul(&n, ctx)?;
         let n_half = n.shr(1)?;
         let n_len = n.bytes();
-        let ct_len = n2.bytes();
         let exp_bytes = bits.div_ceil(2).div_ceil(8) as usize;
-        let mont = Arc::new(Modulus::new(&n2)?);
+        let ct = CtSpace::new(&n2, &n, "paillier ciphertext", "ciphertext not below n^2")?;
         let barrett = Barrett::new(&n2, ctx)?;
         Ok(PaillierPublicKey {
             inner: Arc::new(PkInner {
                 n,
-                n2,
                 n_half,
                 hs,
                 bits,
                 n_len,
-                ct_len,
                 exp_bytes,
-                mont,
+                ct,
                 barrett,
                 table: OnceLock::new(),
             }),
@@ -158,10 +173,19 @@ impl PaillierPublicKey {
 
     /// Builds a public key from the modulus alone, deriving a fresh DJN base
     /// `hs` from `rng` (use this if you do not want to trust the `hs` chosen
-    /// by the key owner).
+    /// by the key owner). Refuses moduli below 2048 bits.
     pub fn from_modulus<R: CryptoRng + ?Sized>(n_be: &[u8], rng: &mut R) -> Result<Self, HeError> {
+        Self::from_modulus_with_policy(n_be, KeyPolicy::production(), rng)
+    }
+
+    /// [`PaillierPublicKey::from_modulus`] under the key-size `policy`.
+    pub fn from_modulus_with_policy<R: CryptoRng + ?Sized>(
+        n_be: &[u8],
+        policy: KeyPolicy,
+        rng: &mut R,
+    ) -> Result<Self, HeError> {
         let n = Nat::from_be(n_be)?;
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         with_ctx(|ctx| {
             let n2 = n.mul(&n, ctx)?;
             let hs = derive_hs(&n, &n2, rng, ctx)?;
@@ -195,7 +219,7 @@ impl PaillierPublicKey {
         get_or_build(&self.inner.table, || {
             MontFixedBase::new(
                 &self.inner.hs,
-                self.inner.mont.clone(),
+                self.inner.ct.mont.clone(),
                 self.inner.exp_bytes as u32 * 8,
                 DEFAULT_WINDOW,
             )
@@ -216,15 +240,9 @@ impl PaillierPublicKey {
 
     /// `hs^a` in Montgomery form.
     fn hs_pow_mont(&self, a: &[u8]) -> Result<MontAcc, HeError> {
-        let mut acc = MontAcc::new(&self.inner.mont);
+        let mut acc = MontAcc::new(&self.inner.ct.mont);
         self.table()?.accumulate(&mut acc, a)?;
         Ok(acc)
-    }
-
-    fn limbs_to_ct(&self, x: &[u64]) -> Result<PaillierCiphertext, HeError> {
-        Ok(PaillierCiphertext {
-            bytes: limbs_to_be(x, self.inner.ct_len)?,
-        })
     }
 
     /// Reference encryption with the original OpenSSL/Barrett fixed-base
@@ -238,19 +256,12 @@ impl PaillierPublicKey {
         use crate::fixed_base::FixedBase;
         with_ctx(|ctx| {
             let gm = self.g_pow_m(m, ctx)?;
-            let table = FixedBase::new(&self.inner.hs, &self.inner.n2, self.inner.exp_bytes, ctx)?;
+            let table =
+                FixedBase::new(&self.inner.hs, &self.inner.ct.m, self.inner.exp_bytes, ctx)?;
             let rn = table.pow_be(&self.draw_a(rng), ctx)?;
-            self.nat_to_ct(&Nat::mod_mul(&gm, &rn, &self.inner.n2, ctx)?)
-        })
-    }
-
-    fn ct_to_nat(&self, c: &PaillierCiphertext) -> Result<Nat, HeError> {
-        Nat::from_be(&c.bytes)
-    }
-
-    fn nat_to_ct(&self, c: &Nat) -> Result<PaillierCiphertext, HeError> {
-        Ok(PaillierCiphertext {
-            bytes: c.to_be_padded(self.inner.ct_len)?,
+            self.inner
+                .ct
+                .nat_to_ct(&Nat::mod_mul(&gm, &rn, &self.inner.ct.m, ctx)?)
         })
     }
 
@@ -305,23 +316,14 @@ impl PaillierPublicKey {
         ctx: &mut Ctx,
     ) -> Result<PaillierCiphertext, HeError> {
         let gm = self.g_pow_m(m, ctx)?;
-        let rn = r.mod_exp(&self.inner.n, &self.inner.n2, ctx)?;
-        let c = Nat::mod_mul(&gm, &rn, &self.inner.n2, ctx)?;
-        self.nat_to_ct(&c)
-    }
-
-    fn check_scalar_ct(&self, c: &Nat) -> Result<(), HeError> {
-        if c.ucmp(&self.inner.n2) != Ordering::Less {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not below n^2",
-            });
-        }
-        Ok(())
+        let rn = r.mod_exp(&self.inner.n, &self.inner.ct.m, ctx)?;
+        let c = Nat::mod_mul(&gm, &rn, &self.inner.ct.m, ctx)?;
+        self.inner.ct.nat_to_ct(&c)
     }
 }
 
-fn validate_modulus(n: &Nat) -> Result<(), HeError> {
-    check_modulus_bits(n.bits(), small_keys_allowed())?;
+fn validate_modulus(n: &Nat, policy: KeyPolicy) -> Result<(), HeError> {
+    policy.check(n.bits())?;
     if !n.is_odd() {
         return Err(HeError::InvalidPublicKey {
             reason: "modulus must be odd",
@@ -354,7 +356,7 @@ impl HePublicKey for PaillierPublicKey {
     }
 
     fn ciphertext_len(&self) -> usize {
-        self.inner.ct_len
+        self.inner.ct.len
     }
 
     fn encrypt<R: CryptoRng + ?Sized>(
@@ -362,14 +364,14 @@ impl HePublicKey for PaillierPublicKey {
         m: &Plaintext,
         rng: &mut R,
     ) -> Result<PaillierCiphertext, HeError> {
-        let mont = &self.inner.mont;
+        let mont = &self.inner.ct.mont;
         let gm = with_ctx(|ctx| self.g_pow_m(m, ctx))?;
         let gm = zeroize::Zeroizing::new(mont.limbs_from_nat(&gm)?);
         let a = self.draw_a(rng);
         let acc = self.hs_pow_mont(&a)?;
         let mut out = mont.zero();
         acc.finish_times(mont, &mut out, &gm);
-        self.limbs_to_ct(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     /// One Barrett multiplication modulo `n²` (OpenSSL `BN_mul` plus
@@ -382,9 +384,13 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         b: &PaillierCiphertext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
-        let y = self.ct_to_nat(b)?;
-        with_ctx(|ctx| self.nat_to_ct(&self.inner.barrett.mod_mul(&x, &y, ctx)?))
+        let x = self.inner.ct.ct_to_nat(a)?;
+        let y = self.inner.ct.ct_to_nat(b)?;
+        with_ctx(|ctx| {
+            self.inner
+                .ct
+                .nat_to_ct(&self.inner.barrett.mod_mul(&x, &y, ctx)?)
+        })
     }
 
     fn add_plain(
@@ -392,10 +398,12 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         m: &Plaintext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
         with_ctx(|ctx| {
             let gm = self.g_pow_m(m, ctx)?;
-            self.nat_to_ct(&self.inner.barrett.mod_mul(&x, &gm, ctx)?)
+            self.inner
+                .ct
+                .nat_to_ct(&self.inner.barrett.mod_mul(&x, &gm, ctx)?)
         })
     }
 
@@ -404,24 +412,30 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         k: &Plaintext,
     ) -> Result<PaillierCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
-        self.check_scalar_ct(&x)?;
+        let x = self.inner.ct.ct_to_nat(a)?;
+        self.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let base = if k.is_negative() {
-                x.mod_inverse(&self.inner.n2, ctx)?
+                x.mod_inverse(&self.inner.ct.m, ctx)?
             } else {
                 x
             };
             // The scalar may be secret to the evaluating party: use the
             // constant-time exponentiation path.
             let e = SecretNat::new(k.magnitude_nat()?);
-            self.nat_to_ct(&base.mod_exp_secret(&e, &self.inner.n2, ctx)?)
+            self.inner
+                .ct
+                .nat_to_ct(&base.mod_exp_secret(&e, &self.inner.ct.m, ctx)?)
         })
     }
 
     fn negate(&self, a: &PaillierCiphertext) -> Result<PaillierCiphertext, HeError> {
-        let x = self.ct_to_nat(a)?;
-        with_ctx(|ctx| self.nat_to_ct(&x.mod_inverse(&self.inner.n2, ctx)?))
+        let x = self.inner.ct.ct_to_nat(a)?;
+        with_ctx(|ctx| {
+            self.inner
+                .ct
+                .nat_to_ct(&x.mod_inverse(&self.inner.ct.m, ctx)?)
+        })
     }
 
     fn rerandomize<R: CryptoRng + ?Sized>(
@@ -429,37 +443,31 @@ impl HePublicKey for PaillierPublicKey {
         a: &PaillierCiphertext,
         rng: &mut R,
     ) -> Result<PaillierCiphertext, HeError> {
-        let mont = &self.inner.mont;
+        let mont = &self.inner.ct.mont;
         let a_exp = self.draw_a(rng);
         let acc = self.hs_pow_mont(&a_exp)?;
         let x = mont.limbs_from_be(&a.bytes)?;
         let mut out = mont.zero();
         acc.finish_times(mont, &mut out, &x);
-        self.limbs_to_ct(&out)
+        self.inner.ct.limbs_to_ct(&out)
     }
 
     type Acc = PaillierAcc;
 
     fn acc_zero(&self) -> PaillierAcc {
-        PaillierAcc {
-            limbs: self.inner.mont.one_mont().into(),
-        }
+        self.inner.ct.acc_zero()
     }
 
     fn acc_prepare(&self, c: &PaillierCiphertext) -> PaillierAcc {
-        PaillierAcc {
-            limbs: self.inner.mont.acc_prepare_be(&c.bytes).into(),
-        }
+        self.inner.ct.acc_prepare(c)
     }
 
     fn acc_add(&self, acc: &mut PaillierAcc, x: &PaillierAcc) {
-        self.inner.mont.acc_add(&mut acc.limbs, &x.limbs);
+        self.inner.ct.acc_add(acc, x);
     }
 
     fn acc_finish(&self, acc: &PaillierAcc) -> PaillierCiphertext {
-        PaillierCiphertext {
-            bytes: self.inner.mont.acc_finish_be(&acc.limbs, self.inner.ct_len),
-        }
+        self.inner.ct.acc_finish(acc)
     }
 
     fn dot_columns(
@@ -468,17 +476,7 @@ impl HePublicKey for PaillierPublicKey {
         scalars: &[i64],
         columns: usize,
     ) -> Result<Vec<PaillierCiphertext>, HeError> {
-        crate::multiexp::check_shape(cts.len(), scalars.len(), columns)?;
-        if cts.is_empty() {
-            return Err(HeError::EmptyInput {
-                what: "ciphertexts of an inner product",
-            });
-        }
-        let bases = crate::multiexp::parse_all(cts.par_iter().map(|c| c.bytes.as_slice()))?;
-        crate::multiexp::multi_exp_columns(&bases, scalars, columns, &self.inner.n2)?
-            .iter()
-            .map(|r| self.nat_to_ct(r))
-            .collect()
+        self.inner.ct.dot_columns(cts, scalars, columns)
     }
 
     fn ciphertext_to_bytes(&self, c: &PaillierCiphertext) -> Vec<u8> {
@@ -486,61 +484,20 @@ impl HePublicKey for PaillierPublicKey {
     }
 
     fn ciphertext_from_bytes(&self, bytes: &[u8]) -> Result<PaillierCiphertext, HeError> {
-        if bytes.len() != self.inner.ct_len {
-            return Err(HeError::InvalidLength {
-                what: "paillier ciphertext",
-                expected: self.inner.ct_len,
-                actual: bytes.len(),
-            });
-        }
-        let c = Nat::from_be(bytes)?;
-        if c.is_zero() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext is zero",
-            });
-        }
-        if c.ucmp(&self.inner.n2) != Ordering::Less {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not below n^2",
-            });
-        }
-        if !with_ctx(|ctx| c.gcd(&self.inner.n, ctx))?.is_one() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not coprime to n",
-            });
-        }
-        Ok(PaillierCiphertext {
-            bytes: bytes.to_vec(),
-        })
+        self.inner.ct.parse(bytes)
     }
 
     fn ciphertexts_from_bytes(
         &self,
         items: &[&[u8]],
     ) -> Result<Vec<PaillierCiphertext>, (usize, HeError)> {
-        let nats: Vec<Nat> = items
-            .par_iter()
-            .enumerate()
-            .map(|(i, b)| self.parse_ranged(b).map_err(|e| (i, e)))
-            .collect::<Result<_, _>>()?;
-        match crate::multiexp::first_not_coprime(&nats, &self.inner.n).map_err(|e| (0, e))? {
-            Some(i) => Err((
-                i,
-                HeError::InvalidCiphertext {
-                    reason: "ciphertext not coprime to n",
-                },
-            )),
-            None => Ok(items
-                .iter()
-                .map(|b| PaillierCiphertext { bytes: b.to_vec() })
-                .collect()),
-        }
+        self.inner.ct.parse_batch(items)
     }
 
     /// `"FHPA" || u32 bits || n (n_len bytes) || hs (ct_len bytes)`, all
     /// big-endian.
     fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.inner.n_len + self.inner.ct_len);
+        let mut out = Vec::with_capacity(8 + self.inner.n_len + self.inner.ct.len);
         out.extend_from_slice(PK_MAGIC);
         out.extend_from_slice(&self.inner.bits.to_be_bytes());
         // Both values fit their widths by construction.
@@ -555,20 +512,20 @@ impl HePublicKey for PaillierPublicKey {
             &self
                 .inner
                 .hs
-                .to_be_padded(self.inner.ct_len)
+                .to_be_padded(self.inner.ct.len)
                 .unwrap_or_default(),
         );
         out
     }
 
-    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+    fn from_bytes_with_policy(bytes: &[u8], policy: KeyPolicy) -> Result<Self, HeError> {
         if bytes.get(..4) != Some(PK_MAGIC.as_slice()) {
             return Err(HeError::InvalidPublicKey {
                 reason: "bad magic",
             });
         }
         let bits = read_u32(bytes, 4)?;
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         let n_len = bits.div_ceil(8) as usize;
         let ct_len = (2 * bits).div_ceil(8) as usize;
         let expected = 8 + n_len + ct_len;
@@ -585,7 +542,7 @@ impl HePublicKey for PaillierPublicKey {
                 reason: "modulus bit length mismatch",
             });
         }
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         let hs = Nat::from_be(bytes.get(8 + n_len..).unwrap_or_default())?;
         with_ctx(|ctx| {
             let n2 = n.mul(&n, ctx)?;
@@ -656,19 +613,31 @@ impl PaillierSecretKey {
     /// Builds a key from two primes (big-endian). Checks that they differ,
     /// have equal bit length, are probable primes and satisfy
     /// `gcd(pq, (p-1)(q-1)) = 1`; the DJN base `hs` is derived from `rng`.
+    /// Refuses moduli below 2048 bits.
     pub fn from_primes<R: CryptoRng + ?Sized>(
         p_be: &[u8],
         q_be: &[u8],
         rng: &mut R,
     ) -> Result<Self, HeError> {
+        Self::from_primes_with_policy(p_be, q_be, KeyPolicy::production(), rng)
+    }
+
+    /// [`PaillierSecretKey::from_primes`] under the key-size `policy`.
+    pub fn from_primes_with_policy<R: CryptoRng + ?Sized>(
+        p_be: &[u8],
+        q_be: &[u8],
+        policy: KeyPolicy,
+        rng: &mut R,
+    ) -> Result<Self, HeError> {
         let p = Nat::from_be(p_be)?;
         let q = Nat::from_be(q_be)?;
-        with_ctx(|ctx| Self::from_nat_primes(p, q, rng, ctx))
+        with_ctx(|ctx| Self::from_nat_primes(p, q, policy, rng, ctx))
     }
 
     fn from_nat_primes<R: CryptoRng + ?Sized>(
         p: Nat,
         q: Nat,
+        policy: KeyPolicy,
         rng: &mut R,
         ctx: &mut Ctx,
     ) -> Result<Self, HeError> {
@@ -690,7 +659,7 @@ impl PaillierSecretKey {
             });
         }
         let n = p.get().mul(q.get(), ctx)?;
-        validate_modulus(&n)?;
+        validate_modulus(&n, policy)?;
         let one = Nat::one()?;
         let p_minus_1 = SecretNat::new(p.get().sub(&one)?);
         let q_minus_1 = SecretNat::new(q.get().sub(&one)?);
@@ -803,7 +772,7 @@ impl PaillierSecretKey {
         let mut out = zeroize::Zeroizing::new(vec![0u64; st.crt.out_limbs()]);
         let mut scratch = zeroize::Zeroizing::new(vec![0u64; 2 * mp.limbs()]);
         st.crt.combine(&mut out, &xp, &xq, &mut scratch);
-        self.pk.limbs_to_ct(&out)
+        self.pk.inner.ct.limbs_to_ct(&out)
     }
 
     fn decrypt_nat(&self, c: &Nat, ctx: &mut Ctx) -> Result<Nat, HeError> {
@@ -870,8 +839,8 @@ impl HeSecretKey for PaillierSecretKey {
     }
 
     fn decrypt(&self, c: &PaillierCiphertext) -> Result<Plaintext, HeError> {
-        let x = self.pk.ct_to_nat(c)?;
-        self.pk.check_scalar_ct(&x)?;
+        let x = self.pk.inner.ct.ct_to_nat(c)?;
+        self.pk.inner.ct.check_below(&x)?;
         with_ctx(|ctx| {
             let m = self.decrypt_nat(&x, ctx)?;
             Plaintext::from_residue_centered(&m, &self.pk.inner.n, &self.pk.inner.n_half)
@@ -885,11 +854,12 @@ impl AdditiveScheme for Paillier {
     type PublicKey = PaillierPublicKey;
     type SecretKey = PaillierSecretKey;
 
-    fn generate_keypair<R: CryptoRng + ?Sized>(
+    fn generate_keypair_with_policy<R: CryptoRng + ?Sized>(
+        policy: KeyPolicy,
         bits: u32,
         rng: &mut R,
     ) -> Result<(PaillierPublicKey, PaillierSecretKey), HeError> {
-        check_modulus_bits(bits, small_keys_allowed())?;
+        policy.check(bits)?;
         if !bits.is_multiple_of(2) {
             return Err(HeError::UnsupportedKeySize {
                 bits,
@@ -900,7 +870,7 @@ impl AdditiveScheme for Paillier {
             for _ in 0..64 {
                 let p = random_prime(rng, bits / 2, ctx)?;
                 let q = random_prime(rng, bits / 2, ctx)?;
-                match PaillierSecretKey::from_nat_primes(p, q, rng, ctx) {
+                match PaillierSecretKey::from_nat_primes(p, q, policy, rng, ctx) {
                     Ok(sk) => return Ok((sk.pk.clone(), sk)),
                     Err(HeError::InvalidSecretKey { .. }) => continue,
                     Err(e) => return Err(e),
@@ -908,30 +878,5 @@ impl AdditiveScheme for Paillier {
             }
             Err(HeError::PrimeGeneration { attempts: 64 })
         })
-    }
-}
-
-impl PaillierPublicKey {
-    /// Length, zero and range checks of a received ciphertext (no gcd).
-    fn parse_ranged(&self, bytes: &[u8]) -> Result<Nat, HeError> {
-        if bytes.len() != self.inner.ct_len {
-            return Err(HeError::InvalidLength {
-                what: "paillier ciphertext",
-                expected: self.inner.ct_len,
-                actual: bytes.len(),
-            });
-        }
-        let c = Nat::from_be(bytes)?;
-        if c.is_zero() {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext is zero",
-            });
-        }
-        if c.ucmp(&self.inner.n2) != Ordering::Less {
-            return Err(HeError::InvalidCiphertext {
-                reason: "ciphertext not below n^2",
-            });
-        }
-        Ok(c)
     }
 }

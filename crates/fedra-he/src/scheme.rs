@@ -1,5 +1,5 @@
 //! The scheme-independent API: [`AdditiveScheme`], [`HePublicKey`],
-//! [`HeSecretKey`], batch operations and the key-size policy.
+//! [`HeSecretKey`], batch operations and the key-size policy ([`KeyPolicy`]).
 //!
 //! Protocols are written generically over `S: AdditiveScheme` and the
 //! concrete scheme ([`crate::Paillier`] or [`crate::OkamotoUchiyama`]) is
@@ -21,36 +21,71 @@ pub const MIN_MODULUS_BITS: u32 = 2048;
 /// Default modulus size for key generation (bits).
 pub const DEFAULT_MODULUS_BITS: u32 = 2048;
 
-/// Minimum modulus size when the `insecure-small-keys-for-tests` feature (or
-/// `cfg(test)`) is active.
+/// Minimum modulus size under [`KeyPolicy::insecure_small_keys_for_tests`] (bits).
 pub const INSECURE_MIN_MODULUS_BITS: u32 = 64;
 
 /// Largest supported modulus (bits).
 pub const MAX_MODULUS_BITS: u32 = 8192;
 
-/// Whether small (insecure) keys are allowed in this build.
-pub const fn small_keys_allowed() -> bool {
-    cfg!(any(test, feature = "insecure-small-keys-for-tests"))
+/// Which modulus sizes key generation and key parsing accept.
+///
+/// The default, [`KeyPolicy::production`], refuses moduli below
+/// [`MIN_MODULUS_BITS`] (2048 bits). The only way to accept smaller keys is to
+/// pass the loudly named [`KeyPolicy::insecure_small_keys_for_tests`] value
+/// explicitly, at the call site: no cargo feature, `cfg` or environment
+/// variable changes what the production constructors
+/// ([`AdditiveScheme::generate_keypair`], [`HePublicKey::from_bytes`],
+/// [`crate::PaillierSecretKey::from_primes`],
+/// [`crate::PaillierPublicKey::from_modulus`]) accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyPolicy {
+    insecure_small_keys: bool,
 }
 
-/// Checks a modulus size against the policy. `allow_insecure` selects the
-/// small-key minimum; production code passes [`small_keys_allowed()`].
-pub fn check_modulus_bits(bits: u32, allow_insecure: bool) -> Result<(), HeError> {
-    let min_bits = if allow_insecure {
-        INSECURE_MIN_MODULUS_BITS
-    } else {
-        MIN_MODULUS_BITS
-    };
-    if bits < min_bits {
-        return Err(HeError::KeyTooSmall { bits, min_bits });
+impl KeyPolicy {
+    /// Moduli of [`MIN_MODULUS_BITS`] to [`MAX_MODULUS_BITS`] bits (the default).
+    pub const fn production() -> Self {
+        KeyPolicy {
+            insecure_small_keys: false,
+        }
     }
-    if bits > MAX_MODULUS_BITS {
-        return Err(HeError::UnsupportedKeySize {
-            bits,
-            reason: "larger than 8192 bits",
-        });
+
+    /// **INSECURE**: also accepts moduli from [`INSECURE_MIN_MODULUS_BITS`]
+    /// bits, which anyone can factor. For tests and benchmarks only.
+    pub const fn insecure_small_keys_for_tests() -> Self {
+        KeyPolicy {
+            insecure_small_keys: true,
+        }
     }
-    Ok(())
+
+    /// Whether this is the insecure test policy.
+    pub const fn allows_insecure_small_keys(self) -> bool {
+        self.insecure_small_keys
+    }
+
+    /// The smallest accepted modulus size (bits).
+    pub const fn min_bits(self) -> u32 {
+        if self.insecure_small_keys {
+            INSECURE_MIN_MODULUS_BITS
+        } else {
+            MIN_MODULUS_BITS
+        }
+    }
+
+    /// Checks a modulus size against this policy.
+    pub fn check(self, bits: u32) -> Result<(), HeError> {
+        let min_bits = self.min_bits();
+        if bits < min_bits {
+            return Err(HeError::KeyTooSmall { bits, min_bits });
+        }
+        if bits > MAX_MODULUS_BITS {
+            return Err(HeError::UnsupportedKeySize {
+                bits,
+                reason: "larger than 8192 bits",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// An additively homomorphic public-key encryption scheme.
@@ -66,8 +101,29 @@ pub trait AdditiveScheme: Send + Sync + 'static {
 
     /// Generates a key pair with a modulus of `bits` bits, drawing all
     /// randomness (primes included) from `rng`: the same RNG state gives the
-    /// same key. Refuses `bits < 2048` unless small keys are allowed.
+    /// same key. Always refuses `bits < 2048` ([`KeyPolicy::production`]).
     fn generate_keypair<R: CryptoRng + ?Sized>(
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<(Self::PublicKey, Self::SecretKey), HeError> {
+        Self::generate_keypair_with_policy(KeyPolicy::production(), bits, rng)
+    }
+
+    /// **INSECURE**: [`AdditiveScheme::generate_keypair`] that also accepts
+    /// moduli below 2048 bits ([`KeyPolicy::insecure_small_keys_for_tests`]).
+    /// For tests and benchmarks only.
+    fn generate_keypair_insecure_for_tests<R: CryptoRng + ?Sized>(
+        bits: u32,
+        rng: &mut R,
+    ) -> Result<(Self::PublicKey, Self::SecretKey), HeError> {
+        Self::generate_keypair_with_policy(KeyPolicy::insecure_small_keys_for_tests(), bits, rng)
+    }
+
+    /// [`AdditiveScheme::generate_keypair`] with the key-size policy chosen
+    /// by the caller (protocols pass the policy their configuration carries,
+    /// which is [`KeyPolicy::production`] unless a test set it).
+    fn generate_keypair_with_policy<R: CryptoRng + ?Sized>(
+        policy: KeyPolicy,
         bits: u32,
         rng: &mut R,
     ) -> Result<(Self::PublicKey, Self::SecretKey), HeError>;
@@ -195,8 +251,14 @@ pub trait HePublicKey: Clone + Debug + Send + Sync + 'static {
     /// Serialises the public key.
     fn to_bytes(&self) -> Vec<u8>;
 
-    /// Parses and validates a public key (including the key-size policy).
-    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError>;
+    /// Parses and validates a public key, refusing moduli below 2048 bits
+    /// ([`KeyPolicy::production`]).
+    fn from_bytes(bytes: &[u8]) -> Result<Self, HeError> {
+        Self::from_bytes_with_policy(bytes, KeyPolicy::production())
+    }
+
+    /// Parses and validates a public key under the key-size `policy`.
+    fn from_bytes_with_policy(bytes: &[u8], policy: KeyPolicy) -> Result<Self, HeError>;
 
     /// Encrypts a batch on the rayon pool. One 32-byte seed per item is
     /// drawn serially from `rng`, then each item is encrypted with a

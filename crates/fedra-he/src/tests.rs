@@ -1,4 +1,4 @@
-//! Unit and property tests (small keys are allowed under `cfg(test)`).
+//! Unit and property tests (small keys only through the explicit `TEST_KEYS` policy).
 
 use std::sync::OnceLock;
 
@@ -8,18 +8,23 @@ use rand_core::SeedableRng;
 
 use crate::*;
 
+/// The insecure key-size policy, passed explicitly by every small-key test.
+const TEST_KEYS: KeyPolicy = KeyPolicy::insecure_small_keys_for_tests();
+
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
 fn paillier() -> &'static (PaillierPublicKey, PaillierSecretKey) {
     static K: OnceLock<(PaillierPublicKey, PaillierSecretKey)> = OnceLock::new();
-    K.get_or_init(|| Paillier::generate_keypair(512, &mut rng(1)).unwrap())
+    K.get_or_init(|| Paillier::generate_keypair_insecure_for_tests(512, &mut rng(1)).unwrap())
 }
 
 fn ou() -> &'static (OuPublicKey, OuSecretKey) {
     static K: OnceLock<(OuPublicKey, OuSecretKey)> = OnceLock::new();
-    K.get_or_init(|| OkamotoUchiyama::generate_keypair(480, &mut rng(2)).unwrap())
+    K.get_or_init(|| {
+        OkamotoUchiyama::generate_keypair_insecure_for_tests(480, &mut rng(2)).unwrap()
+    })
 }
 
 // p = 2^64 - 59, q = 2^64 - 83 (both prime).
@@ -28,9 +33,13 @@ const KAT_Q: u64 = 18446744073709551533;
 
 #[test]
 fn paillier_known_answer() {
-    let sk =
-        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
-            .unwrap();
+    let sk = PaillierSecretKey::from_primes_with_policy(
+        &KAT_P.to_be_bytes(),
+        &KAT_Q.to_be_bytes(),
+        TEST_KEYS,
+        &mut rng(3),
+    )
+    .unwrap();
     let pk = sk.public_key();
     assert_eq!(
         Plaintext::from_sign_magnitude_be(false, &pk.modulus_be()),
@@ -89,19 +98,21 @@ fn decimal_to_be(s: &str) -> Vec<u8> {
 
 #[test]
 fn keygen_is_deterministic_for_seeded_rng() {
-    let (pk1, _) = Paillier::generate_keypair(256, &mut rng(9)).unwrap();
-    let (pk2, _) = Paillier::generate_keypair(256, &mut rng(9)).unwrap();
+    let (pk1, _) = Paillier::generate_keypair_insecure_for_tests(256, &mut rng(9)).unwrap();
+    let (pk2, _) = Paillier::generate_keypair_insecure_for_tests(256, &mut rng(9)).unwrap();
     assert_eq!(pk1.to_bytes(), pk2.to_bytes());
     assert_eq!(pk1.modulus_bits(), 256);
-    let (ou1, _) = OkamotoUchiyama::generate_keypair(480, &mut rng(9)).unwrap();
-    let (ou2, _) = OkamotoUchiyama::generate_keypair(480, &mut rng(9)).unwrap();
+    let (ou1, _) = OkamotoUchiyama::generate_keypair_insecure_for_tests(480, &mut rng(9)).unwrap();
+    let (ou2, _) = OkamotoUchiyama::generate_keypair_insecure_for_tests(480, &mut rng(9)).unwrap();
     assert_eq!(ou1.to_bytes(), ou2.to_bytes());
     assert_eq!(ou1.modulus_bits(), 480);
 }
 
 #[test]
-fn policy_refuses_small_keys_without_insecure_flag() {
-    let e = check_modulus_bits(1024, false).unwrap_err();
+fn key_policy_minimums() {
+    let prod = KeyPolicy::production();
+    assert_eq!(KeyPolicy::default(), prod);
+    let e = prod.check(1024).unwrap_err();
     assert_eq!(
         e,
         HeError::KeyTooSmall {
@@ -110,17 +121,31 @@ fn policy_refuses_small_keys_without_insecure_flag() {
         }
     );
     assert_eq!(e.code(), "he.key_too_small");
-    assert!(check_modulus_bits(2048, false).is_ok());
-    assert!(check_modulus_bits(3072, false).is_ok());
-    assert!(check_modulus_bits(512, true).is_ok());
-    assert!(check_modulus_bits(32, true).is_err());
+    assert!(prod.check(2047).is_err());
+    assert!(prod.check(2048).is_ok());
+    assert!(prod.check(3072).is_ok());
+    assert!(prod.check(8193).is_err());
+    assert!(TEST_KEYS.check(512).is_ok());
+    assert!(TEST_KEYS.check(32).is_err());
+    // Small keys made under the test policy are refused by the production parsers.
+    let (pk, _) = paillier();
+    assert_eq!(
+        PaillierPublicKey::from_bytes(&pk.to_bytes())
+            .unwrap_err()
+            .code(),
+        "he.key_too_small"
+    );
 }
 
 #[test]
 fn secret_key_debug_hides_primes() {
-    let sk =
-        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
-            .unwrap();
+    let sk = PaillierSecretKey::from_primes_with_policy(
+        &KAT_P.to_be_bytes(),
+        &KAT_Q.to_be_bytes(),
+        TEST_KEYS,
+        &mut rng(3),
+    )
+    .unwrap();
     let dbg = format!("{sk:?} {sk:#?}");
     for secret in [KAT_P, KAT_Q] {
         assert!(!dbg.contains(&secret.to_string()), "{dbg}");
@@ -187,9 +212,13 @@ fn check_validation<P: HePublicKey>(pk: &P, n_be: &[u8], p_be: &[u8], modulus_sq
 
 #[test]
 fn paillier_ciphertext_validation() {
-    let sk =
-        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
-            .unwrap();
+    let sk = PaillierSecretKey::from_primes_with_policy(
+        &KAT_P.to_be_bytes(),
+        &KAT_Q.to_be_bytes(),
+        TEST_KEYS,
+        &mut rng(3),
+    )
+    .unwrap();
     let pk = sk.public_key();
     let n = (u128::from(KAT_P) * u128::from(KAT_Q)).to_be_bytes();
     // python3 -c "print((2**64-59)**2*(2**64-83)**2)"
@@ -220,27 +249,30 @@ fn ou_secret_p() -> Vec<u8> {
 #[test]
 fn public_key_serialization_roundtrip() {
     let (pk, sk) = paillier();
-    let pk2 = PaillierPublicKey::from_bytes(&pk.to_bytes()).unwrap();
+    let pk2 = PaillierPublicKey::from_bytes_with_policy(&pk.to_bytes(), TEST_KEYS).unwrap();
     let c = pk2.encrypt(&Plaintext::from_i64(-99), &mut rng(5)).unwrap();
     assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(-99));
     let mut bad = pk.to_bytes();
     bad[0] = b'X';
     assert_eq!(
-        PaillierPublicKey::from_bytes(&bad).unwrap_err().code(),
+        PaillierPublicKey::from_bytes_with_policy(&bad, TEST_KEYS)
+            .unwrap_err()
+            .code(),
         "he.invalid_public_key"
     );
     let bad = &pk.to_bytes()[..20];
-    assert!(PaillierPublicKey::from_bytes(bad).is_err());
+    assert!(PaillierPublicKey::from_bytes_with_policy(bad, TEST_KEYS).is_err());
 
     let (opk, osk) = ou();
-    let opk2 = OuPublicKey::from_bytes(&opk.to_bytes()).unwrap();
+    let opk2 = OuPublicKey::from_bytes_with_policy(&opk.to_bytes(), TEST_KEYS).unwrap();
     let c = opk2
         .encrypt(&Plaintext::from_i64(-99), &mut rng(5))
         .unwrap();
     assert_eq!(osk.decrypt(&c).unwrap().to_i64(), Some(-99));
 
     // Own DJN base derived from the modulus alone.
-    let pk3 = PaillierPublicKey::from_modulus(&pk.modulus_be(), &mut rng(6)).unwrap();
+    let pk3 = PaillierPublicKey::from_modulus_with_policy(&pk.modulus_be(), TEST_KEYS, &mut rng(6))
+        .unwrap();
     let c = pk3.encrypt(&Plaintext::from_i64(77), &mut rng(5)).unwrap();
     assert_eq!(sk.decrypt(&c).unwrap().to_i64(), Some(77));
 }
@@ -760,9 +792,13 @@ fn dot_rejects_bad_shapes() {
 
 #[test]
 fn batch_ciphertext_parsing_matches_single_and_finds_bad_items() {
-    let sk =
-        PaillierSecretKey::from_primes(&KAT_P.to_be_bytes(), &KAT_Q.to_be_bytes(), &mut rng(3))
-            .unwrap();
+    let sk = PaillierSecretKey::from_primes_with_policy(
+        &KAT_P.to_be_bytes(),
+        &KAT_Q.to_be_bytes(),
+        TEST_KEYS,
+        &mut rng(3),
+    )
+    .unwrap();
     let pk = sk.public_key();
     let cts = pk
         .encrypt_batch(

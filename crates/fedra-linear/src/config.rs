@@ -1,6 +1,7 @@
 //! Typed training configuration (serde: TOML/JSON) and its validation.
 
 use fedra_federation::PartyId;
+use fedra_he::KeyPolicy;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LinearError, Result};
@@ -166,9 +167,16 @@ pub struct Config {
     /// Encryption scheme.
     #[serde(default = "default_scheme")]
     pub scheme: Scheme,
-    /// Modulus size, `2048..=8192` (smaller only in test builds).
+    /// Modulus size, `2048..=8192` (smaller only under
+    /// [`KeyPolicy::insecure_small_keys_for_tests`]).
     #[serde(default = "default_key_bits")]
     pub key_bits: u32,
+    /// Which key sizes this party generates and accepts from its peers.
+    /// Not part of the job file (a job cannot set it): always
+    /// [`KeyPolicy::production`] unless a test assigns
+    /// [`KeyPolicy::insecure_small_keys_for_tests`] in code.
+    #[serde(skip)]
+    pub key_policy: KeyPolicy,
     /// Each party standardises its own columns with its own training mean
     /// and standard deviation (stored in its model).
     #[serde(default = "default_true")]
@@ -244,6 +252,7 @@ impl Config {
             precision_bits: default_precision(),
             scheme: default_scheme(),
             key_bits: default_key_bits(),
+            key_policy: KeyPolicy::production(),
             standardize: true,
             fit_intercept: true,
             shuffle_seed: None,
@@ -338,11 +347,7 @@ impl Config {
                 format!("{} is not in 8..=24", self.precision_bits),
             ));
         }
-        let min_bits = if fedra_he::small_keys_allowed() {
-            fedra_he::scheme::INSECURE_MIN_MODULUS_BITS.max(256)
-        } else {
-            fedra_he::MIN_MODULUS_BITS
-        };
+        let min_bits = self.key_policy.min_bits().max(256);
         if !(min_bits..=8192).contains(&self.key_bits) {
             return Err(bad(
                 "key_bits",

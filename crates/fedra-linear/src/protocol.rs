@@ -1,7 +1,7 @@
 //! The training and prediction protocols, one async function per role.
 
 use fedra_data::Dataset;
-use fedra_federation::{Channel, PartyId, Tag};
+use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, OkamotoUchiyama, Paillier, Plaintext};
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
@@ -10,7 +10,7 @@ use crate::core::{self, Alpha, Encoded, Stopper};
 use crate::error::{LinearError, Result, he};
 use crate::model::{GuestModel, HostModel};
 use crate::pack;
-use crate::wire::{self, decode_err};
+use crate::wire;
 
 fn tag(cfg: &Config, round: u64, name: &str) -> Tag {
     Tag::new(&cfg.task, round, name)
@@ -68,11 +68,12 @@ fn decrypt_with<SK: HeSecretKey>(
         .enumerate()
         .map(|(i, p)| {
             decode(p).ok_or_else(|| {
-                decode_err(
+                FedError::malformed(
                     from,
                     t,
                     format!("decrypted value {i} is outside the masked range"),
                 )
+                .into()
             })
         })
         .collect()
@@ -92,7 +93,7 @@ fn unmask(v: &[i128], m: &[i128], from: &PartyId, t: &Tag) -> Result<Vec<i128>> 
         .zip(m)
         .map(|(v, m)| {
             v.checked_sub(*m)
-                .ok_or_else(|| decode_err(from, t, "masked value out of range"))
+                .ok_or_else(|| FedError::malformed(from, t, "masked value out of range").into())
         })
         .collect()
 }
@@ -193,26 +194,6 @@ fn guest_model(
     }
 }
 
-fn epoch_end_payload(stop: bool, loss: f64) -> bytes::Bytes {
-    let mut v = vec![u8::from(stop)];
-    v.extend_from_slice(&loss.to_be_bytes());
-    bytes::Bytes::from(v)
-}
-
-fn dec_epoch_end(from: &PartyId, t: &Tag, b: &[u8]) -> Result<(bool, f64)> {
-    if b.len() != 9 {
-        return Err(decode_err(
-            from,
-            t,
-            format!("{} bytes, expected 9", b.len()),
-        ));
-    }
-    let stop = wire::dec_flag(from, t, &b[..1])?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[1..]);
-    Ok((stop, f64::from_be_bytes(a)))
-}
-
 /// Trains as the guest (label holder). Returns the guest's model, with the
 /// per-epoch training loss.
 pub async fn train_guest<R: CryptoRng + Send + ?Sized>(
@@ -303,7 +284,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
 
     match arbiter {
         Some(arbiter) => {
-            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg).await?;
             for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
@@ -366,7 +347,8 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                         .await?;
                 }
                 let t_e = tag(cfg, round, "epoch_end");
-                let (stop, l) = dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
+                let (stop, l) =
+                    wire::dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
                 history.push(l);
                 if stop {
                     stopped = true;
@@ -380,9 +362,10 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                 reason: "no host".into(),
             })?;
             let hcols = host_cols.first().copied().unwrap_or(0);
-            let (pk_g, sk_g) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            let (pk_g, sk_g) = S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng)
+                .map_err(he("keygen"))?;
             ch.send(host, &pk_tag, pk_g.to_bytes().into()).await?;
-            let pk_h: S::PublicKey = wire::recv_pk(ch, host, &pk_tag, cfg.key_bits).await?;
+            let pk_h: S::PublicKey = wire::recv_pk(ch, host, &pk_tag, cfg).await?;
             for epoch in 0..cfg.max_epochs {
                 let mut epoch_loss = 0.0;
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
@@ -451,15 +434,15 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                     let cross = unmask(&v, &masks, host, &t_gp)?;
                     let mut grad = g.enc.xt_dot(&rows, &widen(&co.beta));
                     for (gj, c) in grad.iter_mut().zip(&cross) {
-                        *gj = gj
-                            .checked_add(*c)
-                            .ok_or_else(|| decode_err(host, &t_gp, "gradient out of range"))?;
+                        *gj = gj.checked_add(*c).ok_or_else(|| {
+                            FedError::malformed(host, &t_gp, "gradient out of range")
+                        })?;
                     }
                     let local = co.ell + core::batch_penalty(cfg, &w, bl, g.intercept);
                     core::step(cfg, epoch, &mut w, &grad, bl, g.intercept);
                     let l = core::loss_fixed(local, f)?
                         .checked_add(host_loss)
-                        .ok_or_else(|| decode_err(host, &t_hm, "loss out of range"))?;
+                        .ok_or_else(|| FedError::malformed(host, &t_hm, "loss out of range"))?;
                     epoch_loss += l as f64 / core::loss_scale(f);
                 }
                 let l = epoch_loss / n as f64;
@@ -468,7 +451,7 @@ async fn guest<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                 ch.send(
                     host,
                     &tag(cfg, round, "epoch_end"),
-                    epoch_end_payload(stop, f64::NAN),
+                    wire::enc_epoch_end(stop, f64::NAN),
                 )
                 .await?;
                 if stop {
@@ -505,7 +488,7 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
     let pk_tag = tag(cfg, 0, "pk");
     match arbiter {
         Some(arbiter) => {
-            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg.key_bits).await?;
+            let pk: S::PublicKey = wire::recv_pk(ch, &arbiter, &pk_tag, cfg).await?;
             'epochs: for epoch in 0..cfg.max_epochs {
                 for rows in core::batches(n, cfg.batch_size, cfg.shuffle_seed, epoch) {
                     round += 1;
@@ -549,16 +532,18 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                         .await?;
                 }
                 let t_e = tag(cfg, round, "epoch_end");
-                let (stop, _) = dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
+                let (stop, _) =
+                    wire::dec_epoch_end(&arbiter, &t_e, &ch.recv(&arbiter, &t_e).await?)?;
                 if stop {
                     break 'epochs;
                 }
             }
         }
         None => {
-            let (pk_h, sk_h) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+            let (pk_h, sk_h) = S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng)
+                .map_err(he("keygen"))?;
             ch.send(guest, &pk_tag, pk_h.to_bytes().into()).await?;
-            let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg.key_bits).await?;
+            let pk_g: S::PublicKey = wire::recv_pk(ch, guest, &pk_tag, cfg).await?;
             let per_row = core::alpha_per_row(cfg);
             // Three-slot values need `pack::CAPACITY_BITS`.
             if per_row && pk_g.plaintext_capacity_bits() < pack::CAPACITY_BITS {
@@ -663,7 +648,7 @@ async fn host<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
                         .await?;
                 }
                 let t_e = tag(cfg, round, "epoch_end");
-                let (stop, _) = dec_epoch_end(guest, &t_e, &ch.recv(guest, &t_e).await?)?;
+                let (stop, _) = wire::dec_epoch_end(guest, &t_e, &ch.recv(guest, &t_e).await?)?;
                 if stop {
                     break 'epochs2;
                 }
@@ -683,7 +668,8 @@ async fn arbiter<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
     cfg: &Config,
     rng: &mut R,
 ) -> Result<Vec<f64>> {
-    let (pk, sk) = S::generate_keypair(cfg.key_bits, rng).map_err(he("keygen"))?;
+    let (pk, sk) =
+        S::generate_keypair_with_policy(cfg.key_policy, cfg.key_bits, rng).map_err(he("keygen"))?;
     let pk_tag = tag(cfg, 0, "pk");
     let pk_bytes: bytes::Bytes = pk.to_bytes().into();
     for p in std::iter::once(&cfg.guest).chain(&cfg.hosts) {
@@ -722,20 +708,20 @@ async fn arbiter<S: AdditiveScheme, R: CryptoRng + Send + ?Sized>(
             let t_l = tag(cfg, round, "loss");
             let l = wire::dec_cts(&pk, &cfg.guest, &t_l, &ch.recv(&cfg.guest, &t_l).await?, 1)?;
             let v = sk.decrypt_batch(&l).map_err(he("decrypt"))?;
-            let v = v
-                .first()
-                .and_then(Plaintext::to_i128)
-                .ok_or_else(|| decode_err(&cfg.guest, &t_l, "decrypted loss out of range"))?;
+            let v = v.first().and_then(Plaintext::to_i128).ok_or_else(|| {
+                FedError::malformed(&cfg.guest, &t_l, "decrypted loss out of range")
+            })?;
             sum += v as f64 / core::loss_scale(f);
         }
         let l = sum / n as f64;
         history.push(l);
         let stop = stopper.update(cfg, l);
         let t_e = tag(cfg, round, "epoch_end");
-        ch.send(&cfg.guest, &t_e, epoch_end_payload(stop, l))
+        ch.send(&cfg.guest, &t_e, wire::enc_epoch_end(stop, l))
             .await?;
         for h in &cfg.hosts {
-            ch.send(h, &t_e, epoch_end_payload(stop, f64::NAN)).await?;
+            ch.send(h, &t_e, wire::enc_epoch_end(stop, f64::NAN))
+                .await?;
         }
         if stop {
             break;
@@ -828,18 +814,10 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
         let (seed, sign) = if k > pos {
             let mut seed = [0u8; 32];
             rng.fill_bytes(&mut seed);
-            ch.send(peer, &t, bytes::Bytes::copy_from_slice(&seed))
-                .await?;
+            ch.send(peer, &t, wire::enc_seed(&seed)).await?;
             (seed, 1i128)
         } else {
-            let b = ch.recv(peer, &t).await?;
-            let seed: [u8; 32] = b.as_ref().try_into().map_err(|_| {
-                decode_err(
-                    peer,
-                    &t,
-                    format!("{} bytes, expected a 32-byte seed", b.len()),
-                )
-            })?;
+            let seed = wire::dec_seed(peer, &t, &ch.recv(peer, &t).await?)?;
             (seed, -1i128)
         };
         let mut prg = rand_chacha::ChaCha20Rng::from_seed(seed);

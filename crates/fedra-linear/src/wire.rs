@@ -1,72 +1,52 @@
-//! Message encoding with explicit bounds: every received message is checked
-//! against the exact size the protocol expects, and every ciphertext is
-//! validated, before use. Errors name the sender and the tag.
+//! The messages of the linear-model protocols, written and read with the one
+//! codec (`fedra_federation::codec`: little-endian, `u32` counts, no trailing
+//! bytes). Every received message is checked against the exact shape the
+//! protocol expects, and every ciphertext and public key is validated, before
+//! use; a malformed one is a [`FedError::malformed`] naming the sender and
+//! the tag.
 
 use bytes::Bytes;
+use fedra_federation::codec::{CodecError, Reader, Writer};
 use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::HePublicKey;
 
-use crate::error::{LinearError, Result};
+use crate::config::Config;
+use crate::error::Result;
 
-pub(crate) fn decode_err(from: &PartyId, tag: &Tag, detail: impl Into<String>) -> LinearError {
-    LinearError::Fed(FedError::Decode {
-        party: from.to_string(),
-        tag: tag.to_string(),
-        detail: detail.into(),
-    })
-}
-
-fn header(count: usize) -> Vec<u8> {
-    (count as u64).to_be_bytes().to_vec()
-}
-
-/// Splits off and checks the `u64` count header.
-fn body<'a>(
+/// Reads a complete message from `from` with `body` (no trailing bytes
+/// allowed); a malformed one is a peer error naming `from` and `tag`.
+fn parse<'a, T>(
     from: &PartyId,
     tag: &Tag,
     b: &'a [u8],
-    expected: usize,
-    width: usize,
-) -> Result<&'a [u8]> {
-    let (head, rest) = b.split_at_checked(8).ok_or_else(|| {
-        decode_err(
-            from,
-            tag,
-            format!("{} bytes is shorter than the 8-byte header", b.len()),
-        )
-    })?;
-    let mut h = [0u8; 8];
-    h.copy_from_slice(head);
-    let count = u64::from_be_bytes(h);
-    if count != expected as u64 {
-        return Err(decode_err(
-            from,
-            tag,
-            format!("{count} items, expected {expected}"),
-        ));
-    }
-    if rest.len() as u64 != (expected as u64).saturating_mul(width as u64) {
-        return Err(decode_err(
-            from,
-            tag,
-            format!(
-                "{} payload bytes for {expected} items of {width} bytes",
-                rest.len()
-            ),
-        ));
-    }
-    Ok(rest)
+    body: impl FnOnce(&mut Reader<'a>) -> std::result::Result<T, CodecError>,
+) -> Result<T> {
+    let mut r = Reader::new(b);
+    let v = body(&mut r).and_then(|v| r.finish().map(|()| v));
+    v.map_err(|e| e.from_peer(from, tag).into())
 }
 
+/// The `u32` item count, which must be `expected`.
+fn exact_count(r: &mut Reader<'_>, expected: usize) -> std::result::Result<(), CodecError> {
+    let at = r.clone();
+    let count = r.u32()?;
+    if u64::from(count) != expected as u64 {
+        return Err(at.invalid(format!("{count} items, expected {expected}")));
+    }
+    Ok(())
+}
+
+/// `u32 count || count fixed-width ciphertexts`.
 pub(crate) fn enc_cts<K: HePublicKey>(pk: &K, cts: &[K::Ciphertext]) -> Bytes {
-    let mut out = header(cts.len());
-    out.reserve(cts.len() * pk.ciphertext_len());
+    let mut w = Writer::with_capacity(4 + cts.len() * pk.ciphertext_len());
+    w.count(cts.len());
     for c in cts {
-        out.extend_from_slice(&pk.ciphertext_to_bytes(c));
+        w.raw(&pk.ciphertext_to_bytes(c));
     }
-    Bytes::from(out)
+    w.into_bytes()
 }
 
+/// Exactly `expected` ciphertexts of `pk`, each validated.
 pub(crate) fn dec_cts<K: HePublicKey>(
     pk: &K,
     from: &PartyId,
@@ -75,90 +55,108 @@ pub(crate) fn dec_cts<K: HePublicKey>(
     expected: usize,
 ) -> Result<Vec<K::Ciphertext>> {
     let w = pk.ciphertext_len();
-    let rest = body(from, tag, b, expected, w)?;
-    let items: Vec<&[u8]> = rest.chunks(w.max(1)).collect();
+    let payload = parse(from, tag, b, |r| {
+        exact_count(r, expected)?;
+        r.take(expected.saturating_mul(w))
+    })?;
+    let items: Vec<&[u8]> = payload.chunks(w.max(1)).collect();
     pk.ciphertexts_from_bytes(&items)
-        .map_err(|(i, e)| decode_err(from, tag, format!("ciphertext {i}: {e}")))
+        .map_err(|(i, e)| FedError::malformed(from, tag, format!("ciphertext {i}: {e}")).into())
 }
 
+/// `u32 count || count little-endian i128`.
 pub(crate) fn enc_i128(v: &[i128]) -> Bytes {
-    let mut out = header(v.len());
+    let mut w = Writer::with_capacity(4 + 16 * v.len());
+    w.count(v.len());
     for x in v {
-        out.extend_from_slice(&x.to_be_bytes());
+        w.raw(&x.to_le_bytes());
     }
-    Bytes::from(out)
+    w.into_bytes()
 }
 
+/// Exactly `expected` little-endian i128.
 pub(crate) fn dec_i128(from: &PartyId, tag: &Tag, b: &[u8], expected: usize) -> Result<Vec<i128>> {
-    let rest = body(from, tag, b, expected, 16)?;
-    Ok(rest
-        .chunks_exact(16)
-        .map(|c| {
-            let mut a = [0u8; 16];
-            a.copy_from_slice(c);
-            i128::from_be_bytes(a)
-        })
-        .collect())
+    parse(from, tag, b, |r| {
+        exact_count(r, expected)?;
+        let payload = r.take(expected.saturating_mul(16))?;
+        Ok(payload
+            .chunks_exact(16)
+            .map(|c| {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(c);
+                i128::from_le_bytes(a)
+            })
+            .collect())
+    })
 }
 
 /// `(rows, columns)` of a party.
 pub(crate) fn enc_meta(rows: usize, cols: usize) -> Bytes {
-    let mut out = Vec::with_capacity(16);
-    out.extend_from_slice(&(rows as u64).to_be_bytes());
-    out.extend_from_slice(&(cols as u64).to_be_bytes());
-    Bytes::from(out)
+    let mut w = Writer::with_capacity(16);
+    w.u64(rows as u64).u64(cols as u64);
+    w.into_bytes()
 }
 
+/// `(rows, columns)` of a party, at most 2^40 × 2^24.
 pub(crate) fn dec_meta(from: &PartyId, tag: &Tag, b: &[u8]) -> Result<(usize, usize)> {
-    if b.len() != 16 {
-        return Err(decode_err(
-            from,
-            tag,
-            format!("{} bytes, expected 16", b.len()),
-        ));
-    }
-    let mut r = [0u8; 8];
-    let mut c = [0u8; 8];
-    r.copy_from_slice(&b[..8]);
-    c.copy_from_slice(&b[8..]);
-    let (rows, cols) = (u64::from_be_bytes(r), u64::from_be_bytes(c));
-    if rows > 1 << 40 || cols > 1 << 24 {
-        return Err(decode_err(
-            from,
-            tag,
-            format!("implausible shape {rows} × {cols}"),
-        ));
-    }
-    Ok((rows as usize, cols as usize))
+    parse(from, tag, b, |r| {
+        let at = r.clone();
+        let (rows, cols) = (r.u64()?, r.u64()?);
+        if rows > 1 << 40 || cols > 1 << 24 {
+            return Err(at.invalid(format!("implausible shape {rows} × {cols}")));
+        }
+        Ok((rows as usize, cols as usize))
+    })
 }
 
-/// Receives and parses a public key, checking its size against the config.
+/// End of an epoch: stop flag and the loss (NaN where the receiver does not
+/// learn it).
+pub(crate) fn enc_epoch_end(stop: bool, loss: f64) -> Bytes {
+    let mut w = Writer::with_capacity(9);
+    w.bool(stop).f64(loss);
+    w.into_bytes()
+}
+
+/// `(stop, loss)`; the loss may be any bit pattern (NaN when not shared).
+pub(crate) fn dec_epoch_end(from: &PartyId, tag: &Tag, b: &[u8]) -> Result<(bool, f64)> {
+    parse(from, tag, b, |r| Ok((r.bool()?, r.f64()?)))
+}
+
+/// A 32-byte mask seed, as it is.
+pub(crate) fn enc_seed(seed: &[u8; 32]) -> Bytes {
+    let mut w = Writer::with_capacity(32);
+    w.raw(seed);
+    w.into_bytes()
+}
+
+/// A 32-byte mask seed.
+pub(crate) fn dec_seed(from: &PartyId, tag: &Tag, b: &[u8]) -> Result<[u8; 32]> {
+    parse(from, tag, b, Reader::array::<32>)
+}
+
+/// Receives and parses a public key (the message is the key's own
+/// encoding), under this party's key-size policy, checking its size against
+/// the config.
 pub(crate) async fn recv_pk<K: HePublicKey>(
     ch: &dyn Channel,
     from: &PartyId,
     tag: &Tag,
-    bits: u32,
+    cfg: &Config,
 ) -> Result<K> {
     let b = ch.recv(from, tag).await?;
-    let pk = K::from_bytes(&b).map_err(|e| decode_err(from, tag, format!("public key: {e}")))?;
+    let pk = K::from_bytes_with_policy(&b, cfg.key_policy)
+        .map_err(|e| FedError::malformed(from, tag, format!("public key: {e}")))?;
+    let bits = cfg.key_bits;
     if pk.modulus_bits() != bits {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             from,
             tag,
             format!(
                 "public key has {} bits, the job requires {bits}",
                 pk.modulus_bits()
             ),
-        ));
+        )
+        .into());
     }
     Ok(pk)
-}
-
-/// A one-byte flag (epoch end: continue / stop).
-pub(crate) fn dec_flag(from: &PartyId, tag: &Tag, b: &[u8]) -> Result<bool> {
-    match b {
-        [0] => Ok(false),
-        [1] => Ok(true),
-        _ => Err(decode_err(from, tag, "expected a one-byte flag (0 or 1)")),
-    }
 }

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fedra_data::{Dataset, DatasetSpec, load};
+use fedra_federation::codec::Writer;
 use fedra_federation::{Channel, Failure, PartyId, Tag, mem::MemNetwork};
-use fedra_he::{AdditiveScheme, HePublicKey, Paillier};
+use fedra_he::{AdditiveScheme, HePublicKey, KeyPolicy, Paillier};
 use fedra_linear::plaintext::train_plaintext;
 use fedra_linear::*;
 use rand_chacha::ChaCha20Rng;
@@ -189,7 +190,9 @@ fn small_cfg(hosts: &[&str], objective: Objective, mode: Mode) -> Config {
         objective,
         mode,
     );
-    cfg.key_bits = 512; // `insecure-small-keys-for-tests`: fast and still exact.
+    // Fast and still exact; small keys need the explicit test policy.
+    cfg.key_bits = 512;
+    cfg.key_policy = KeyPolicy::insecure_small_keys_for_tests();
     cfg
 }
 
@@ -301,9 +304,9 @@ fn two_host_prediction_reveals_only_the_sum() {
         for h in &ids {
             let bytes = gch.recv(h, &t).await.unwrap();
             out.push(
-                bytes[8..]
+                bytes[4..]
                     .chunks_exact(16)
-                    .map(|c| i128::from_be_bytes(c.try_into().unwrap()))
+                    .map(|c| i128::from_le_bytes(c.try_into().unwrap()))
                     .collect(),
             );
         }
@@ -533,22 +536,31 @@ fn guest_vs_fake_host(fake: impl AsyncFnOnce(&dyn Channel, &Config) + Send) -> L
 async fn fake_setup(ch: &dyn Channel, cfg: &Config) -> fedra_he::PaillierPublicKey {
     let guest = pid("guest");
     let meta = Tag::new(&cfg.task, 0, "meta");
-    let mut m = (569u64).to_be_bytes().to_vec();
-    m.extend_from_slice(&20u64.to_be_bytes());
-    ch.send(&guest, &meta, m.into()).await.unwrap();
-    let (pk, _sk) = Paillier::generate_keypair(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+    ch.send(&guest, &meta, meta_msg(569, 20)).await.unwrap();
+    let (pk, _sk) =
+        Paillier::generate_keypair_insecure_for_tests(512, &mut ChaCha20Rng::seed_from_u64(5))
+            .unwrap();
     ch.send(&guest, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
         .await
         .unwrap();
     pk
 }
 
-fn vec_msg(count: u64, item: &[u8]) -> bytes::Bytes {
-    let mut v = count.to_be_bytes().to_vec();
+/// A `(rows, columns)` message as a party sends it.
+fn meta_msg(rows: u64, cols: u64) -> bytes::Bytes {
+    let mut w = Writer::new();
+    w.u64(rows).u64(cols);
+    w.into_bytes()
+}
+
+/// `count` copies of `item` behind a `u32` count.
+fn vec_msg(count: u32, item: &[u8]) -> bytes::Bytes {
+    let mut w = Writer::new();
+    w.u32(count);
     for _ in 0..count {
-        v.extend_from_slice(item);
+        w.raw(item);
     }
-    v.into()
+    w.into_bytes()
 }
 
 #[test]
@@ -624,13 +636,14 @@ fn host_refuses_residuals_of_the_wrong_shape() {
         };
         let guest = async {
             let hid = pid("host");
-            let mut m = (569u64).to_be_bytes().to_vec();
-            m.extend_from_slice(&10u64.to_be_bytes());
-            gch.send(&hid, &Tag::new(&cfg.task, 0, "meta"), m.into())
+            gch.send(&hid, &Tag::new(&cfg.task, 0, "meta"), meta_msg(569, 10))
                 .await
                 .unwrap();
-            let (pk, _) =
-                Paillier::generate_keypair(512, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+            let (pk, _) = Paillier::generate_keypair_insecure_for_tests(
+                512,
+                &mut ChaCha20Rng::seed_from_u64(5),
+            )
+            .unwrap();
             gch.send(&hid, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
                 .await
                 .unwrap();
@@ -657,12 +670,12 @@ fn host_refuses_residuals_of_the_wrong_shape() {
 fn weak_public_key_from_peer_is_refused() {
     let e = guest_vs_fake_host(async |ch, cfg| {
         let guest = pid("guest");
-        let mut m = (569u64).to_be_bytes().to_vec();
-        m.extend_from_slice(&20u64.to_be_bytes());
-        ch.send(&guest, &Tag::new(&cfg.task, 0, "meta"), m.into())
+        ch.send(&guest, &Tag::new(&cfg.task, 0, "meta"), meta_msg(569, 20))
             .await
             .unwrap();
-        let (pk, _) = Paillier::generate_keypair(256, &mut ChaCha20Rng::seed_from_u64(5)).unwrap();
+        let (pk, _) =
+            Paillier::generate_keypair_insecure_for_tests(256, &mut ChaCha20Rng::seed_from_u64(5))
+                .unwrap();
         ch.send(&guest, &Tag::new(&cfg.task, 0, "pk"), pk.to_bytes().into())
             .await
             .unwrap();
@@ -723,6 +736,19 @@ fn config_toml_shape_and_validation() {
     let mut c = cfg.clone();
     c.key_bits = 100;
     assert_eq!(field(&c).0, "key_bits");
+    // Small keys only under the explicit test policy, which a job file cannot set.
+    assert_eq!(cfg.key_policy, KeyPolicy::production());
+    let mut c = cfg.clone();
+    c.key_bits = 1024;
+    assert_eq!(field(&c).0, "key_bits");
+    c.key_policy = KeyPolicy::insecure_small_keys_for_tests();
+    c.validate().unwrap();
+    let with_policy = format!(
+        "key_policy = \"insecure\"\n{}",
+        toml::to_string(&cfg).unwrap()
+    );
+    let e = toml::from_str::<Config>(&with_policy).unwrap_err();
+    assert!(e.to_string().contains("key_policy"), "{e}");
     let mut c = cfg.clone();
     c.mode = Mode::WithArbiter {
         arbiter: pid("host"),

@@ -3,6 +3,7 @@
 //! mode — the packed plaintext itself ([`Clear`]). The protocol is generic over
 //! this trait, so both modes run exactly the same code.
 
+use fedra_federation::codec::Writer;
 use fedra_he::{AdditiveScheme, HePublicKey, HeSecretKey, Plaintext};
 use rand_core::CryptoRng;
 use rayon::prelude::*;
@@ -15,7 +16,8 @@ pub(crate) trait Codec: Send + Sync {
     fn width(&self) -> usize;
     /// Plaintext magnitudes must stay below `2^capacity_bits`.
     fn capacity_bits(&self) -> u32;
-    fn write(&self, it: &Self::Item, out: &mut Vec<u8>);
+    /// Appends exactly [`Codec::width`] bytes (no length).
+    fn write(&self, it: &Self::Item, w: &mut Writer);
     /// Parses and validates received items; on failure the index of the first bad one.
     fn parse(&self, items: &[&[u8]]) -> std::result::Result<Vec<Self::Item>, (usize, String)>;
     /// An item prepared for repeated additions (Montgomery form for HE).
@@ -61,8 +63,8 @@ impl<S: AdditiveScheme> Codec for He<S> {
         self.pk.plaintext_capacity_bits()
     }
 
-    fn write(&self, it: &Self::Item, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.pk.ciphertext_to_bytes(it));
+    fn write(&self, it: &Self::Item, w: &mut Writer) {
+        w.raw(&self.pk.ciphertext_to_bytes(it));
     }
 
     fn parse(&self, items: &[&[u8]]) -> std::result::Result<Vec<Self::Item>, (usize, String)> {
@@ -144,14 +146,13 @@ impl Codec for Clear {
         CLEAR_BITS
     }
 
-    fn write(&self, it: &Plaintext, out: &mut Vec<u8>) {
+    /// A sign byte, then the magnitude big-endian (like a ciphertext's residue).
+    fn write(&self, it: &Plaintext, w: &mut Writer) {
         let mag = it.magnitude_be();
-        out.push(u8::from(it.is_negative()));
-        out.extend(std::iter::repeat_n(
-            0u8,
-            CLEAR_WIDTH - 1 - mag.len().min(CLEAR_WIDTH - 1),
-        ));
-        out.extend_from_slice(&mag[mag.len().saturating_sub(CLEAR_WIDTH - 1)..]);
+        let pad = CLEAR_WIDTH - 1 - mag.len().min(CLEAR_WIDTH - 1);
+        w.bool(it.is_negative())
+            .raw(&[0u8; CLEAR_WIDTH][..pad])
+            .raw(&mag[mag.len().saturating_sub(CLEAR_WIDTH - 1)..]);
     }
 
     fn parse(&self, items: &[&[u8]]) -> std::result::Result<Vec<Plaintext>, (usize, String)> {

@@ -3,13 +3,16 @@
 //! the remote host of the secure protocol; every instruction from the guest is
 //! checked against this state (unknown nodes, wrong child ids, partitions of the
 //! wrong size, split ids out of range) so a malformed or hostile guest message is
-//! an error, never a panic or a corrupted model.
+//! an error, never a panic or a corrupted model. A refusal is a [`Refusal`]; the
+//! remote host reports it as a peer error naming the guest and the message
+//! (`FedError::malformed`), the in-process twin as an internal model error.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use crate::binning::Binned;
 use crate::config::Config;
-use crate::error::{Result, TreeError};
+use crate::error::TreeError;
 use crate::grow::{Decision, Part, apply_part, sample_features, split_of_id, split_rows};
 use crate::model::{HostNode, Importance};
 
@@ -27,8 +30,29 @@ pub(crate) struct HostState<'a> {
     active: bool,
 }
 
-fn bad(msg: impl Into<String>) -> TreeError {
-    TreeError::Model(format!("guest instruction rejected: {}", msg.into()))
+/// A guest instruction that contradicts this host's state (what was wrong,
+/// in terms of node and split ids and sizes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal(String);
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "guest instruction rejected: {}", self.0)
+    }
+}
+
+impl Refusal {
+    /// For the in-process twin, whose "guest" is this process: a refusal there
+    /// is a bug, not a peer's fault.
+    pub(crate) fn internal(self) -> TreeError {
+        TreeError::Model(self.to_string())
+    }
+}
+
+type Result<T> = std::result::Result<T, Refusal>;
+
+fn bad(msg: impl Into<String>) -> Refusal {
+    Refusal(msg.into())
 }
 
 impl<'a> HostState<'a> {

@@ -13,7 +13,7 @@ use crate::config::{Config, Scheme};
 use crate::error::{Result, TreeError};
 use crate::grow::{self, Decision, GuestInput, HostHists, Hosts, Part};
 use crate::hist::{self, Layout};
-use crate::host::HostState;
+use crate::host::{HostState, Refusal};
 use crate::model::{GuestModel, HostModel, Importance};
 use crate::objective;
 use crate::predict;
@@ -39,7 +39,8 @@ impl Hosts for LocalHosts<'_> {
         gh: &[i128],
     ) -> Result<()> {
         for s in &mut self.states {
-            s.start_tree(self.cfg, tree, guest_only)?;
+            s.start_tree(self.cfg, tree, guest_only)
+                .map_err(Refusal::internal)?;
         }
         self.gh = gh.to_vec();
         self.sampled = sampled.to_vec();
@@ -56,7 +57,7 @@ impl Hosts for LocalHosts<'_> {
     ) -> Result<Vec<HostHists>> {
         let mut out = Vec::new();
         for (s, lay) in self.states.iter_mut().zip(&self.layouts) {
-            s.apply_parts(parts)?;
+            s.apply_parts(parts).map_err(Refusal::internal)?;
             if last {
                 s.end_tree();
                 continue;
@@ -70,7 +71,7 @@ impl Hosts for LocalHosts<'_> {
                     lay,
                     &cols,
                     &s.feats,
-                    s.rows(b)?,
+                    s.rows(b).map_err(Refusal::internal)?,
                     &self.gh,
                     &self.sampled,
                 ));
@@ -91,7 +92,7 @@ impl Hosts for LocalHosts<'_> {
     ) -> Result<Vec<Vec<u8>>> {
         let mut per_host: Vec<std::vec::IntoIter<Vec<u8>>> = Vec::new();
         for s in &mut self.states {
-            per_host.push(s.decide(decisions)?.into_iter());
+            per_host.push(s.decide(decisions).map_err(Refusal::internal)?.into_iter());
         }
         let mut out = Vec::new();
         for (_, d) in decisions {

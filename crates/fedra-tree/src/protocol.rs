@@ -17,7 +17,8 @@
 use std::sync::Arc;
 
 use fedra_data::Dataset;
-use fedra_federation::{Channel, PartyId, Tag};
+use fedra_federation::codec::{CodecError, Writer};
+use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::{AdditiveScheme, HePublicKey, OkamotoUchiyama, Paillier, Plaintext};
 use rand_core::CryptoRng;
 use rayon::prelude::*;
@@ -28,11 +29,11 @@ use crate::config::{Config, Scheme};
 use crate::error::{Result, TreeError, he};
 use crate::grow::{self, Decision, GuestInput, HostHists, Hosts, Part, bitmap};
 use crate::hist::Layout;
-use crate::host::HostState;
+use crate::host::{HostState, Refusal};
 use crate::model::{GuestModel, HostModel, Round};
 use crate::pack;
 use crate::plain::host_model;
-use crate::wire::{Reader, Writer, decode_err};
+use crate::wire::{exact_count, items, read};
 
 /// Largest feature count accepted from a peer.
 const MAX_FEATURES: usize = 1 << 20;
@@ -137,22 +138,17 @@ pub async fn train_host<R: CryptoRng + Send + ?Sized>(
     let g = &cfg.guest;
     let t = tag(task, 0, "key");
     let msg = ch.recv(g, &t).await?;
-    let mut r = Reader::new(&msg, g, &t);
-    let scheme = r.u8()?;
-    let key = r.bytes(1 << 20, "key bytes")?;
-    r.done()?;
+    let (scheme, key) = read(g, &t, &msg, |r| Ok((r.u8()?, r.bytes("key", 1 << 20)?)))?;
     let want = scheme_id(cfg.scheme);
     if scheme != want {
-        return Err(decode_err(
-            g,
-            &t,
-            format!("scheme {scheme}, the job says {want}"),
-        ));
+        return Err(
+            FedError::malformed(g, &t, format!("scheme {scheme}, the job says {want}")).into(),
+        );
     }
     let (trees, imp, counters) = match cfg.scheme {
         Scheme::Ou => {
             let pk = <OkamotoUchiyama as AdditiveScheme>::PublicKey::from_bytes(key)
-                .map_err(|e| decode_err(g, &t, e.to_string()))?;
+                .map_err(|e| FedError::malformed(g, &t, e))?;
             run_host(
                 ch,
                 task,
@@ -166,7 +162,7 @@ pub async fn train_host<R: CryptoRng + Send + ?Sized>(
         }
         Scheme::Paillier => {
             let pk = <Paillier as AdditiveScheme>::PublicKey::from_bytes(key)
-                .map_err(|e| decode_err(g, &t, e.to_string()))?;
+                .map_err(|e| FedError::malformed(g, &t, e))?;
             run_host(
                 ch,
                 task,
@@ -216,9 +212,9 @@ async fn guest<C: Codec + 'static, R: CryptoRng + Send + ?Sized>(
     rng: &mut R,
     progress: impl FnMut(u32, &Round) + Send,
 ) -> Result<GuestModel> {
-    let mut w = Writer::default();
+    let mut w = Writer::with_capacity(5 + key.len());
     w.u8(scheme_id(cfg.scheme)).bytes(key);
-    let msg = w.finish();
+    let msg = w.into_bytes();
     let t = tag(task, 0, "key");
     fedra_federation::broadcast(ch, &cfg.hosts, &t, msg).await?;
     let t = tag(task, 0, "meta");
@@ -226,29 +222,25 @@ async fn guest<C: Codec + 'static, R: CryptoRng + Send + ?Sized>(
     let k = cfg.objective.outputs();
     for h in &cfg.hosts {
         let msg = ch.recv(h, &t).await?;
-        let mut r = Reader::new(&msg, h, &t);
-        let rows = r.u64()?;
-        if rows != input.binned.rows() as u64 {
-            return Err(decode_err(
-                h,
-                &t,
-                format!("host has {rows} rows, the guest {}", input.binned.rows()),
-            ));
-        }
-        let nf = r.count(MAX_FEATURES, "features")?;
-        let mut slots = Vec::with_capacity(nf);
-        for _ in 0..nf {
-            let s = r.u32()? as usize;
-            if !(2..=256).contains(&s) {
-                return Err(decode_err(
-                    h,
-                    &t,
-                    format!("{s} histogram slots, allowed 2..=256"),
-                ));
+        let slots = read(h, &t, &msg, |r| {
+            let rows = r.u64()?;
+            if rows != input.binned.rows() as u64 {
+                return Err(r.invalid(format!(
+                    "host has {rows} rows, the guest {}",
+                    input.binned.rows()
+                )));
             }
-            slots.push(s);
-        }
-        r.done()?;
+            let nf = r.count("features", MAX_FEATURES, 4)?;
+            (0..nf)
+                .map(|_| {
+                    let s = r.u32()? as usize;
+                    if !(2..=256).contains(&s) {
+                        return Err(r.invalid(format!("{s} histogram slots, allowed 2..=256")));
+                    }
+                    Ok(s)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })?;
         layouts.push(Layout::new(slots, k));
     }
     let mut remote = Remote {
@@ -294,14 +286,14 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
     ) -> Result<()> {
         let w = 2 * self.k;
         let n_sampled = sampled.iter().filter(|&&s| s).count();
-        let mut msg = Writer::default();
-        msg.u8(0).u8(u8::from(guest_only));
+        let mut msg = Writer::new();
+        msg.u8(0).bool(guest_only);
         if guest_only {
             msg.u32(0)
                 .u32(1)
                 .u32(0)
                 .raw(&bitmap(sampled.iter().map(|_| false)))
-                .u64(0);
+                .count(0);
         } else {
             // Slot width: every sum over any subset of sampled rows must fit.
             let max_abs = gh.iter().map(|v| v.unsigned_abs()).max().unwrap_or(0);
@@ -348,15 +340,14 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                 .u32(self.pack_bins as u32)
                 .u32(bin_bits)
                 .raw(&bitmap(sampled.iter().copied()))
-                .u64(cts.len() as u64);
-            msg.0.reserve(cts.len() * self.codec.width());
+                .count(cts.len());
             for c in &cts {
-                self.codec.write(c, &mut msg.0);
+                self.codec.write(c, &mut msg);
             }
         }
         let t = tag(self.task, u64::from(tree), "start");
         self.next_tree = tree + 1;
-        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.finish()).await?;
+        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.into_bytes()).await?;
         Ok(())
     }
 
@@ -368,17 +359,17 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         build: &[u32],
         last: bool,
     ) -> Result<Vec<HostHists>> {
-        let mut msg = Writer::default();
-        msg.u8(u8::from(last)).u32(parts.len() as u32);
+        let mut msg = Writer::new();
+        msg.bool(last).count(parts.len());
         for p in parts {
             msg.u32(p.node).bytes(&p.left);
         }
-        msg.u32(build.len() as u32);
+        msg.count(build.len());
         for b in build {
             msg.u32(*b);
         }
         let t = tag(self.task, level_round(tree, depth), "level");
-        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.finish()).await?;
+        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.into_bytes()).await?;
         if last {
             return Ok(vec![]);
         }
@@ -400,44 +391,46 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         for (hi, h) in self.hosts.iter().enumerate() {
             let msg = self.ch.recv(h, &t).await?;
             let lay = &self.layouts[hi];
-            let mut r = Reader::new(&msg, h, &t);
-            let nf = r.count(lay.slots.len(), "sampled features")?;
-            let mut features = Vec::with_capacity(nf);
-            for _ in 0..nf {
-                let f = r.u32()? as usize;
-                if f >= lay.slots.len() || features.last().is_some_and(|&l| l >= f) {
-                    return Err(r.err(format!("feature {f} out of range or out of order")));
-                }
-                features.push(f);
-            }
-            let mut groups = Vec::new();
-            let mut raw: Vec<&[u8]> = Vec::new();
-            for node in 0..build.len() {
-                for &f in &features {
-                    let ns = lay.slots[f];
-                    let bits = r.take(ns.div_ceil(8))?;
-                    if !ns.is_multiple_of(8) && bits.last().is_some_and(|b| b >> (ns % 8) != 0) {
-                        return Err(r.err("bits set beyond the last slot"));
+            let (features, groups, raw) = read(h, &t, &msg, |r| {
+                let nf = r.count("sampled features", lay.slots.len(), 4)?;
+                let mut features: Vec<usize> = Vec::with_capacity(nf);
+                for _ in 0..nf {
+                    let f = r.u32()? as usize;
+                    if f >= lay.slots.len() || features.last().is_some_and(|&l| l >= f) {
+                        return Err(r.invalid(format!("feature {f} out of range or out of order")));
                     }
-                    let present: Vec<usize> = (0..ns).filter(|&s| grow::bit(bits, s)).collect();
-                    for chunk in 0..chunks {
-                        for g in present.chunks(pb) {
-                            raw.push(r.take(width)?);
-                            groups.push(Group {
-                                node,
-                                feature: f,
-                                chunk,
-                                slots: g.to_vec(),
-                            });
+                    features.push(f);
+                }
+                let mut groups = Vec::new();
+                let mut raw: Vec<&[u8]> = Vec::new();
+                for node in 0..build.len() {
+                    for &f in &features {
+                        let ns = lay.slots[f];
+                        let bits = r.take(ns.div_ceil(8))?;
+                        if !ns.is_multiple_of(8) && bits.last().is_some_and(|b| b >> (ns % 8) != 0)
+                        {
+                            return Err(r.invalid("bits set beyond the last slot"));
+                        }
+                        let present: Vec<usize> = (0..ns).filter(|&s| grow::bit(bits, s)).collect();
+                        for chunk in 0..chunks {
+                            for g in present.chunks(pb) {
+                                raw.push(r.take(width)?);
+                                groups.push(Group {
+                                    node,
+                                    feature: f,
+                                    chunk,
+                                    slots: g.to_vec(),
+                                });
+                            }
                         }
                     }
                 }
-            }
-            r.done()?;
+                Ok((features, groups, raw))
+            })?;
             let items = self
                 .codec
                 .parse(&raw)
-                .map_err(|(i, e)| decode_err(h, &t, format!("item {i}: {e}")))?;
+                .map_err(|(i, e)| FedError::malformed(h, &t, format!("item {i}: {e}")))?;
             all_items.push(items);
             parsed.push((features, groups));
         }
@@ -483,8 +476,8 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
         depth: u32,
         decisions: &[(u32, Decision)],
     ) -> Result<Vec<Vec<u8>>> {
-        let mut msg = Writer::default();
-        msg.u32(decisions.len() as u32);
+        let mut msg = Writer::new();
+        msg.count(decisions.len());
         for (node, d) in decisions {
             msg.u32(*node);
             match d {
@@ -506,30 +499,27 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                         .u32(*right)
                         .u32(*party as u32)
                         .u32(*split)
-                        .u8(u8::from(*default_left));
+                        .bool(*default_left);
                 }
             }
         }
         let t = tag(self.task, level_round(tree, depth), "decide");
-        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.finish()).await?;
+        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.into_bytes()).await?;
         let t = tag(self.task, level_round(tree, depth), "bits");
         let mut per_host = Vec::new();
         for (hi, h) in self.hosts.iter().enumerate() {
             let msg = self.ch.recv(h, &t).await?;
-            let mut r = Reader::new(&msg, h, &t);
             let owned = decisions
                 .iter()
                 .filter(|(_, d)| matches!(d, Decision::Host { party, .. } if *party == hi))
                 .count();
-            let c = r.count(owned, "partitions")?;
-            if c != owned {
-                return Err(r.err(format!("{c} partitions, expected {owned}")));
-            }
-            let mut v = Vec::with_capacity(c);
-            for _ in 0..c {
-                v.push(r.bytes(self.rows.div_ceil(8), "partition bytes")?.to_vec());
-            }
-            r.done()?;
+            let max = self.rows.div_ceil(8);
+            let v = read(h, &t, &msg, |r| {
+                let c = exact_count(r, "partitions", owned)?;
+                (0..c)
+                    .map(|_| Ok(r.bytes("partition", max)?.to_vec()))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })?;
             per_host.push(v.into_iter());
         }
         let mut out = Vec::new();
@@ -544,10 +534,10 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
     }
 
     async fn finish(&mut self, trees: u32) -> Result<()> {
-        let mut msg = Writer::default();
+        let mut msg = Writer::with_capacity(5);
         msg.u8(1).u32(trees);
         let t = tag(self.task, u64::from(self.next_tree), "start");
-        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.finish()).await?;
+        fedra_federation::broadcast(self.ch, &self.hosts, &t, msg.into_bytes()).await?;
         Ok(())
     }
 
@@ -572,6 +562,27 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
     }
 }
 
+/// The peer error for a guest instruction this host refuses: names the guest
+/// and the message.
+fn refused<'a>(guest: &'a PartyId, t: &'a Tag) -> impl FnOnce(Refusal) -> TreeError + 'a {
+    move |e| FedError::malformed(guest, t, e).into()
+}
+
+/// A `start` message: the end of training, or the next tree.
+enum Start<'m> {
+    Done {
+        keep: u32,
+    },
+    Tree {
+        guest_only: bool,
+        chunks: usize,
+        pack_bins: usize,
+        bin_bits: u32,
+        sampled: Vec<bool>,
+        raw: Vec<&'m [u8]>,
+    },
+}
+
 type HostOut = (
     Vec<Vec<crate::model::HostNode>>,
     std::collections::BTreeMap<usize, crate::model::Importance>,
@@ -590,12 +601,12 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
 ) -> Result<HostOut> {
     let g = &cfg.guest;
     let n = binned.rows();
-    let mut w = Writer::default();
-    w.u64(n as u64).u32(binned.features() as u32);
+    let mut w = Writer::new();
+    w.u64(n as u64).count(binned.features());
     for s in binned.slots() {
         w.u32(s as u32);
     }
-    ch.send(g, &tag(task, 0, "meta"), w.finish()).await?;
+    ch.send(g, &tag(task, 0, "meta"), w.into_bytes()).await?;
     let mut state = HostState::new(me, binned);
     let mut counters = HostCounters::default();
     let width = codec.width();
@@ -604,57 +615,76 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
         // The guest announces tree `tree` or the end of training.
         let t = tag(task, u64::from(tree), "start");
         let msg = ch.recv(g, &t).await?;
-        let mut r = Reader::new(&msg, g, &t);
-        if r.u8()? == 1 {
-            let keep = r.u32()? as usize;
-            r.done()?;
-            if keep > state.trees.len() {
-                return Err(r.err(format!(
-                    "keep {keep} trees, only {} grown",
-                    state.trees.len()
+        let start = read(g, &t, &msg, |r| {
+            if r.u8()? == 1 {
+                return Ok(Start::Done { keep: r.u32()? });
+            }
+            if tree >= cfg.trees {
+                return Err(r.invalid("more trees than the job allows"));
+            }
+            let guest_only = r.bool()?;
+            let chunks = r.u32()? as usize;
+            if chunks > 64 {
+                return Err(r.invalid(format!("{chunks} ciphertexts per row, at most 64")));
+            }
+            let pack_bins = r.u32()? as usize;
+            let bin_bits = r.u32()?;
+            if !(1..=64).contains(&pack_bins)
+                || (pack_bins > 1
+                    && (bin_bits == 0
+                        || u64::from(bin_bits) * pack_bins as u64
+                            > u64::from(codec.capacity_bits())))
+            {
+                return Err(r.invalid(format!(
+                    "packing {pack_bins} bins of {bin_bits} bits exceeds the plaintext capacity"
                 )));
             }
-            state.trees.truncate(keep);
-            return Ok((state.trees, state.importance, counters));
-        }
-        if tree >= cfg.trees {
-            return Err(r.err("more trees than the job allows"));
-        }
-        let guest_only = r.flag()?;
-        let chunks = r.u32()? as usize;
-        if chunks > 64 {
-            return Err(r.err(format!("{chunks} ciphertexts per row, at most 64")));
-        }
-        let pack_bins = r.u32()? as usize;
-        let bin_bits = r.u32()?;
-        if !(1..=64).contains(&pack_bins)
-            || (pack_bins > 1
-                && (bin_bits == 0
-                    || u64::from(bin_bits) * pack_bins as u64 > u64::from(codec.capacity_bits())))
-        {
-            return Err(r.err(format!(
-                "packing {pack_bins} bins of {bin_bits} bits exceeds the plaintext capacity"
-            )));
-        }
-        let sampled_bits = r.take(n.div_ceil(8))?;
-        let sampled: Vec<bool> = (0..n).map(|i| grow::bit(sampled_bits, i)).collect();
-        let count = r.u64()? as usize;
-        let n_sampled = sampled.iter().filter(|&&s| s).count();
-        let expect = if guest_only { 0 } else { n_sampled * chunks };
-        if count != expect {
-            return Err(r.err(format!("{count} ciphertexts, expected {expect}")));
-        }
-        let mut raw = Vec::with_capacity(count);
-        for _ in 0..count {
-            raw.push(r.take(width)?);
-        }
-        r.done()?;
+            let sampled_bits = r.take(n.div_ceil(8))?;
+            let sampled: Vec<bool> = (0..n).map(|i| grow::bit(sampled_bits, i)).collect();
+            let n_sampled = sampled.iter().filter(|&&s| s).count();
+            let expect = if guest_only { 0 } else { n_sampled * chunks };
+            let count = exact_count(r, "ciphertexts", expect)?;
+            Ok(Start::Tree {
+                guest_only,
+                chunks,
+                pack_bins,
+                bin_bits,
+                sampled,
+                raw: items(r, count, width)?,
+            })
+        })?;
+        let (guest_only, chunks, pack_bins, bin_bits, sampled, raw) = match start {
+            Start::Done { keep } => {
+                let keep = keep as usize;
+                if keep > state.trees.len() {
+                    return Err(FedError::malformed(
+                        g,
+                        &t,
+                        format!("keep {keep} trees, only {} grown", state.trees.len()),
+                    )
+                    .into());
+                }
+                state.trees.truncate(keep);
+                return Ok((state.trees, state.importance, counters));
+            }
+            Start::Tree {
+                guest_only,
+                chunks,
+                pack_bins,
+                bin_bits,
+                sampled,
+                raw,
+            } => (guest_only, chunks, pack_bins, bin_bits, sampled, raw),
+        };
         let items = codec
             .parse(&raw)
-            .map_err(|(i, e)| decode_err(g, &t, format!("ciphertext {i}: {e}")))?;
+            .map_err(|(i, e)| FedError::malformed(g, &t, format!("ciphertext {i}: {e}")))?;
+        drop(raw);
         drop(msg);
         let items = codec.prepare(&items);
-        state.start_tree(cfg, tree, guest_only)?;
+        state
+            .start_tree(cfg, tree, guest_only)
+            .map_err(refused(g, &t))?;
         if guest_only {
             tree += 1;
             continue;
@@ -671,26 +701,28 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
         let mut depth = 0u32;
         loop {
             if depth > cfg.max_depth {
-                return Err(decode_err(g, &t, "deeper than max_depth"));
+                return Err(FedError::malformed(g, &t, "deeper than max_depth").into());
             }
             let t = tag(task, level_round(tree, depth), "level");
             let msg = ch.recv(g, &t).await?;
-            let mut r = Reader::new(&msg, g, &t);
-            let last = r.flag()?;
-            let np = r.count(1 << (cfg.max_depth.min(20)), "partitions")?;
-            let mut parts = Vec::with_capacity(np);
-            for _ in 0..np {
-                let node = r.u32()?;
-                let left = r.bytes(n.div_ceil(8), "partition bytes")?.to_vec();
-                parts.push(Part { node, left });
-            }
-            let nb = r.count(1 << (cfg.max_depth.min(20)), "nodes to build")?;
-            let mut build = Vec::with_capacity(nb);
-            for _ in 0..nb {
-                build.push(r.u32()?);
-            }
-            r.done()?;
-            state.apply_parts(&parts)?;
+            let max_nodes = 1 << cfg.max_depth.min(20);
+            let (last, parts, build) = read(g, &t, &msg, |r| {
+                let last = r.bool()?;
+                let np = r.count("partitions", max_nodes, 8)?;
+                let parts = (0..np)
+                    .map(|_| {
+                        let node = r.u32()?;
+                        let left = r.bytes("partition", n.div_ceil(8))?.to_vec();
+                        Ok(Part { node, left })
+                    })
+                    .collect::<std::result::Result<Vec<_>, CodecError>>()?;
+                let nb = r.count("nodes to build", max_nodes, 4)?;
+                let build = (0..nb)
+                    .map(|_| r.u32())
+                    .collect::<std::result::Result<Vec<_>, CodecError>>()?;
+                Ok((last, parts, build))
+            })?;
+            state.apply_parts(&parts).map_err(refused(g, &t))?;
             if last {
                 state.end_tree();
                 break;
@@ -702,7 +734,8 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
             let node_rows: Vec<&[u32]> = build
                 .iter()
                 .map(|&b| state.rows(b))
-                .collect::<Result<_>>()?;
+                .collect::<std::result::Result<_, _>>()
+                .map_err(refused(g, &t))?;
             let sums: Vec<(Vec<u8>, Vec<C::Item>, u64)> = jobs
                 .par_iter()
                 .map(|&(b, f)| {
@@ -752,65 +785,75 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
             let fresh = codec.rerandomize(&flat, rng)?;
             counters.rerandomized += fresh.len() as u64;
             counters.additions += sums.iter().map(|s| s.2).sum::<u64>();
-            let mut w = Writer::default();
-            w.u32(state.feats.len() as u32);
+            let mut w = Writer::with_capacity(4 + 4 * state.feats.len() + fresh.len() * width);
+            w.count(state.feats.len());
             for &f in &state.feats {
                 w.u32(f as u32);
             }
-            w.0.reserve(fresh.len() * width);
             let mut it = fresh.iter();
             for (bits, vals, _) in &sums {
                 w.raw(bits);
                 for _ in 0..vals.len() {
                     if let Some(c) = it.next() {
-                        codec.write(c, &mut w.0);
+                        codec.write(c, &mut w);
                     }
                 }
             }
-            ch.send(g, &tag(task, level_round(tree, depth), "hist"), w.finish())
-                .await?;
+            ch.send(
+                g,
+                &tag(task, level_round(tree, depth), "hist"),
+                w.into_bytes(),
+            )
+            .await?;
             // Decisions.
             let t = tag(task, level_round(tree, depth), "decide");
             let msg = ch.recv(g, &t).await?;
-            let mut r = Reader::new(&msg, g, &t);
-            let nd = r.count(1 << (cfg.max_depth.min(20)), "decisions")?;
-            let mut decisions = Vec::with_capacity(nd);
-            for _ in 0..nd {
-                let node = r.u32()?;
-                let d = match r.u8()? {
-                    0 => Decision::Leaf,
-                    1 => Decision::Guest {
-                        left: r.u32()?,
-                        right: r.u32()?,
-                    },
-                    2 => {
-                        let left = r.u32()?;
-                        let right = r.u32()?;
-                        let party = r.u32()? as usize;
-                        if party >= cfg.hosts.len() {
-                            return Err(r.err(format!("host index {party} out of range")));
-                        }
-                        Decision::Host {
-                            left,
-                            right,
-                            party,
-                            split: r.u32()?,
-                            default_left: r.flag()?,
-                        }
-                    }
-                    v => return Err(r.err(format!("decision kind {v}"))),
-                };
-                decisions.push((node, d));
-            }
-            r.done()?;
-            let bits = state.decide(&decisions)?;
-            let mut w = Writer::default();
-            w.u32(bits.len() as u32);
+            let decisions = read(g, &t, &msg, |r| {
+                let nd = r.count("decisions", max_nodes, 5)?;
+                (0..nd)
+                    .map(|_| {
+                        let node = r.u32()?;
+                        let d = match r.u8()? {
+                            0 => Decision::Leaf,
+                            1 => Decision::Guest {
+                                left: r.u32()?,
+                                right: r.u32()?,
+                            },
+                            2 => {
+                                let left = r.u32()?;
+                                let right = r.u32()?;
+                                let party = r.u32()? as usize;
+                                if party >= cfg.hosts.len() {
+                                    return Err(
+                                        r.invalid(format!("host index {party} out of range"))
+                                    );
+                                }
+                                Decision::Host {
+                                    left,
+                                    right,
+                                    party,
+                                    split: r.u32()?,
+                                    default_left: r.bool()?,
+                                }
+                            }
+                            v => return Err(r.invalid(format!("decision kind {v}"))),
+                        };
+                        Ok((node, d))
+                    })
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })?;
+            let bits = state.decide(&decisions).map_err(refused(g, &t))?;
+            let mut w = Writer::new();
+            w.count(bits.len());
             for b in &bits {
                 w.bytes(b);
             }
-            ch.send(g, &tag(task, level_round(tree, depth), "bits"), w.finish())
-                .await?;
+            ch.send(
+                g,
+                &tag(task, level_round(tree, depth), "bits"),
+                w.into_bytes(),
+            )
+            .await?;
             depth += 1;
         }
         tree += 1;

@@ -39,7 +39,8 @@
 //! layout.
 
 use fedra_data::Dataset;
-use fedra_federation::{Channel, PartyId, Tag};
+use fedra_federation::codec::{Reader, Writer};
+use fedra_federation::{Channel, FedError, PartyId, Tag};
 use fedra_he::{AdditiveScheme, HePublicKey, OkamotoUchiyama, Paillier, Plaintext};
 use rand_core::CryptoRng;
 use rayon::prelude::*;
@@ -51,7 +52,7 @@ use crate::model::{GuestModel, GuestNode, HostModel, HostNode};
 use crate::pack;
 use crate::predict::{self, Masks};
 use crate::protocol::{HostCounters, scheme_id};
-use crate::wire::{Reader, Writer, decode_err};
+use crate::wire::{exact_count, items, read};
 
 /// Largest row count accepted from a peer.
 const MAX_ROWS: usize = 1 << 31;
@@ -151,18 +152,18 @@ pub async fn predict_guest<R: CryptoRng + Send + ?Sized>(
     }
     let (shared_ids, shared_walk): (Vec<usize>, Vec<_>) = shared.into_iter().unzip();
     let masks = predict::leaf_masks(&shared_walk, data.features(), nf, rows)?;
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.u64(rows as u64)
         .u32(model.trees.len() as u32)
-        .u32(shared_ids.len() as u32);
+        .count(shared_ids.len());
     for &t in &shared_ids {
         w.u32(t as u32);
     }
-    w.u32(model.hosts.len() as u32);
+    w.count(model.hosts.len());
     for h in &model.hosts {
-        w.bytes(h.as_str().as_bytes());
+        w.str(h.as_str());
     }
-    fedra_federation::broadcast(ch, &model.hosts, &tag(task, "predict"), w.finish()).await?;
+    fedra_federation::broadcast(ch, &model.hosts, &tag(task, "predict"), w.into_bytes()).await?;
     let mut stats = PredictStats::default();
     if !shared_ids.is_empty() {
         let a = GuestArgs {
@@ -343,47 +344,42 @@ async fn guest_run<C: Codec, R: CryptoRng + Send + ?Sized>(
         encryptions: cts.len() as u64,
         ..PredictStats::default()
     };
-    let mut w = Writer::default();
+    let mut w = Writer::with_capacity(
+        33 + key.len() + 8 * trees.len() + cts.len() * codec.width() + masks.len(),
+    );
     w.u8(scheme_id(model.scheme))
         .bytes(key)
         .u64(rows as u64)
-        .u32(trees.len() as u32);
+        .count(trees.len());
     for (i, &t) in trees.iter().enumerate() {
         w.u32(model.trees[t].len() as u32).u32(masks.leaves[i]);
     }
     w.u32(pk.chunks as u32)
         .u32(pk.item_bits())
         .u32(pk.pack as u32)
-        .u64(cts.len() as u64);
-    w.0.reserve(cts.len() * codec.width() + masks.len());
+        .count(cts.len());
     for c in &cts {
-        codec.write(c, &mut w.0);
+        codec.write(c, &mut w);
     }
     w.raw(&masks.data);
     drop(masks);
     let first = &model.hosts[0];
-    ch.send(first, &tag(task, "predict-masks"), w.finish())
+    ch.send(first, &tag(task, "predict-masks"), w.into_bytes())
         .await?;
 
     // Only the last host's packed sums come back.
     let last = &model.hosts[model.hosts.len() - 1];
     let t = tag(task, "predict-sums");
     let msg = ch.recv(last, &t).await?;
-    let mut r = Reader::new(&msg, last, &t);
-    let items = rows * pk.chunks;
-    let want = items.div_ceil(pk.pack);
-    let count = r.u64()?;
-    if count != want as u64 {
-        return Err(r.err(format!("{count} ciphertexts, expected {want}")));
-    }
-    let mut raw = Vec::with_capacity(want);
-    for _ in 0..want {
-        raw.push(r.take(codec.width())?);
-    }
-    r.done()?;
+    let n_items = rows * pk.chunks;
+    let want = n_items.div_ceil(pk.pack);
+    let raw = read(last, &t, &msg, |r| {
+        let count = exact_count(r, "ciphertexts", want)?;
+        items(r, count, codec.width())
+    })?;
     let sums = codec
         .parse(&raw)
-        .map_err(|(i, e)| decode_err(last, &t, format!("ciphertext {i}: {e}")))?;
+        .map_err(|(i, e)| FedError::malformed(last, &t, format!("ciphertext {i}: {e}")))?;
     let decrypted = codec.decrypt(&sums)?;
     stats.decryptions = decrypted.len() as u64;
     let scale = (-(model.precision_bits as f64)).exp2();
@@ -392,20 +388,22 @@ async fn guest_run<C: Codec, R: CryptoRng + Send + ?Sized>(
         .par_iter()
         .enumerate()
         .map(|(g, p)| {
-            let n = pk.pack.min(items - g * pk.pack);
-            let v = pack::unpack(p, pk.s, n * pk.per_ct)
-                .map_err(|_| decode_err(last, &t, format!("sum {g} does not fit its layout")))?;
+            let n = pk.pack.min(n_items - g * pk.pack);
+            let v = pack::unpack(p, pk.s, n * pk.per_ct).map_err(|_| {
+                FedError::malformed(last, &t, format!("sum {g} does not fit its layout"))
+            })?;
             for (j, x) in v.iter().enumerate() {
                 let item = g * pk.pack + j / pk.per_ct;
                 let chunk = item % pk.chunks;
                 let slot = j % pk.per_ct;
                 let unused = chunk == pk.chunks - 1 && slot >= tail;
                 if x.unsigned_abs() > bound || (unused && *x != 0) {
-                    return Err(decode_err(
+                    return Err(FedError::malformed(
                         last,
                         &t,
                         format!("sum {g}: slot {j} is not a sum of leaf weights"),
-                    ));
+                    )
+                    .into());
                 }
             }
             Ok(v)
@@ -441,48 +439,47 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
     let g = &model.guest;
     let t = tag(task, "predict");
     let msg = ch.recv(g, &t).await?;
-    let mut r = Reader::new(&msg, g, &t);
-    let rows = r.u64()? as usize;
-    let trees = r.u32()? as usize;
-    if trees != model.trees.len() {
-        return Err(r.err(format!(
-            "guest's model has {trees} trees, this host's {}",
-            model.trees.len()
-        )));
-    }
-    // The trees with host splits, in increasing order.
-    let ns = r.count(trees, "shared trees")?;
-    let mut shared = Vec::with_capacity(ns);
-    for _ in 0..ns {
-        let t = r.u32()? as usize;
-        if t >= trees || shared.last().is_some_and(|&l| l >= t) {
-            return Err(r.err(format!("shared tree {t} out of range or out of order")));
+    let (rows, shared, chain) = read(g, &t, &msg, |r| {
+        let rows = r.u64()? as usize;
+        let trees = r.u32()? as usize;
+        if trees != model.trees.len() {
+            return Err(r.invalid(format!(
+                "guest's model has {trees} trees, this host's {}",
+                model.trees.len()
+            )));
         }
-        shared.push(t);
-    }
-    let nh = r.count(MAX_HOSTS, "hosts")?;
-    let mut chain = Vec::with_capacity(nh);
-    for _ in 0..nh {
-        let name = r.bytes(63, "party id bytes")?;
-        let id = std::str::from_utf8(name)
-            .ok()
-            .and_then(|s| PartyId::new(s).ok())
-            .ok_or_else(|| r.err("an invalid party id in the host chain"))?;
-        if id == *g || chain.contains(&id) {
-            return Err(r.err(format!("party '{id}' twice in the host chain")));
+        // The trees with host splits, in increasing order.
+        let ns = r.count("shared trees", trees, 4)?;
+        let mut shared: Vec<usize> = Vec::with_capacity(ns);
+        for _ in 0..ns {
+            let t = r.u32()? as usize;
+            if t >= trees || shared.last().is_some_and(|&l| l >= t) {
+                return Err(r.invalid(format!("shared tree {t} out of range or out of order")));
+            }
+            shared.push(t);
         }
-        chain.push(id);
-    }
-    r.done()?;
+        let nh = r.count("hosts", MAX_HOSTS, 4)?;
+        let mut chain: Vec<PartyId> = Vec::with_capacity(nh);
+        for _ in 0..nh {
+            let id = PartyId::new(r.str("party id", 63)?)
+                .map_err(|_| r.invalid("an invalid party id in the host chain"))?;
+            if id == *g || chain.contains(&id) {
+                return Err(r.invalid(format!("party '{id}' twice in the host chain")));
+            }
+            chain.push(id);
+        }
+        Ok((rows, shared, chain))
+    })?;
+    let bad = |detail: String| TreeError::from(FedError::malformed(g, &t, detail));
     if rows != data.n_rows() || rows > MAX_ROWS {
-        return Err(r.err(format!(
+        return Err(bad(format!(
             "guest predicts {rows} rows, this host has {}",
             data.n_rows()
         )));
     }
     for (t, tree) in model.trees.iter().enumerate() {
         if tree.iter().any(|n| matches!(n, HostNode::Own { .. })) && !shared.contains(&t) {
-            return Err(r.err(format!(
+            return Err(bad(format!(
                 "tree {t} has splits of this host but the guest leaves it out"
             )));
         }
@@ -490,7 +487,7 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
     let me = chain
         .iter()
         .position(|h| h == ch.me())
-        .ok_or_else(|| r.err(format!("'{}' is not in the host chain", ch.me())))?;
+        .ok_or_else(|| bad(format!("'{}' is not in the host chain", ch.me())))?;
     for p in &chain {
         if p != ch.me() && !ch.peers().contains(p) {
             return Err(TreeError::Config {
@@ -519,12 +516,14 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
     let next = chain.get(me + 1);
     let t = tag(task, "predict-masks");
     let msg = ch.recv(prev, &t).await?;
-    let mut r = Reader::new(&msg, prev, &t);
-    let scheme = r.u8()?;
-    let key = r.bytes(1 << 20, "key bytes")?;
+    // The scheme and the key; host_run reads the whole message.
+    let mut r = Reader::new(&msg);
+    let scheme = r.u8().map_err(|e| e.from_peer(prev, &t))?;
+    let key = r.bytes("key", 1 << 20).map_err(|e| e.from_peer(prev, &t))?;
+    let bad = |detail: String| TreeError::from(FedError::malformed(prev, &t, detail));
     let want = scheme_id(model.scheme);
     if scheme != want {
-        return Err(r.err(format!(
+        return Err(bad(format!(
             "scheme {scheme}, the model was trained with {want}"
         )));
     }
@@ -537,7 +536,7 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
         prev,
         next,
     };
-    let key_err = |e: fedra_he::HeError| decode_err(prev, &t, e.to_string());
+    let key_err = |e: fedra_he::HeError| FedError::malformed(prev, &t, e);
     match model.scheme {
         Scheme::Ou => {
             let pk =
@@ -550,7 +549,7 @@ pub async fn predict_host<R: CryptoRng + Send + ?Sized>(
         }
         Scheme::InsecurePlaintext => {
             if !key.is_empty() {
-                return Err(r.err("a key in the insecure plaintext mode"));
+                return Err(bad("a key in the insecure plaintext mode".into()));
             }
             host_run(&args, &msg, &Clear, rng).await
         }
@@ -577,75 +576,69 @@ async fn host_run<C: Codec, R: CryptoRng + Send + ?Sized>(
 ) -> Result<HostCounters> {
     let (prev, own) = (a.prev, a.own);
     let t = tag(a.task, "predict-masks");
-    let mut r = Reader::new(msg, prev, &t);
-    r.u8()?;
-    r.bytes(1 << 20, "key bytes")?;
-    let rows = r.u64()? as usize;
-    if rows != own.rows {
-        return Err(r.err(format!("{rows} rows, this host has {}", own.rows)));
-    }
-    let trees = r.count(own.leaves.len(), "trees")?;
-    if trees != own.leaves.len() {
-        return Err(r.err(format!(
-            "{trees} trees, this host's model has {}",
-            own.leaves.len()
-        )));
-    }
-    for (i, &ti) in a.shared.iter().enumerate() {
-        let tree = &a.model.trees[ti];
-        let (nodes, leaves) = (r.u32()? as usize, r.u32()?);
-        if nodes != tree.len() || leaves != own.leaves[i] {
-            return Err(r.err(format!(
-                "tree {ti} has {nodes} nodes and {leaves} leaves, this host's {} and {}",
-                tree.len(),
-                own.leaves[i]
+    let width = codec.width();
+    let (trees, chunks, item_bits, pack, raw, mut masks) = read(prev, &t, msg, |r| {
+        r.u8()?;
+        r.bytes("key", 1 << 20)?;
+        let rows = r.u64()? as usize;
+        if rows != own.rows {
+            return Err(r.invalid(format!("{rows} rows, this host has {}", own.rows)));
+        }
+        let trees = r.count("trees", own.leaves.len(), 8)?;
+        if trees != own.leaves.len() {
+            return Err(r.invalid(format!(
+                "{trees} trees, this host's model has {}",
+                own.leaves.len()
             )));
         }
-    }
-    let chunks = r.u32()? as usize;
-    let item_bits = r.u32()?;
-    let pack = r.u32()? as usize;
-    if !(1..=MAX_CHUNKS).contains(&chunks) {
-        return Err(r.err(format!(
-            "{chunks} ciphertexts per leaf, allowed 1..={MAX_CHUNKS}"
-        )));
-    }
-    if item_bits < 2
-        || pack == 0
-        || pack as u64 * u64::from(item_bits) > u64::from(codec.capacity_bits())
-    {
-        return Err(r.err(format!(
-            "packing {pack} sums of {item_bits} bits exceeds the plaintext capacity of {} bits",
-            codec.capacity_bits()
-        )));
-    }
-    let leaves: usize = own.leaves.iter().map(|&l| l as usize).sum();
-    let want = leaves * chunks;
-    let count = r.u64()?;
-    if count != want as u64 {
-        return Err(r.err(format!("{count} leaf ciphertexts, expected {want}")));
-    }
-    let width = codec.width();
-    let mut raw = Vec::with_capacity(want);
-    for _ in 0..want {
-        raw.push(r.take(width)?);
-    }
+        for (i, &ti) in a.shared.iter().enumerate() {
+            let tree = &a.model.trees[ti];
+            let (nodes, leaves) = (r.u32()? as usize, r.u32()?);
+            if nodes != tree.len() || leaves != own.leaves[i] {
+                return Err(r.invalid(format!(
+                    "tree {ti} has {nodes} nodes and {leaves} leaves, this host's {} and {}",
+                    tree.len(),
+                    own.leaves[i]
+                )));
+            }
+        }
+        let chunks = r.u32()? as usize;
+        let item_bits = r.u32()?;
+        let pack = r.u32()? as usize;
+        if !(1..=MAX_CHUNKS).contains(&chunks) {
+            return Err(r.invalid(format!(
+                "{chunks} ciphertexts per leaf, allowed 1..={MAX_CHUNKS}"
+            )));
+        }
+        if item_bits < 2
+            || pack == 0
+            || pack as u64 * u64::from(item_bits) > u64::from(codec.capacity_bits())
+        {
+            return Err(r.invalid(format!(
+                "packing {pack} sums of {item_bits} bits exceeds the plaintext capacity of {} bits",
+                codec.capacity_bits()
+            )));
+        }
+        let leaves: usize = own.leaves.iter().map(|&l| l as usize).sum();
+        let count = exact_count(r, "leaf ciphertexts", leaves * chunks)?;
+        let raw = items(r, count, width)?;
+        let masks = r.take(own.len())?.to_vec();
+        Ok((trees, chunks, item_bits, pack, raw, masks))
+    })?;
+    let rows = own.rows;
     let items = codec
         .parse(&raw)
-        .map_err(|(i, e)| decode_err(prev, &t, format!("leaf ciphertext {i}: {e}")))?;
+        .map_err(|(i, e)| FedError::malformed(prev, &t, format!("leaf ciphertext {i}: {e}")))?;
     drop(raw);
-    let mut masks = r.take(own.len())?.to_vec();
-    r.done()?;
     // The masks are the message's tail: everything before them is forwarded as is.
     let head = msg.len() - masks.len();
     let chosen = predict::intersect(&mut masks, own, a.next.is_none())
-        .map_err(|e| decode_err(prev, &t, e))?;
+        .map_err(|e| FedError::malformed(prev, &t, e))?;
     if let Some(next) = a.next {
         // Forward the guest's ciphertexts with the intersected masks.
-        let mut w = Writer::default();
-        w.0.reserve(msg.len());
+        let mut w = Writer::with_capacity(msg.len());
         w.raw(&msg[..head]).raw(&masks);
-        a.ch.send(next, &t, w.finish()).await?;
+        a.ch.send(next, &t, w.into_bytes()).await?;
         return Ok(HostCounters::default());
     }
     // The last host: per row, the sum of the chosen leaves' ciphertexts.
@@ -692,13 +685,12 @@ async fn host_run<C: Codec, R: CryptoRng + Send + ?Sized>(
         additions: (rows * chunks * (trees - 1) + sums.len() - packed.len()) as u64,
         rerandomized: fresh.len() as u64,
     };
-    let mut w = Writer::default();
-    w.u64(fresh.len() as u64);
-    w.0.reserve(fresh.len() * width);
+    let mut w = Writer::with_capacity(4 + fresh.len() * width);
+    w.count(fresh.len());
     for c in &fresh {
-        codec.write(c, &mut w.0);
+        codec.write(c, &mut w);
     }
-    a.ch.send(&a.model.guest, &tag(a.task, "predict-sums"), w.finish())
+    a.ch.send(&a.model.guest, &tag(a.task, "predict-sums"), w.into_bytes())
         .await?;
     Ok(counters)
 }

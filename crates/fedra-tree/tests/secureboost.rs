@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fedra_data::{Dataset, DatasetSpec, load};
+use fedra_federation::codec::Writer;
 use fedra_federation::{Channel, Failure, FedError, PartyId, PeerStats, Tag, mem::MemNetwork};
 use fedra_tree::*;
 use rand_chacha::{ChaCha8Rng, ChaCha20Rng};
@@ -486,6 +487,25 @@ fn clear_key() -> Vec<u8> {
     vec![2, 0, 0, 0, 0]
 }
 
+/// A `start` message of the insecure mode for 20 sampled rows: one item per row,
+/// one bin per item, `count` items announced and `items` sent.
+fn start_msg(count: u32, items: usize) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(0) // a tree, not the end
+        .bool(false) // not guest-only
+        .u32(1) // ciphertexts per row
+        .u32(1) // bins per packed ciphertext
+        .u32(0) // bits per bin
+        .raw(&[0xff, 0xff, 0x0f]) // 20 rows sampled
+        .u32(count);
+    for _ in 0..items {
+        let mut item = vec![0u8; 256];
+        item[255] = 1;
+        w.raw(&item);
+    }
+    w.into_vec()
+}
+
 #[test]
 fn host_rejects_malformed_guest_messages() {
     let (_, h) = synthetic(20, 1, Objective::Binary, 8);
@@ -497,73 +517,69 @@ fn host_rejects_malformed_guest_messages() {
     assert_eq!(e.code(), "fed.decode", "{e}");
     let mut oc = c.clone();
     oc.scheme = Scheme::Ou;
-    let e = host_against(&oc, &h[0], vec![("key", 0, vec![0, 0, 0, 0, 3, 1, 2, 3])]);
+    let e = host_against(&oc, &h[0], vec![("key", 0, vec![0, 3, 0, 0, 0, 1, 2, 3])]);
     assert_eq!(e.code(), "fed.decode", "{e}");
     // A tree with the wrong ciphertext count.
-    let mut start = vec![0u8, 0];
-    start.extend(1u32.to_be_bytes()); // ciphertexts per row
-    start.extend(1u32.to_be_bytes()); // bins per packed ciphertext
-    start.extend(0u32.to_be_bytes()); // bits per bin
-    start.extend([0xff, 0xff, 0x0f]); // 20 rows sampled
-    start.extend(5u64.to_be_bytes());
     let e = host_against(
         &c,
         &h[0],
-        vec![("key", 0, clear_key()), ("start", 0, start.clone())],
+        vec![("key", 0, clear_key()), ("start", 0, start_msg(5, 5))],
     );
     assert!(e.to_string().contains("ciphertexts, expected 20"), "{e}");
-    // A bit set beyond the row count is just ignored by position; a huge count is refused.
-    let mut huge = vec![0u8, 0];
-    huge.extend(1u32.to_be_bytes()); // ciphertexts per row
-    huge.extend(1u32.to_be_bytes()); // bins per packed ciphertext
-    huge.extend(0u32.to_be_bytes()); // bits per bin
-    huge.extend([0xff, 0xff, 0x0f]);
-    huge.extend(u64::MAX.to_be_bytes());
-    let e = host_against(&c, &h[0], vec![("key", 0, clear_key()), ("start", 0, huge)]);
+    // A huge count is refused before anything is allocated.
+    let e = host_against(
+        &c,
+        &h[0],
+        vec![
+            ("key", 0, clear_key()),
+            ("start", 0, start_msg(u32::MAX, 0)),
+        ],
+    );
     assert_eq!(e.code(), "fed.decode", "{e}");
-    // A valid tree start, then a partition for a node that was never split.
-    let mut ok = vec![0u8, 0];
-    ok.extend(1u32.to_be_bytes()); // ciphertexts per row
-    ok.extend(1u32.to_be_bytes()); // bins per packed ciphertext
-    ok.extend(0u32.to_be_bytes()); // bits per bin
-    ok.extend([0xff, 0xff, 0x0f]);
-    ok.extend(20u64.to_be_bytes());
-    for _ in 0..20 {
-        let mut item = vec![0u8; 256];
-        item[255] = 1;
-        ok.extend(item);
-    }
-    let mut level = vec![0u8];
-    level.extend(1u32.to_be_bytes());
-    level.extend(0u32.to_be_bytes());
-    level.extend(3u32.to_be_bytes());
-    level.extend([1, 2, 3]);
-    level.extend(0u32.to_be_bytes());
+    // Trailing bytes.
+    let mut long = start_msg(20, 20);
+    long.push(0);
+    let e = host_against(&c, &h[0], vec![("key", 0, clear_key()), ("start", 0, long)]);
+    assert!(e.to_string().contains("too long"), "{e}");
+    // A valid tree start, then a partition for a node that was never split: the
+    // host refuses the instruction, blaming the guest and naming the message.
+    let ok = start_msg(20, 20);
+    let mut level = Writer::new();
+    level.bool(false).u32(1).u32(0).bytes(&[1, 2, 3]).u32(0);
     let e = host_against(
         &c,
         &h[0],
         vec![
             ("key", 0, clear_key()),
             ("start", 0, ok.clone()),
-            ("level", 0, level),
+            ("level", 0, level.into_vec()),
         ],
     );
-    assert!(e.to_string().contains("not split"), "{e}");
+    assert_eq!(e.code(), "fed.decode", "{e}");
+    assert_eq!(e.party(), Some("guest"), "{e}");
+    let s = e.to_string();
+    assert!(
+        s.contains("guest instruction rejected") && s.contains("not split") && s.contains("level"),
+        "{s}"
+    );
     // A decision with children out of order, and a split id that does not exist.
-    let mut level = vec![0u8];
-    level.extend(0u32.to_be_bytes());
-    level.extend(1u32.to_be_bytes());
-    level.extend(0u32.to_be_bytes());
-    for (l, r, split) in [(5u32, 6u32, 0u32), (1, 2, 99 << 8)] {
-        let mut decide = Vec::new();
-        decide.extend(1u32.to_be_bytes());
-        decide.extend(0u32.to_be_bytes());
-        decide.push(2);
-        decide.extend(l.to_be_bytes());
-        decide.extend(r.to_be_bytes());
-        decide.extend(0u32.to_be_bytes());
-        decide.extend(split.to_be_bytes());
-        decide.push(0);
+    let mut level = Writer::new();
+    level.bool(false).u32(0).u32(1).u32(0);
+    let level = level.into_vec();
+    for (l, r, split, want) in [
+        (5u32, 6u32, 0u32, "children 5, 6 of node 0"),
+        (1, 2, 99 << 8, "no such feature"),
+    ] {
+        let mut decide = Writer::new();
+        decide
+            .u32(1) // one decision
+            .u32(0) // node 0
+            .u8(2) // a host split
+            .u32(l)
+            .u32(r)
+            .u32(0) // host 0
+            .u32(split)
+            .bool(false);
         let e = host_against(
             &c,
             &h[0],
@@ -571,10 +587,16 @@ fn host_rejects_malformed_guest_messages() {
                 ("key", 0, clear_key()),
                 ("start", 0, ok.clone()),
                 ("level", 0, level.clone()),
-                ("decide", 0, decide),
+                ("decide", 0, decide.into_vec()),
             ],
         );
-        assert_eq!(e.code(), "tree.model", "{e}");
+        assert_eq!(e.code(), "fed.decode", "{e}");
+        assert_eq!(e.party(), Some("guest"), "{e}");
+        let s = e.to_string();
+        assert!(
+            s.contains("guest instruction rejected") && s.contains("decide") && s.contains(want),
+            "{s}"
+        );
     }
 }
 
@@ -584,15 +606,14 @@ fn guest_rejects_a_host_with_other_rows_or_bad_slots() {
     let c = cfg(1, Objective::Binary, Scheme::InsecurePlaintext);
     for meta in [
         {
-            let mut m = 21u64.to_be_bytes().to_vec();
-            m.extend(0u32.to_be_bytes());
-            m
+            let mut w = Writer::new();
+            w.u64(21).u32(0);
+            w.into_vec()
         },
         {
-            let mut m = 20u64.to_be_bytes().to_vec();
-            m.extend(1u32.to_be_bytes());
-            m.extend(9999u32.to_be_bytes());
-            m
+            let mut w = Writer::new();
+            w.u64(20).u32(1).u32(9999);
+            w.into_vec()
         },
         vec![1, 2, 3],
     ] {
@@ -993,13 +1014,13 @@ fn prediction_transcript_guest_sees_only_ciphertexts_hosts_see_no_weights() {
     assert_eq!(host_log.len(), 1);
     let (to, name, msg) = &host_log[0];
     assert_eq!((to.as_str(), name.as_str()), ("guest", "predict-sums"));
-    let count = u64::from_be_bytes(msg[..8].try_into().unwrap()) as usize;
+    let count = u32::from_le_bytes(msg[..4].try_into().unwrap()) as usize;
     assert!(
         count > 0 && count < rows / 4,
         "{count} ciphertexts for {rows} rows"
     );
-    assert_eq!((msg.len() - 8) % count, 0);
-    assert!((msg.len() - 8) / count >= 256, "2048-bit ciphertexts only");
+    assert_eq!((msg.len() - 4) % count, 0);
+    assert!((msg.len() - 4) / count >= 256, "2048-bit ciphertexts only");
     // ... holding no host threshold or feature value ...
     let mut secrets: Vec<Vec<u8>> = Vec::new();
     for tree in &hms[0].trees {
@@ -1099,17 +1120,18 @@ fn prediction_transcript_guest_sees_only_ciphertexts_hosts_see_no_weights() {
 /// Offsets in a `predict-masks` message: (start of the packing parameters,
 /// start of the ciphertexts, start of the masks) and the leaf counts it states.
 fn masks_layout(msg: &[u8], rows: usize) -> (usize, usize, usize, Vec<usize>) {
-    let kl = u32::from_be_bytes(msg[1..5].try_into().unwrap()) as usize;
+    let kl = u32::from_le_bytes(msg[1..5].try_into().unwrap()) as usize;
     let trees_at = 5 + kl + 8;
-    let trees = u32::from_be_bytes(msg[trees_at..trees_at + 4].try_into().unwrap()) as usize;
+    let trees = u32::from_le_bytes(msg[trees_at..trees_at + 4].try_into().unwrap()) as usize;
     let leaves: Vec<usize> = (0..trees)
         .map(|t| {
             let at = trees_at + 4 + 8 * t + 4;
-            u32::from_be_bytes(msg[at..at + 4].try_into().unwrap()) as usize
+            u32::from_le_bytes(msg[at..at + 4].try_into().unwrap()) as usize
         })
         .collect();
+    // chunks, bits per sum, sums per ciphertext, ciphertext count: four u32.
     let params = trees_at + 4 + 8 * trees;
-    let cts = params + 20;
+    let cts = params + 16;
     let masks = msg.len() - rows * leaves.iter().map(|l| l.div_ceil(8)).sum::<usize>();
     (params, cts, masks, leaves)
 }
@@ -1169,7 +1191,7 @@ fn host_rejects_malformed_prediction_messages() {
     assert!(host_split_counts(&models.0)[0] > 0);
     let lay = move |m: &[u8]| masks_layout(m, rows);
     let cases: Vec<(Tamper, &str)> = vec![
-        (tampered("predict", |m| m[7] ^= 1), "rows"),
+        (tampered("predict", |m| m[0] ^= 1), "rows"),
         (
             tampered("predict", |m| {
                 // The chain names another party instead of this host.
@@ -1182,28 +1204,28 @@ fn host_rejects_malformed_prediction_messages() {
             tampered("predict-masks", |m| {
                 m.pop();
             }),
-            "more bytes expected",
+            "too short",
         ),
-        (tampered("predict-masks", |m| m.push(0)), "trailing"),
+        (tampered("predict-masks", |m| m.push(0)), "too long"),
         (tampered("predict-masks", |m| m[0] = 0), "scheme"),
         (
             tampered("predict-masks", move |m| {
                 let (params, ..) = lay(m);
-                m[params - 1] ^= 1; // the last tree's leaf count
+                m[params - 4] ^= 1; // the last tree's leaf count
             }),
             "leaves, this host's",
         ),
         (
             tampered("predict-masks", move |m| {
                 let (params, ..) = lay(m);
-                m[params + 8..params + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+                m[params + 8..params + 12].copy_from_slice(&u32::MAX.to_le_bytes());
             }),
             "exceeds the plaintext capacity",
         ),
         (
             tampered("predict-masks", move |m| {
                 let (_, cts, ..) = lay(m);
-                m[cts - 1] ^= 1; // the ciphertext count
+                m[cts - 4] ^= 1; // the ciphertext count
             }),
             "leaf ciphertexts, expected",
         ),
@@ -1300,27 +1322,29 @@ fn guest_rejects_malformed_prediction_sums() {
             tampered("predict-sums", |m| {
                 m.pop();
             }),
-            "more bytes expected",
+            "too short",
         ),
-        (tampered("predict-sums", |m| m.push(1)), "trailing"),
+        (tampered("predict-sums", |m| m.push(1)), "too long"),
         (
-            tampered("predict-sums", |m| m[7] += 1),
+            tampered("predict-sums", |m| m[0] += 1),
             "ciphertexts, expected",
         ),
-        (tampered("predict-sums", |m| m[8] = 9), "ciphertext 0"),
+        // After the u32 count: the first item's sign byte, then its magnitude
+        // (big-endian, like a ciphertext's residue).
+        (tampered("predict-sums", |m| m[4] = 9), "ciphertext 0"),
         (
             tampered("predict-sums", move |m| {
                 // A value far beyond the packing layout.
-                m[8..8 + width].fill(0);
-                m[9] = 1;
+                m[4..4 + width].fill(0);
+                m[5] = 1;
             }),
             "does not fit its layout",
         ),
         (
             tampered("predict-sums", move |m| {
                 // Fits the layout but exceeds any sum of leaf weights.
-                m[9..8 + width].fill(0);
-                m[8 + width - 16..8 + width].copy_from_slice(&(bound + 1).to_be_bytes());
+                m[5..4 + width].fill(0);
+                m[4 + width - 16..4 + width].copy_from_slice(&(bound + 1).to_be_bytes());
             }),
             "is not a sum of leaf weights",
         ),
