@@ -342,9 +342,9 @@ impl<'a> Reader<'a> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            b => {
+            _ => {
                 self.pos -= 1;
-                Err(self.invalid(format!("a flag must be 0 or 1, got {b}")))
+                Err(self.invalid("a flag must be 0 or 1"))
             }
         }
     }
