@@ -78,7 +78,7 @@ pub enum DataError {
 
     /// No format was given and the file extension does not reveal one.
     #[error(
-        "{}: cannot infer the format from the file extension (expected .csv, .txt, .tsv, .parquet or .pq); set `format`",
+        "{}: cannot infer the format from the file extension (expected .csv, .txt, .tsv, .parquet or .pq; .csv.gz, .txt.gz or .tsv.gz for gzipped CSV); set `format`",
         path.display()
     )]
     UnknownFormat {

@@ -1434,6 +1434,115 @@ fn categorical_columns_row_ids_and_blank_numbers() {
     assert_eq!(e.code(), "invalid_spec");
 }
 
+/// Gzip-compresses `content` (as one member).
+fn gzip(content: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(content).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn gzipped_csv_reads_transparently_with_precise_errors() {
+    let plain = b"id,y,x0,x1\na,0,1.5,2\nb,1,,4\nc,0,3,5\n";
+    let (_d, csv) = temp_file("g.csv", plain);
+    let (_d2, gz) = temp_file("g.csv.GZ", &gzip(plain));
+    let spec = |p: &Path| {
+        DatasetSpec::new(p)
+            .with_label("y")
+            .with_missing(MissingPolicy::Mean)
+    };
+    let ds = load(&spec(&gz)).unwrap();
+    assert_eq!(ds, load(&spec(&csv)).unwrap());
+    assert_eq!(ds.features(), [1.5, 2.0, 2.25, 4.0, 3.0, 5.0]);
+    // Streaming (the mean policy reads it twice).
+    let ids: Vec<String> = open(&spec(&gz).with_batch_rows(2))
+        .unwrap()
+        .flat_map(|b| b.unwrap().ids)
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    // Concatenated gzip members read as one file; .tsv.gz is tab-separated.
+    let mut two = gzip(b"id\tx0\n1\t0.5\n");
+    two.extend(gzip(b"2\t7\n"));
+    let (_d3, tsv) = temp_file("t.tsv.gz", &two);
+    let ds = load(&DatasetSpec::new(&tsv)).unwrap();
+    assert_eq!(
+        (ds.ids(), ds.features()),
+        (&["1".to_owned(), "2".to_owned()][..], &[0.5, 7.0][..])
+    );
+
+    // Errors name the file, the line of the decompressed text and the column.
+    let (_d4, bad) = temp_file("b.csv.gz", &gzip(b"id,x0,x1\n1,1.0,2.0\n2,3.0,abc\n"));
+    let err = load_err(&DatasetSpec::new(&bad));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: line 3, column 3 (\"x1\"): not a number: \"abc\"",
+            bad.display()
+        )
+    );
+    let (_d5, bad) = temp_file("r.csv.gz", &gzip(b"id,x0\n1,1\n2,3,4\n"));
+    assert!(matches!(
+        load_err(&DatasetSpec::new(&bad)),
+        DataError::RaggedRow {
+            at: Location::Line(3),
+            expected: 2,
+            found: 3,
+            ..
+        }
+    ));
+
+    // Damaged or truncated compressed data, and a plain file named .gz: I/O errors
+    // naming the file, never a panic.
+    let packed = gzip(plain);
+    let mut damaged = packed.clone();
+    damaged[packed.len() / 2] ^= 0xff;
+    let mut cases = vec![
+        packed[..packed.len() - 4].to_vec(),
+        packed[..packed.len() / 2].to_vec(),
+        damaged,
+        plain.to_vec(),
+    ];
+    for len in 0..packed.len() {
+        cases.push(packed[..len].to_vec());
+    }
+    for content in cases {
+        std::fs::write(&gz, &content).unwrap();
+        match load(&spec(&gz)) {
+            Ok(d) => assert_eq!(d.n_rows(), 3, "a damaged file read back as {d:?}"),
+            Err(e) => {
+                assert!(
+                    matches!(e.code(), "io" | "empty_file" | "invalid_utf8" | "csv"),
+                    "{e}"
+                );
+                assert!(e.to_string().starts_with(&gz.display().to_string()), "{e}");
+            }
+        }
+    }
+    std::fs::write(&gz, plain).unwrap();
+    let err = load_err(&spec(&gz));
+    assert_eq!(err.code(), "io");
+    assert!(err.to_string().contains("gzip data"), "{err}");
+}
+
+#[test]
+fn gzipped_csv_round_trips_and_real_data() {
+    let ds = sample_dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.csv.gz");
+    write_csv(&path, &ds).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes[..2], [0x1f, 0x8b], "written gzip-compressed");
+    assert_bit_equal(&reload(&path, &ds), &ds);
+
+    let Some(fate) = fate_dir() else { return };
+    let csv = fate.join("default_credit_hetero_guest.csv");
+    let gz = dir.path().join("dc.csv.gz");
+    std::fs::write(&gz, gzip(&std::fs::read(&csv).unwrap())).unwrap();
+    let spec = |p: &Path| DatasetSpec::new(p).with_label("y");
+    assert_eq!(load(&spec(&gz)).unwrap(), load(&spec(&csv)).unwrap());
+}
+
 #[test]
 fn criteo_sample_reads_with_categorical_fields() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
