@@ -9,19 +9,92 @@
 //! `+2` are accepted); `NaN` counts as missing, and infinite values (`inf`, `1e400`, a
 //! number with more digits than `f64` holds) are refused as [`DataError::NonFinite`].
 //! Ids are kept verbatim; only an empty id counts as missing.
+//!
+//! A file whose name ends in `.gz` (e.g. `data.csv.gz`) is gzip-compressed: it is
+//! decompressed on the fly while reading (concatenated gzip members too), and
+//! [`write_csv`] compresses it. Line numbers in errors are those of the decompressed
+//! text; damaged compressed data is a [`DataError::Io`] naming the file.
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+use flate2::write::GzEncoder;
 
 use crate::batch::{Batch, Col, Common, Fill, select_columns};
 use crate::dataset::Dataset;
 use crate::error::{ColumnRole, DataError, Location, Result, truncate_text};
-use crate::spec::{DatasetSpec, is_missing_text};
+use crate::spec::{DatasetSpec, is_gzip, is_missing_text};
+
+/// The bytes of a CSV file: as stored, or gunzipped.
+enum Input {
+    Plain(File),
+    /// Boxed: the decoder's state is large, and allocated once per file anyway.
+    Gzip(Box<MultiGzDecoder<BufReader<File>>>),
+}
+
+impl Input {
+    fn open(path: &Path) -> Result<Input> {
+        let file = File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(if is_gzip(path) {
+            Input::Gzip(Box::new(MultiGzDecoder::new(BufReader::new(file))))
+        } else {
+            Input::Plain(file)
+        })
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Input::Plain(f) => f.read(buf),
+            Input::Gzip(d) => d
+                .read(buf)
+                .map_err(|e| io::Error::new(e.kind(), format!("gzip data: {e}"))),
+        }
+    }
+}
+
+/// Where [`write_csv`] writes: the file, or a gzip stream into it.
+enum Output {
+    Plain(File),
+    Gzip(GzEncoder<File>),
+}
+
+impl Output {
+    /// Flushes what is still buffered, and the gzip trailer.
+    fn finish(self) -> io::Result<()> {
+        match self {
+            Output::Plain(mut f) => f.flush(),
+            Output::Gzip(e) => e.finish().and_then(|mut f| f.flush()),
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Output::Plain(f) => f.write(buf),
+            Output::Gzip(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Plain(f) => f.flush(),
+            Output::Gzip(e) => e.flush(),
+        }
+    }
+}
 
 /// Streaming CSV source.
 pub(crate) struct CsvSource {
-    reader: csv::Reader<File>,
+    reader: csv::Reader<Input>,
     header: Vec<String>,
     record: csv::StringRecord,
     /// Data rows read so far (the ids under `row_ids`).
@@ -79,10 +152,7 @@ impl CsvSource {
     /// Opens the file and resolves the header.
     pub fn open(spec: &DatasetSpec, fill: Fill, check_ids: bool) -> Result<(CsvSource, Common)> {
         let path = spec.path.clone();
-        let file = File::open(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let file = Input::open(&path)?;
         // Records end at `\n` only: a `\r` before it is whitespace and trimmed with the
         // last field. (csv's own CRLF handling reports line numbers one too low,
         // BurntSushi/rust-csv#395.) Fields are trimmed here rather than with
@@ -248,11 +318,22 @@ pub(crate) fn format_f64(buf: &mut String, v: f64) {
 /// `id_column[,label],features…[,categorical…]`, then
 /// one line per row. Floats are written so that reading the file back yields exactly the
 /// same values (NaN is written as `NaN` and so reads back as missing). Ids and names are
-/// quoted when needed. An existing file is overwritten.
+/// quoted when needed. A path ending in `.gz` is written gzip-compressed. An existing
+/// file is overwritten.
 pub fn write_csv(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
     let path = path.as_ref();
     let io_err = |e: csv::Error| map_csv_error(path, None, e);
-    let mut w = csv::WriterBuilder::new().from_path(path).map_err(io_err)?;
+    let to_data_err = |source: io::Error| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(path).map_err(to_data_err)?;
+    let out = if is_gzip(path) {
+        Output::Gzip(GzEncoder::new(file, flate2::Compression::default()))
+    } else {
+        Output::Plain(file)
+    };
+    let mut w = csv::WriterBuilder::new().from_writer(out);
     let mut header: Vec<&str> = vec![dataset.id_column()];
     if let Some(l) = dataset.label_name() {
         header.push(l);
@@ -276,10 +357,10 @@ pub fn write_csv(path: impl AsRef<Path>, dataset: &Dataset) -> Result<()> {
         }
         w.write_record(None::<&[u8]>).map_err(io_err)?;
     }
-    w.flush().map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    w.into_inner()
+        .map_err(|e| to_data_err(e.into_error()))?
+        .finish()
+        .map_err(to_data_err)
 }
 
 #[cfg(test)]

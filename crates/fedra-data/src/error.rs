@@ -78,7 +78,7 @@ pub enum DataError {
 
     /// No format was given and the file extension does not reveal one.
     #[error(
-        "{}: cannot infer the format from the file extension (expected .csv, .txt, .tsv, .parquet or .pq); set `format`",
+        "{}: cannot infer the format from the file extension (expected .csv, .txt, .tsv, .parquet or .pq; .csv.gz, .txt.gz or .tsv.gz for gzipped CSV); set `format`",
         path.display()
     )]
     UnknownFormat {
@@ -148,7 +148,8 @@ pub enum DataError {
         column_name: String,
         /// The role the column was requested for.
         role: ColumnRole,
-        /// The column's (Arrow) data type, as text.
+        /// The column's type, as text, named as Arrow would infer it from the Parquet
+        /// schema (e.g. `Date32`, `Binary`, `Decimal128(10, 2)`).
         data_type: String,
     },
 
@@ -297,7 +298,7 @@ pub enum DataError {
         message: String,
     },
 
-    /// An error from the Parquet/Arrow libraries (corrupt file, unsupported encoding, …).
+    /// An error from the Parquet library (corrupt file, unsupported encoding, …).
     #[error("{}: Parquet error{}: {source}", path.display(), context.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Parquet {
         /// The file involved.

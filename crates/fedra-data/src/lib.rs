@@ -1,5 +1,6 @@
-//! Loading a party's dataset for Fedra: CSV and Parquet files, read whole ([`load`]) or
-//! streamed in bounded batches ([`open`]), with precise, structured errors ([`DataError`]).
+//! Loading a party's dataset for Fedra: CSV (also gzipped, `.csv.gz`) and Parquet files,
+//! read whole ([`load`]) or streamed in bounded batches ([`open`]), with precise,
+//! structured errors ([`DataError`]).
 //!
 //! A dataset file has one id column (kept as strings, for private set intersection),
 //! optionally one numeric label column, and numeric feature columns. What to read is

@@ -6,6 +6,7 @@
 //! ```toml
 //! path = "data/breast_hetero_guest.csv"   # required
 //! format = "csv"               # "csv" | "parquet"; default: inferred from the extension
+//!                              # (a CSV file ending in .gz, e.g. .csv.gz, is gunzipped)
 //! id_column = "id"             # default "id"
 //! label = "y"                  # default: no label
 //! features = ["x0", "x1"]      # default: every column except the id and label columns
@@ -44,15 +45,34 @@ pub enum Format {
 
 impl Format {
     /// Infers the format from the file extension (case-insensitive): `.csv`, `.txt` and
-    /// `.tsv` are [`Format::Csv`]; `.parquet` and `.pq` are [`Format::Parquet`].
+    /// `.tsv` are [`Format::Csv`], also gzipped (`.csv.gz`, `.txt.gz`, `.tsv.gz`);
+    /// `.parquet` and `.pq` are [`Format::Parquet`].
     pub fn from_path(path: &Path) -> Option<Format> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        let ext = data_extension(path)?;
         match ext.as_str() {
             "csv" | "txt" | "tsv" => Some(Format::Csv),
-            "parquet" | "pq" => Some(Format::Parquet),
+            "parquet" | "pq" if !is_gzip(path) => Some(Format::Parquet),
             _ => None,
         }
     }
+}
+
+/// True if `path` ends in `.gz` (case-insensitive): a gzip-compressed CSV file, read
+/// (and written) through gzip.
+pub(crate) fn is_gzip(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// The lowercased extension that tells the data format: `csv` for `a.csv` and `a.csv.gz`.
+fn data_extension(path: &Path) -> Option<String> {
+    let path = if is_gzip(path) {
+        Path::new(path.file_stem()?)
+    } else {
+        path
+    };
+    Some(path.extension()?.to_str()?.to_ascii_lowercase())
 }
 
 /// What to do with a missing feature value.
@@ -110,7 +130,8 @@ pub struct DatasetSpec {
     /// What to do with missing feature values.
     #[serde(default)]
     pub missing: MissingPolicy,
-    /// CSV field delimiter, one ASCII character; `None` means `,` (or tab for `.tsv`).
+    /// CSV field delimiter, one ASCII character; `None` means `,` (or tab for `.tsv` and
+    /// `.tsv.gz`).
     #[serde(default)]
     pub delimiter: Option<char>,
     /// Accept repeated ids instead of failing with [`DataError::DuplicateId`].
@@ -224,7 +245,8 @@ impl DatasetSpec {
         }
     }
 
-    /// The CSV delimiter byte: the explicit one, else tab for `.tsv` files, else `,`.
+    /// The CSV delimiter byte: the explicit one, else tab for `.tsv` (`.tsv.gz`) files,
+    /// else `,`.
     pub fn resolved_delimiter(&self) -> Result<u8> {
         match self.delimiter {
             Some(c) if c.is_ascii() && c != '"' && c != '\n' && c != '\r' => Ok(c as u8),
@@ -234,11 +256,7 @@ impl DatasetSpec {
                 ),
             }),
             None => {
-                let is_tsv = self
-                    .path
-                    .extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| e.eq_ignore_ascii_case("tsv"));
+                let is_tsv = data_extension(&self.path).as_deref() == Some("tsv");
                 Ok(if is_tsv { b'\t' } else { b',' })
             }
         }
@@ -331,6 +349,17 @@ mod tests {
             Some(Format::Parquet)
         );
         assert_eq!(Format::from_path(Path::new("a.json")), None);
+        assert_eq!(Format::from_path(Path::new("a.csv.gz")), Some(Format::Csv));
+        assert_eq!(
+            Format::from_path(Path::new("d/a.TSV.GZ")),
+            Some(Format::Csv)
+        );
+        assert_eq!(Format::from_path(Path::new("a.txt.gz")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("a.parquet.gz")), None);
+        assert_eq!(Format::from_path(Path::new("a.gz")), None);
+        assert_eq!(Format::from_path(Path::new(".gz")), None);
+        assert!(is_gzip(Path::new("a.csv.GZ")));
+        assert!(!is_gzip(Path::new("a.csv")));
         assert_eq!(Format::from_path(Path::new("noext")), None);
         let err = DatasetSpec::new("x.json").resolved_format().unwrap_err();
         assert_eq!(err.code(), "unknown_format");
@@ -345,6 +374,14 @@ mod tests {
         assert_eq!(
             DatasetSpec::new("a.TSV").resolved_delimiter().unwrap(),
             b'\t'
+        );
+        assert_eq!(
+            DatasetSpec::new("a.tsv.gz").resolved_delimiter().unwrap(),
+            b'\t'
+        );
+        assert_eq!(
+            DatasetSpec::new("a.csv.gz").resolved_delimiter().unwrap(),
+            b','
         );
         assert_eq!(
             DatasetSpec::new("a.tsv")
