@@ -67,15 +67,12 @@ pub(super) async fn leader_checkpoint(
     let saved = cfg.tag(step, "ckpt-saved");
     for f in &cfg.followers {
         let b = ch.recv(&f.party, &saved).await?;
-        if b.as_ref() != [1u8] {
-            return Err(wire::decode_err(&f.party, &saved, "expected the byte 1"));
-        }
+        wire::decode_ack(&f.party, &saved, &b)?;
     }
     sink.commit(step)?;
     let commit = cfg.tag(step, "ckpt-commit");
     for f in &cfg.followers {
-        ch.send(&f.party, &commit, bytes::Bytes::from_static(&[1]))
-            .await?;
+        ch.send(&f.party, &commit, wire::encode_ack()).await?;
     }
     Ok(())
 }
@@ -95,17 +92,11 @@ pub(super) async fn follower_checkpoint(
     ch.send(
         &cfg.leader,
         &cfg.tag(step, "ckpt-saved"),
-        bytes::Bytes::from_static(&[1]),
+        wire::encode_ack(),
     )
     .await?;
     let commit = cfg.tag(step, "ckpt-commit");
     let b = ch.recv(&cfg.leader, &commit).await?;
-    if b.as_ref() != [1u8] {
-        return Err(wire::decode_err(
-            &cfg.leader,
-            &commit,
-            "expected the byte 1",
-        ));
-    }
+    wire::decode_ack(&cfg.leader, &commit, &b)?;
     sink.commit(step)
 }

@@ -2,8 +2,6 @@
 //! column-wise, splitting the top model's input gradient back into parts,
 //! and gathering a batch's labels.
 
-
-
 /// Concatenates row-major parts column-wise.
 pub(crate) fn concat(parts: &[(&[f32], usize)], rows: usize) -> Vec<f32> {
     let total: usize = parts.iter().map(|p| p.1).sum();

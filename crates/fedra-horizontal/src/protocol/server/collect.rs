@@ -7,12 +7,12 @@ use fedra_federation::PartyId;
 use futures_util::future::join_all;
 use tokio::time::{Instant, timeout_at};
 
-use crate::protocol::ResultMsg;
-use crate::protocol::stream::StreamingMean;
-use crate::protocol::wire::{RecvError, recv_chunks, recv_f32s, recv_json};
 use super::round::{Collected, Failures, RoundCtx};
 use super::sid;
 use crate::error::Result;
+use crate::protocol::ResultMsg;
+use crate::protocol::stream::StreamingMean;
+use crate::protocol::wire::{RecvError, malformed, recv_chunks, recv_f32s, recv_json};
 use crate::types::ClientResult;
 
 /// Updates folded into the running mean in one pass, at most (bounds the
@@ -43,14 +43,21 @@ impl RoundCtx<'_> {
                     let h: ResultMsg = recv_json(self.ch, p, self.task, round, "result").await?;
                     let announced = self.weights.get(p).copied().unwrap_or(0);
                     if h.num_examples != announced || announced == 0 {
-                        return Err(RecvError::Malformed(format!(
-                            "'result': num_examples = {}, but the hello announced {announced}",
-                            h.num_examples
-                        )));
+                        return Err(malformed(
+                            p,
+                            self.task,
+                            round,
+                            "result",
+                            "num_examples differs from the one its hello announced",
+                        ));
                     }
                     if h.has_control_delta {
-                        return Err(RecvError::Malformed(
-                            "'result': has_control_delta = true, expected false".into(),
+                        return Err(malformed(
+                            p,
+                            self.task,
+                            round,
+                            "result",
+                            "has_control_delta = true, expected false",
                         ));
                     }
                     // Kept as the transport's chunks until its turn to be folded;
@@ -140,16 +147,25 @@ impl RoundCtx<'_> {
                 // client cannot inflate its influence round by round.
                 let announced = self.weights.get(p).copied().unwrap_or(0);
                 if h.num_examples != announced {
-                    return Err(RecvError::Malformed(format!(
-                        "'result': num_examples = {}, but the hello announced {announced}",
-                        h.num_examples
-                    )));
+                    return Err(malformed(
+                        p,
+                        self.task,
+                        round,
+                        "result",
+                        "num_examples differs from the one its hello announced",
+                    ));
                 }
                 if h.has_control_delta != scaffold {
-                    return Err(RecvError::Malformed(format!(
-                        "'result': has_control_delta = {}, expected {scaffold}",
-                        h.has_control_delta
-                    )));
+                    return Err(malformed(
+                        p,
+                        self.task,
+                        round,
+                        "result",
+                        format!(
+                            "has_control_delta = {}, expected {scaffold}",
+                            h.has_control_delta
+                        ),
+                    ));
                 }
                 let delta = recv_f32s(self.ch, p, self.task, round, "delta", n).await?;
                 let mut r = ClientResult::new(sid(p), h.num_examples, delta);

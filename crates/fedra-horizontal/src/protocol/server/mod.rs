@@ -174,10 +174,7 @@ pub async fn run_server(
             .unwrap_or(Err(RecvError::Timeout))
             .map_err(|e| e.reason())?;
         if h.num_examples == 0 || h.num_examples > 1 << 48 {
-            return Err(format!(
-                "hello: num_examples = {} outside 1..=2^48",
-                h.num_examples
-            ));
+            return Err("hello: num_examples outside 1..=2^48".to_owned());
         }
         Ok(h.num_examples)
     }))

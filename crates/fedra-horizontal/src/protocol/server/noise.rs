@@ -3,8 +3,8 @@
 
 use fedra_dp::add_gaussian_noise;
 
-use crate::protocol::{dp_err, round_stream};
 use crate::error::Result;
+use crate::protocol::{dp_err, round_stream};
 
 /// `(sum + N(0, std²)) / n` with the round's noise generator.
 pub(super) fn noisy_mean(

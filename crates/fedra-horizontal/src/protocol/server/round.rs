@@ -11,14 +11,14 @@ use fedra_federation::{Channel, PartyId, Tag};
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use crate::protocol::config::{DpMode, ServerConfig};
-use crate::protocol::stream::StreamingMean;
-use crate::protocol::wire::{broadcast_blob, f32_bytes, send_blob, to_json};
-use crate::protocol::{Instr, PlanMsg, SecAggPlan, TrainPlan, dp_err, secagg_err};
 use super::noise::noisy_mean;
 use super::secagg::secagg_quant;
 use super::{RoundRecord, sid};
 use crate::error::{HorizontalError, Result};
+use crate::protocol::config::{DpMode, ServerConfig};
+use crate::protocol::stream::StreamingMean;
+use crate::protocol::wire::{broadcast_blob, f32_bytes, send_blob, to_json};
+use crate::protocol::{Instr, PlanMsg, SecAggPlan, TrainPlan, dp_err, secagg_err};
 use crate::strategy::Strategy;
 use crate::types::{ClientFailure, ClientId, ClientInstructions, ClientResult, partition_valid};
 

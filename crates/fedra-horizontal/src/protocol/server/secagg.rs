@@ -11,13 +11,13 @@ use fedra_secagg::{
 use futures_util::future::join_all;
 use tokio::time::{Instant, timeout_at};
 
-use crate::protocol::config::{DpMode, SecAggConfig, ServerConfig};
-use crate::protocol::wire::{RecvError, RecvResult, recv_blob, recv_chunks, send_blob};
-use crate::protocol::{ring_of, secagg_err};
 use super::noise::noisy_mean;
 use super::round::{Failures, RoundCtx};
 use super::sid;
 use crate::error::{HorizontalError, Result};
+use crate::protocol::config::{DpMode, SecAggConfig, ServerConfig};
+use crate::protocol::wire::{RecvError, RecvResult, malformed, recv_blob, recv_chunks, send_blob};
+use crate::protocol::{ring_of, secagg_err};
 
 impl RoundCtx<'_> {
     /// Receives one message from each of `from` before `until`; failures
@@ -118,13 +118,17 @@ impl RoundCtx<'_> {
                 .map(|i| SaId(i as u32 + 1))
         };
         let party_of = |id: SaId| selected.get((id.0 as usize).wrapping_sub(1)).cloned();
-        let check_sender = |p: &PartyId, sender: SaId| {
+        let check_sender = |p: &PartyId, name: &str, sender: SaId| {
             if id_of(p) == Some(sender) {
                 Ok(())
             } else {
-                Err(RecvError::Malformed(format!(
-                    "claims secure-aggregation id {sender}"
-                )))
+                Err(malformed(
+                    p,
+                    self.task,
+                    round,
+                    name,
+                    "claims a secure-aggregation id that is not its own",
+                ))
             }
         };
         let small = 256 + 128 * n;
@@ -141,8 +145,8 @@ impl RoundCtx<'_> {
         let adv = self
             .gather(round, "sa/adv", small, live, failures, until, |p, b| {
                 let m = AdvertiseKeys::decode(&b, small)
-                    .map_err(|e| RecvError::Malformed(e.to_string()))?;
-                check_sender(p, m.sender)?;
+                    .map_err(|e| malformed(p, self.task, round, "sa/adv", e))?;
+                check_sender(p, "sa/adv", m.sender)?;
                 Ok(m)
             })
             .await;
@@ -173,8 +177,8 @@ impl RoundCtx<'_> {
         let shares = self
             .gather(round, "sa/shares", small, &u1, failures, until, |p, b| {
                 let m = ShareKeys::decode(&b, small)
-                    .map_err(|e| RecvError::Malformed(e.to_string()))?;
-                check_sender(p, m.sender)?;
+                    .map_err(|e| malformed(p, self.task, round, "sa/shares", e))?;
+                check_sender(p, "sa/shares", m.sender)?;
                 Ok(m)
             })
             .await;
@@ -271,8 +275,8 @@ impl RoundCtx<'_> {
         let resp = self
             .gather(round, "sa/resp", small, &asked, failures, until, |p, b| {
                 let m = UnmaskResponse::decode(&b, small)
-                    .map_err(|e| RecvError::Malformed(e.to_string()))?;
-                check_sender(p, m.sender)?;
+                    .map_err(|e| malformed(p, self.task, round, "sa/resp", e))?;
+                check_sender(p, "sa/resp", m.sender)?;
                 Ok(m)
             })
             .await;
@@ -340,7 +344,11 @@ fn cfg_seed(cfg: &ServerConfig) -> u64 {
 
 /// The quantisation of a round: the largest power-of-two scale for which
 /// the weighted sum cannot wrap.
-pub(super) fn secagg_quant(sa: &SecAggConfig, n: u64, total_weight: u64) -> fedra_secagg::Result<QuantConfig> {
+pub(super) fn secagg_quant(
+    sa: &SecAggConfig,
+    n: u64,
+    total_weight: u64,
+) -> fedra_secagg::Result<QuantConfig> {
     let ring = ring_of(sa.ring_bits);
     let limit = ((1u128 << (sa.ring_bits - 1)) - 1) as f64;
     let per = limit / total_weight.max(1) as f64;
