@@ -82,24 +82,18 @@ pub fn decode_matrix(
     let out = r.f32s(n).map_err(codec)?;
     r.finish().map_err(codec)?;
     let at = |i: usize| (i / cols.max(1), i % cols.max(1));
-    // One branch-free pass (vectorises); locate the offending value only on failure.
-    if !out
-        .iter()
-        .fold(true, |ok, v| ok & v.is_finite() & (v.abs() <= max_abs))
-    {
-        if let Some(i) = out.iter().position(|v| !v.is_finite() || v.abs() > max_abs) {
-            let (row, col) = at(i);
-            let what = if out[i].is_finite() {
-                format!("beyond the bound ±{max_abs}")
-            } else {
-                "not finite".to_owned()
-            };
-            return Err(malformed(
-                from,
-                tag,
-                format!("value at row {row}, column {col} is {what}"),
-            ));
-        }
+    if let Some(i) = out.iter().position(|v| !v.is_finite() || v.abs() > max_abs) {
+        let (row, col) = at(i);
+        let what = if out[i].is_finite() {
+            format!("beyond the bound ±{max_abs}")
+        } else {
+            "not finite".to_owned()
+        };
+        return Err(malformed(
+            from,
+            tag,
+            format!("value at row {row}, column {col} is {what}"),
+        ));
     }
     Ok(out)
 }
