@@ -22,14 +22,14 @@
 //! }
 //! ```
 //!
-//! [`Accountant::save`] writes a temporary file in the destination directory, syncs
-//! it, and renames it over the destination, so a crash leaves either the old or the
-//! new state, never a torn file. [`Accountant::load`] never modifies the file; a
+//! [`Accountant::save`] goes through [`fedra_fs::write_atomic`] (owner-only file; a
+//! temporary file in the destination directory, synced, renamed over the destination,
+//! directory synced), so a crash leaves either the old or the new state, never a torn
+//! file. [`Accountant::load`] never modifies the file; a
 //! malformed or inconsistent file is a [`DpError::MalformedState`] naming the path
 //! (and line/column for JSON errors).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -314,21 +314,15 @@ impl Accountant {
         &self.rdp
     }
 
-    /// Saves the state as pretty JSON to `path`, atomically: a temporary file in the
-    /// same directory is written, synced and renamed over `path`.
+    /// Saves the state as pretty JSON to `path`, durably and atomically, readable by
+    /// the owner only ([`fedra_fs::write_atomic`]: a temporary file in the same
+    /// directory is written, synced and renamed over `path`, then the directory is
+    /// synced).
     ///
     /// # Errors
-    /// [`DpError::Io`] naming `path` (or the temporary file's directory).
+    /// [`DpError::Io`] naming `path`.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let io = |op: &'static str, p: &Path| {
-            let p = p.to_path_buf();
-            move |source: std::io::Error| DpError::Io {
-                path: p,
-                op,
-                source,
-            }
-        };
         let mut json =
             serde_json::to_vec_pretty(&State::from(self.clone())).map_err(|e| DpError::Io {
                 path: path.to_path_buf(),
@@ -336,28 +330,11 @@ impl Accountant {
                 source: std::io::Error::other(e),
             })?;
         json.push(b'\n');
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".fedra-dp-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io("creating a temporary file in its directory", path))?;
-        tmp.write_all(&json).map_err(io("writing", tmp.path()))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(io("syncing", tmp.path()))?;
-        tmp.persist(path)
-            .map_err(|e| io("renaming the temporary file into place", path)(e.error))?;
-        // Make the rename itself durable (best effort: not every platform can open a
-        // directory).
-        #[cfg(unix)]
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        fedra_fs::write_atomic(path, &json, fedra_fs::Mode::Private).map_err(|source| DpError::Io {
+            path: path.to_path_buf(),
+            op: "writing",
+            source,
+        })
     }
 
     /// Loads a state saved by [`Accountant::save`]. The file is only read.

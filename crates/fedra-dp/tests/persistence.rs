@@ -198,3 +198,16 @@ fn missing_file_and_unwritable_directory_are_io_errors() {
     assert_eq!(e.code(), "dp.io");
     assert!(e.to_string().contains("no-such-dir"), "{e}");
 }
+
+#[cfg(unix)]
+#[test]
+fn saved_state_is_owner_only_and_leaves_no_temporary() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("budget.json");
+    sample().save(&path).unwrap();
+    sample().save(&path).unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

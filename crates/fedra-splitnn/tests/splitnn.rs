@@ -662,7 +662,7 @@ fn leader_error(emb: bytes::Bytes) -> SplitError {
             // A well-formed hello, then the scripted cut output.
             let hello: Vec<u8> = [1u64, 8, 0, 3, 4, 1, 42, 0, 0, 0, 0]
                 .iter()
-                .flat_map(|v| v.to_be_bytes())
+                .flat_map(|v| v.to_le_bytes())
                 .collect();
             fch.send(&c.leader, &Tag::new("split", 0, "hello"), hello.into())
                 .await

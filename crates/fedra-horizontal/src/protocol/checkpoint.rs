@@ -1,5 +1,6 @@
-//! The server's checkpoint: written after every round, atomically (a
-//! temporary file in the same directory, `fsync`, then `rename`), so a
+//! The server's checkpoint: written after every round with
+//! [`fedra_fs::write_atomic_with`] (owner-only; a temporary file in the
+//! same directory, `fsync`, `rename`, `fsync` of the directory), so a
 //! killed server finds either the previous or the new round, never a torn
 //! file.
 //!
@@ -8,10 +9,10 @@
 //! accountant, configuration, history), then the global parameters as
 //! little-endian `f32`. Floats in the JSON round-trip exactly.
 
-use std::io::Write;
 use std::path::Path;
 
 use fedra_dp::Accountant;
+use fedra_fs::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HorizontalError, Result};
@@ -24,6 +25,8 @@ const VERSION: u32 = 1;
 /// Largest JSON header accepted (the strategy state holds up to two
 /// parameter-sized vectors as text).
 const MAX_JSON: u64 = 16 << 30;
+/// Parameters encoded per write when saving.
+const PARAM_CHUNK: usize = 1 << 16;
 
 /// What the server saves after each round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,34 +46,10 @@ pub struct Checkpoint {
     pub params: Vec<f32>,
 }
 
-/// Writes `buf` to `path` atomically: a temporary file in the same
-/// directory, `fsync`, `rename`.
+/// Replaces `path` with `buf` durably ([`fedra_fs::write_atomic`],
+/// owner-only): the server's checkpoint and a client's state file.
 pub(crate) fn write_atomic(path: &Path, buf: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(buf)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself (best effort: not every platform
-        // can open a directory).
-        if let Ok(d) = std::fs::File::open(&dir) {
-            d.sync_all().ok();
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        std::fs::remove_file(&tmp).ok();
-        err(path, format!("write: {e}"))
-    })
+    fedra_fs::write_atomic(path, buf, Mode::Private).map_err(|e| err(path, format!("write: {e}")))
 }
 
 pub(crate) fn err(path: &Path, detail: impl Into<String>) -> HorizontalError {
@@ -84,15 +63,22 @@ impl Checkpoint {
     /// Writes atomically to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| err(path, format!("encode: {e}")))?;
-        let mut buf = Vec::with_capacity(20 + json.len() + self.params.len() * 4);
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&VERSION.to_le_bytes());
-        buf.extend_from_slice(&(json.len() as u64).to_le_bytes());
-        buf.extend_from_slice(&json);
-        for x in &self.params {
-            buf.extend_from_slice(&x.to_le_bytes());
-        }
-        write_atomic(path, &buf)
+        // Streamed into the temporary file: the parameters are not copied
+        // into one more buffer.
+        fedra_fs::write_atomic_with(path, Mode::Private, |w| {
+            w.write_all(MAGIC)?;
+            w.write_all(&VERSION.to_le_bytes())?;
+            w.write_all(&(json.len() as u64).to_le_bytes())?;
+            w.write_all(&json)?;
+            let mut bytes = Vec::with_capacity(PARAM_CHUNK.min(self.params.len()) * 4);
+            for chunk in self.params.chunks(PARAM_CHUNK) {
+                bytes.clear();
+                bytes.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+                w.write_all(&bytes)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| err(path, format!("write: {e}")))
     }
 
     /// Reads `path`; `Ok(None)` if it does not exist.

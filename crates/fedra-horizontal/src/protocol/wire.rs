@@ -1,5 +1,7 @@
 //! Message framing of the protocol: every payload is a *blob* streamed in
-//! chunks, headers are JSON, vectors are little-endian `f32`.
+//! chunks, headers are JSON, vectors are little-endian `f32`; the binary
+//! parts (length prefix, vectors) are written and read with
+//! [`fedra_federation::codec`].
 //!
 //! A blob named `n` is sent as message `n` = `[total length: u64 LE][first
 //! chunk]`, then messages `n#1`, `n#2`, … with the remaining chunks, all
@@ -7,10 +9,15 @@
 //! against the limit for that message *before* reading further, and every
 //! chunk against what remains, so a peer can make it allocate at most the
 //! limit. Vectors must have exactly the expected length and be finite.
+//! A malformed message is a [`FedError::Decode`] naming the sender and the
+//! tag ([`FedError::malformed`]); its detail describes the problem, never
+//! the peer's values.
 
+use std::fmt::Display;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fedra_federation::codec::{Reader, Writer};
 use fedra_federation::{Channel, FedError, PartyId, Tag};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,8 +34,9 @@ pub(crate) enum RecvError {
     Timeout,
     /// The channel failed (peer lost, aborted, finished, …).
     Channel(FedError),
-    /// The bytes are invalid.
-    Malformed(String),
+    /// The bytes are invalid: a [`FedError::Decode`] naming the sender and
+    /// the tag.
+    Malformed(FedError),
 }
 
 impl RecvError {
@@ -37,7 +45,7 @@ impl RecvError {
         match self {
             RecvError::Timeout => "no answer before the round deadline".into(),
             RecvError::Channel(e) => format!("channel failed: {e} [{}]", e.code()),
-            RecvError::Malformed(d) => format!("malformed message: {d}"),
+            RecvError::Malformed(e) => format!("malformed message: {e}"),
         }
     }
 
@@ -56,19 +64,42 @@ impl RecvError {
                 code: e.code(),
                 detail: e.to_string(),
             },
-            RecvError::Malformed(detail) => HorizontalError::Malformed {
+            RecvError::Malformed(e) => HorizontalError::Malformed {
                 party: party.to_string(),
                 message: message.to_owned(),
-                detail,
+                detail: match e {
+                    FedError::Decode { detail, .. } => detail,
+                    other => other.to_string(),
+                },
             },
         }
     }
+}
+
+/// Peer `from` sent something malformed as message `name` of `round`
+/// (`detail` describes the problem, never the peer's values).
+pub(crate) fn malformed(
+    from: &PartyId,
+    task: &str,
+    round: u32,
+    name: &str,
+    detail: impl Display,
+) -> RecvError {
+    RecvError::Malformed(FedError::malformed(from, &tag(task, round, name), detail))
 }
 
 pub(crate) type RecvResult<T> = std::result::Result<T, RecvError>;
 
 fn tag(task: &str, round: u32, name: &str) -> Tag {
     Tag::new(task, u64::from(round), name)
+}
+
+/// The first message of a blob: the total length, then the first `first`
+/// bytes.
+fn blob_head(data: &[u8], first: usize) -> Bytes {
+    let mut w = Writer::with_capacity(8 + first);
+    w.u64(data.len() as u64).raw(&data[..first]);
+    w.into_bytes()
 }
 
 /// Sends `data` as blob `name`, in chunks of at most `chunk` bytes.
@@ -83,10 +114,7 @@ pub(crate) async fn send_blob(
 ) -> std::result::Result<(), FedError> {
     let chunk = chunk.max(1);
     let first = data.len().min(chunk);
-    let mut head = Vec::with_capacity(8 + first);
-    head.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    head.extend_from_slice(&data[..first]);
-    ch.send(to, &tag(task, round, name), Bytes::from(head))
+    ch.send(to, &tag(task, round, name), blob_head(data, first))
         .await?;
     for (i, c) in data[first..].chunks(chunk).enumerate() {
         let t = tag(task, round, &format!("{name}#{}", i + 1));
@@ -110,10 +138,7 @@ pub(crate) async fn broadcast_blob(
 ) -> Vec<std::result::Result<(), String>> {
     let chunk = chunk.max(1);
     let first = data.len().min(chunk);
-    let mut head = Vec::with_capacity(8 + first);
-    head.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    head.extend_from_slice(&data[..first]);
-    let head = Bytes::from(head);
+    let head = blob_head(data, first);
     let rest: Vec<Bytes> = data[first..]
         .chunks(chunk)
         .map(Bytes::copy_from_slice)
@@ -173,31 +198,34 @@ async fn recv_blob_with(
     max: usize,
     mut sink: impl FnMut(usize, Bytes),
 ) -> RecvResult<()> {
-    let head = ch
-        .recv(from, &tag(task, round, name))
-        .await
-        .map_err(RecvError::Channel)?;
-    if head.len() < 8 {
-        return Err(RecvError::Malformed(format!(
-            "'{name}': {} bytes, shorter than its 8-byte length prefix",
-            head.len()
-        )));
-    }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&head[..8]);
-    let total = u64::from_le_bytes(len);
+    let t = tag(task, round, name);
+    let head = ch.recv(from, &t).await.map_err(RecvError::Channel)?;
+    let mut r = Reader::new(&head);
+    let total = r
+        .u64()
+        .map_err(|e| RecvError::Malformed(e.from_peer(from, &t)))?;
     if total > max as u64 {
-        return Err(RecvError::Malformed(format!(
-            "'{name}' declares {total} bytes, more than the limit of {max}"
-        )));
+        return Err(malformed(
+            from,
+            task,
+            round,
+            name,
+            format!("declares {total} bytes, more than the limit of {max}"),
+        ));
     }
     let total = total as usize;
-    let first = head.slice(8..);
+    let first = head.slice(r.position()..);
     if first.len() > total {
-        return Err(RecvError::Malformed(format!(
-            "'{name}': first chunk of {} bytes exceeds the declared total {total}",
-            first.len()
-        )));
+        return Err(malformed(
+            from,
+            task,
+            round,
+            name,
+            format!(
+                "first chunk of {} bytes exceeds the declared total {total}",
+                first.len()
+            ),
+        ));
     }
     let mut have = first.len();
     sink(total, first);
@@ -208,11 +236,13 @@ async fn recv_blob_with(
             .await
             .map_err(RecvError::Channel)?;
         if c.is_empty() || c.len() > total - have {
-            return Err(RecvError::Malformed(format!(
-                "'{name}': chunk {i} has {} bytes, {} remain",
-                c.len(),
-                total - have
-            )));
+            return Err(malformed(
+                from,
+                task,
+                round,
+                name,
+                format!("chunk {i} has {} bytes, {} remain", c.len(), total - have),
+            ));
         }
         have += c.len();
         sink(total, c);
@@ -238,16 +268,26 @@ pub(crate) async fn recv_json<T: DeserializeOwned>(
     name: &str,
 ) -> RecvResult<T> {
     let b = recv_blob(ch, from, task, round, name, MAX_HEADER_BYTES).await?;
-    serde_json::from_slice(&b).map_err(|e| RecvError::Malformed(format!("'{name}': {e}")))
+    serde_json::from_slice(&b).map_err(|e| malformed(from, task, round, name, json_detail(&e)))
+}
+
+/// What is wrong with a JSON header, without quoting it (serde_json's own
+/// messages repeat the offending values and field names).
+fn json_detail(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "JSON of the wrong shape for this header",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!("{what} (at line {}, column {})", e.line(), e.column())
 }
 
 /// `f32` little-endian bytes.
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v {
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out
+    let mut w = Writer::with_capacity(v.len() * 4);
+    w.f32s(v);
+    w.into_vec()
 }
 
 /// Receives blob `name` of at most `max` bytes as the transport's chunks
@@ -420,7 +460,7 @@ pub(crate) async fn recv_f32s(
     )
     .await?;
     d.finish()
-        .map_err(|e| RecvError::Malformed(format!("'{name}': {e}")))
+        .map_err(|e| malformed(from, task, round, name, e))
 }
 
 #[cfg(test)]
@@ -503,7 +543,12 @@ mod tests {
             let (a, b, from) = pair();
             let to = b.me().clone();
             let t = |n: &str| Tag::new("t", 1, n);
-            let malformed = |r: RecvResult<Vec<f32>>| matches!(r, Err(RecvError::Malformed(_)));
+            // Every refusal is a `fed.decode` error naming the sender and the tag.
+            let malformed = |r: RecvResult<Vec<f32>>| {
+                matches!(r, Err(RecvError::Malformed(ref e))
+                    if e.code() == "fed.decode" && e.party() == Some("a")
+                        && e.to_string().contains("t/1/"))
+            };
             // Declared length above the limit: refused before reading on.
             a.send(&to, &t("big"), Bytes::from(u64::MAX.to_le_bytes().to_vec()))
                 .await
@@ -540,6 +585,16 @@ mod tests {
             send_blob(&a, &to, "t", 1, "j", b"{", 64).await.unwrap();
             let r: RecvResult<crate::protocol::HelloMsg> = recv_json(&b, &from, "t", 1, "j").await;
             assert!(matches!(r, Err(RecvError::Malformed(_))));
+            // A header of the wrong shape: refused without quoting the peer's values.
+            send_blob(&a, &to, "t", 1, "k", br#"{"num_examples":"secret-7"}"#, 64)
+                .await
+                .unwrap();
+            let r: RecvResult<crate::protocol::HelloMsg> = recv_json(&b, &from, "t", 1, "k").await;
+            let reason = r.unwrap_err().reason();
+            assert!(
+                reason.contains("wrong shape") && !reason.contains("secret-7"),
+                "{reason}"
+            );
         });
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! **Checkpoints and resume.** With `checkpoint_every = c`, every party saves its state
 //! after the same steps into its output folder (`<task>.ckpt-<fingerprint>-<step>.json`,
-//! written atomically); the library's two-phase protocol commits a checkpoint once every
+//! written durably and owner-only with `fedra_fs`); the library's two-phase protocol commits a checkpoint once every
 //! party has saved it, and only then are older ones deleted. A re-run of the job with the
 //! same output folders first agrees on the resume step: each follower tells the leader
 //! which steps it has, the leader picks the last step every party has (0 = none) and
@@ -41,7 +41,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde_json::json;
 
-use super::{Metrics, split, write};
+use super::{Metrics, split};
 use crate::error::TaskError;
 use crate::job::Splitnn;
 use crate::runner::TaskCtx;
@@ -152,11 +152,11 @@ fn io_split(path: &Path, e: std::io::Error) -> SplitError {
 impl CheckpointSink for FileSink {
     fn save(&mut self, step: u64, state: PartyState) -> fedra_splitnn::Result<()> {
         let path = self.path(step);
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec(&state)
             .map_err(|e| SplitError::Data(format!("encoding the checkpoint: {e}")))?;
-        std::fs::write(&tmp, text).map_err(|e| io_split(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io_split(&path, e))
+        // Durable when this returns, so `commit` may delete the older ones.
+        fedra_fs::write_atomic(&path, &text, fedra_fs::Mode::Private)
+            .map_err(|e| io_split(&path, e))
     }
 
     fn commit(&mut self, step: u64) -> fedra_splitnn::Result<()> {
@@ -621,11 +621,13 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskE
             .map(|(k, v)| (format!("{me}_{k}"), v))
             .collect();
     }
-    write(
-        ctx,
-        "model.json",
-        model_json.map_err(|e| setup(format!("encoding the model: {e}")))?,
-    )?;
+    let model_json = model_json.map_err(|e| setup(format!("encoding the model: {e}")))?;
+    let path = ctx
+        .party
+        .out_dir
+        .join(format!("{}.model.json", ctx.spec.name));
+    fedra_fs::write_atomic(&path, model_json.as_bytes(), fedra_fs::Mode::Private)
+        .map_err(|source| TaskError::Output { path, source })?;
     Ok(m)
 }
 
@@ -660,5 +662,68 @@ fn memory(m: &mut Metrics, b: &BottomTower) {
     if let Some(t) = b.tables().first() {
         m.insert("embedding_bytes_per_row".into(), t.bytes_per_row().into());
         m.insert("embedding_table_bytes".into(), b.embedding_bytes().into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use fedra_splitnn::BottomSpec;
+
+    use super::*;
+
+    fn state(seed: u64) -> PartyState {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let b = BottomTower::new(BottomSpec::dense(2, vec![], 3, 0.01), &mut rng).unwrap();
+        PartyState::Follower(b.to_state())
+    }
+
+    /// A failed checkpoint write leaves the committed one intact and loadable; only a
+    /// durable newer one lets `commit` delete it.
+    #[test]
+    fn failed_checkpoint_write_keeps_the_previous_one() {
+        let dir = std::env::temp_dir().join(format!("fedra-snn-ck-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sink = FileSink {
+            dir: dir.clone(),
+            prefix: "t.ckpt-0-".into(),
+        };
+        sink.save(2, state(1)).unwrap();
+        sink.commit(2).unwrap();
+        let before = std::fs::read(sink.path(2)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(sink.path(2))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // The rename cannot replace a directory (whoever runs the test, root too).
+        std::fs::create_dir(sink.path(4)).unwrap();
+        std::fs::write(sink.path(4).join("x"), b"x").unwrap();
+        let e = sink.save(4, state(2)).unwrap_err();
+        assert_eq!(e.code(), "splitnn.data", "{e}");
+        assert_eq!(std::fs::read(sink.path(2)).unwrap(), before);
+        assert_eq!(sink.load(2).unwrap(), state(1));
+        // No temporary file left behind.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        std::fs::remove_dir_all(sink.path(4)).unwrap();
+        assert_eq!(sink.steps(), [2]);
+
+        // A successful save, then the commit: only now is the older one deleted.
+        sink.save(4, state(2)).unwrap();
+        assert_eq!(sink.steps(), [2, 4]);
+        sink.commit(4).unwrap();
+        assert_eq!(sink.steps(), [4]);
+        assert_eq!(sink.load(4).unwrap(), state(2));
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
