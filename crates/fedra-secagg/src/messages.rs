@@ -641,9 +641,22 @@ mod tests {
         }
         .encode();
         evil[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            KeyList::decode(&evil, 1 << 20).unwrap_err().code(),
-            "secagg.decode"
+        let e = KeyList::decode(&evil, 1 << 20).unwrap_err();
+        assert_eq!(e.code(), "secagg.decode");
+        assert!(
+            matches!(&e, Error::Decode { message: "KeyList", source } if source.offset == 12),
+            "{e}"
+        );
+        // the wrong message type, and an unknown ring, name the message
+        let e = AdvertiseKeys::decode(&samples()[1], 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("AdvertiseKeys"), "{e}");
+        let mut ring = samples()[4].clone();
+        ring[16] = 9;
+        let e = MaskedInput::decode(&ring, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("unknown ring"), "{e}");
+        assert!(
+            matches!(&e, Error::Decode { source, .. } if source.offset == 16),
+            "{e}"
         );
     }
 
