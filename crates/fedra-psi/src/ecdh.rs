@@ -10,6 +10,8 @@
 //! 1. `hello` (round 0): version, role, output mode, bucket count, batch size and
 //!    number of (distinct) ids; the leader adds a fresh 32-byte bucket salt.
 //!    Mismatched settings fail on both sides with [`PsiError::ConfigMismatch`].
+//!    The hello and the `count` messages are encoded with `fedra_federation::codec`
+//!    (little-endian integers); points are their 32-byte encodings.
 //! 2. Both sides hash-partition their ids into `N` buckets with the salted hash of
 //!    [`bucket_of`]. Buckets are processed one after the
 //!    other (memory is bounded by the largest bucket); within a bucket the curve

@@ -25,12 +25,10 @@ fn psi_err(e: PsiError) -> TaskError {
     }
 }
 
-/// A cache error, naming the cache file (fedra-psi sees only its bytes).
+/// A cache content error (format, key), naming the cache file: fedra-psi sees
+/// only its bytes.
 fn cache_err(path: &Path, e: PsiError) -> TaskError {
-    match e {
-        PsiError::Io { .. } => psi_err(e),
-        other => TaskError::Psi(other.code(), format!("{}: {other}", path.display())),
-    }
+    TaskError::Psi(e.code(), format!("{}: {e}", path.display()))
 }
 
 /// Reads the key holder's RSA signature cache, or starts an empty one if the file
