@@ -50,7 +50,7 @@
 //! Every peer message is validated before use: exact lengths, whole 32-byte points,
 //! counts within what the peer declared in `hello` and within
 //! [`EcdhConfig::max_peer_ids`], valid and non-identity ristretto255 encodings.
-//! A violation is a [`FedError::Decode`](fedra_federation::FedError::Decode) naming
+//! A violation is a [`FedError::Decode`] naming
 //! the peer and the message tag.
 //!
 //! The result lists the intersection in a canonical order that both sides agree on:

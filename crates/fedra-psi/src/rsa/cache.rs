@@ -30,8 +30,12 @@ const MAX_CACHE_ID_LEN: u32 = 1 << 16;
 /// Bytes of an entry before its id.
 const ENTRY_HEAD: usize = 32 + 4;
 
-/// The key holder's cache `id → H'(FDH(id)^d)` (the offline phase); see the
-/// [module docs](self) for its byte format.
+/// The key holder's cache `id → H'(FDH(id)^d)` (the offline phase).
+///
+/// Stored by the caller as [`to_bytes`](Self::to_bytes) (format version 1, integers
+/// big-endian as in earlier builds: `"FPSIRSAC"`, `u32` version, key fingerprint,
+/// `u64` count, entries sorted by digest as `digest[32] || u32 len || id`), read
+/// back with [`from_bytes`](Self::from_bytes).
 pub struct SignCache {
     fingerprint: [u8; 32],
     entries: HashMap<String, SigDigest>,
