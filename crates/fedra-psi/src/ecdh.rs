@@ -120,8 +120,9 @@ use crate::hash::{bucket_of, hash_to_group};
 use crate::wire::{count_msg, dedup, offload, recv_count, recv_exact, recv_items, send, try_join3};
 use crate::{Intersection, OutputMode, PsiStats, Role};
 
-/// Wire version of this protocol.
-const VERSION: u8 = 1;
+/// Wire version of this protocol: 2 since its integers are little-endian (the
+/// codec); 1 was big-endian, so a peer on an older build is refused in the hello.
+const VERSION: u8 = 2;
 const MAGIC: &[u8; 4] = b"FPSI";
 const KIND_ECDH: u8 = 1;
 const HELLO_LEN: usize = 4 + 1 + 1 + 1 + 1 + 4 + 4 + 8 + 32;

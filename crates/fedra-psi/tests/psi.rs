@@ -358,11 +358,11 @@ fn hex(b: &[u8]) -> String {
 
 // ---------------------------------------------------------------- malformed peers
 
-/// A hand-made follower hello: version 1, ECDH, follower, mode Both, 1 bucket,
+/// A hand-made follower hello: version 2, ECDH, follower, mode Both, 1 bucket,
 /// batch 4, `count` ids.
 fn fake_hello(count: u64, mode: u8) -> Bytes {
     let mut v = b"FPSI".to_vec();
-    v.extend_from_slice(&[1, 1, 2, mode]);
+    v.extend_from_slice(&[2, 1, 2, mode]);
     v.extend_from_slice(&1u32.to_le_bytes());
     v.extend_from_slice(&4u32.to_le_bytes());
     v.extend_from_slice(&count.to_le_bytes());
@@ -398,6 +398,18 @@ fn valid_point(i: u64) -> [u8; 32] {
     hash_to_group("j", "t", &i.to_be_bytes())
         .compress()
         .to_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_the_big_endian_wire_version_1_is_refused_in_the_hello() {
+    let mut old = fake_hello(3, 1).to_vec();
+    old[4] = 1;
+    let e = leader_vs_fake(Bytes::from(old), vec![]).await;
+    assert_eq!(e.code(), "psi.config_mismatch");
+    assert!(
+        e.to_string().contains("protocol version 2 here, 1 there"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -594,7 +606,7 @@ async fn rsa_offline_cache_signs_only_new_ids() {
 
 fn rsa_head(kind: u8, batch: u32, count: u64) -> Vec<u8> {
     let mut v = b"FPSI".to_vec();
-    v.extend_from_slice(&[1, kind, 1]);
+    v.extend_from_slice(&[2, kind, 1]);
     v.extend_from_slice(&batch.to_le_bytes());
     v.extend_from_slice(&count.to_le_bytes());
     v

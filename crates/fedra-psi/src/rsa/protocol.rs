@@ -24,7 +24,9 @@ use crate::error::PsiError;
 use crate::wire::{count_msg, dedup, offload, recv_count, recv_exact, recv_items, send};
 use crate::{Intersection, PsiStats};
 
-const VERSION: u8 = 1;
+/// Wire version: 2 since its integers are little-endian (the codec); 1 was
+/// big-endian, so a peer on an older build is refused in the hello.
+const VERSION: u8 = 2;
 const MAGIC: &[u8; 4] = b"FPSI";
 const KIND_RSA_HOLDER: u8 = 2;
 const KIND_RSA_CLIENT: u8 = 3;
