@@ -240,11 +240,8 @@ pub async fn lead(
         .await?;
         let reply_tag = Tag::new(&cfg.task, round, "joined");
         let reply = ch.recv(follower, &reply_tag).await?;
-        let bits = wire::decode_bits(&reply, batch.len()).map_err(|detail| FedError::Decode {
-            party: follower.to_string(),
-            tag: reply_tag.to_string(),
-            detail,
-        })?;
+        let bits = wire::decode_bits(&reply, batch.len())
+            .map_err(|detail| FedError::malformed(follower, &reply_tag, detail))?;
         stats.leader_records += batch.len() as u64;
         for (r, joined) in batch.into_iter().zip(bits) {
             if joined {
@@ -281,11 +278,7 @@ pub async fn follow(
     for round in 0u64.. {
         let tag = Tag::new(&cfg.task, round, "ids");
         let msg = ch.recv(leader, &tag).await?;
-        let (items, last) = wire::decode_batch(&msg).map_err(|detail| FedError::Decode {
-            party: leader.to_string(),
-            tag: tag.to_string(),
-            detail,
-        })?;
+        let (items, last) = wire::decode_batch(&msg).map_err(|e| e.from_peer(leader, &tag))?;
         let mut bits = Vec::with_capacity(items.len());
         for (id, t) in items {
             // Read ahead until every local record within the window of `t` has been seen.

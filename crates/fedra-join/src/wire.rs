@@ -1,86 +1,60 @@
-//! The join's two messages, encoded by hand (they are the whole traffic of a join,
-//! so they stay compact): a batch of `(id, time)` and a bitmap of joined positions.
+//! The join's two messages (they are the whole traffic of a join, so they stay
+//! compact): a batch of `(id, time)` and a bitmap of joined positions.
 //!
-//! Batch: `u8 last` · `u32 n` · n × (`u16 id length` · id bytes · `f64 time`), little-endian.
+//! Batch, with `fedra_federation::codec` (little-endian): `bool last` · `u32 n` ·
+//! n × (`u16 id length` · id bytes · `f64 time`). The bitmap is raw bytes, one bit
+//! per record, its length implied by the batch it answers.
+
+use fedra_federation::codec::{CodecError, CodecErrorKind, Reader, Writer};
 
 /// Largest number of records in one batch.
 pub const MAX_BATCH: usize = 1 << 20;
 /// Longest example id accepted.
 const MAX_ID: usize = 1024;
+/// Fewest bytes a record takes on the wire (empty id).
+const MIN_RECORD: usize = 2 + 8;
 
 pub(crate) fn encode_batch<'a>(
     items: impl ExactSizeIterator<Item = (&'a str, f64)>,
     last: bool,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + items.len() * 24);
-    out.push(u8::from(last));
-    out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+    let mut w = Writer::with_capacity(5 + items.len() * 24);
+    w.bool(last).count(items.len());
     for (id, t) in items {
         let id = &id.as_bytes()[..id.len().min(MAX_ID)];
-        out.extend_from_slice(&(id.len() as u16).to_le_bytes());
-        out.extend_from_slice(id);
-        out.extend_from_slice(&t.to_le_bytes());
+        w.u16(id.len() as u16).raw(id).f64(t);
     }
-    out
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err(format!("message ends {} bytes early", n - self.0.len()));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
+    w.into_vec()
 }
 
 /// Decodes a batch; every length and value is checked.
-pub(crate) fn decode_batch(msg: &[u8]) -> Result<(Vec<(String, f64)>, bool), String> {
-    let mut r = Reader(msg);
-    let last = match r.array::<1>()?[0] {
-        0 => false,
-        1 => true,
-        b => return Err(format!("bad end-of-stream flag {b}")),
-    };
-    let n = u32::from_le_bytes(r.array()?) as usize;
-    if n > MAX_BATCH {
-        return Err(format!(
-            "{n} records in one batch, more than the {MAX_BATCH} allowed"
-        ));
-    }
-    // Each record takes at least 10 bytes: refuse counts the message cannot hold.
-    if n.saturating_mul(10) > msg.len() {
-        return Err(format!(
-            "announces {n} records but holds only {} bytes",
-            msg.len()
-        ));
-    }
+pub(crate) fn decode_batch(msg: &[u8]) -> Result<(Vec<(String, f64)>, bool), CodecError> {
+    let mut r = Reader::new(msg);
+    let last = r.bool()?;
+    let n = r.count("record", MAX_BATCH, MIN_RECORD)?;
     let mut items = Vec::with_capacity(n);
     for _ in 0..n {
-        let len = u16::from_le_bytes(r.array()?) as usize;
+        let at = r.position();
+        let len = r.u16()? as usize;
         if len > MAX_ID {
-            return Err(format!("example id of {len} bytes, more than {MAX_ID}"));
+            return Err(CodecError {
+                offset: at,
+                kind: CodecErrorKind::Invalid {
+                    detail: format!("example id of {len} bytes, more than {MAX_ID}"),
+                },
+            });
         }
-        let id = std::str::from_utf8(r.take(len)?)
-            .map_err(|e| format!("example id is not UTF-8: {e}"))?;
-        let t = f64::from_le_bytes(r.array()?);
-        if !t.is_finite() {
-            return Err("event time is not a finite number".into());
-        }
+        let at = r.position();
+        let id = std::str::from_utf8(r.take(len)?).map_err(|_| CodecError {
+            offset: at,
+            kind: CodecErrorKind::Invalid {
+                detail: "example id is not UTF-8".into(),
+            },
+        })?;
+        let t = r.finite_f64("event time")?;
         items.push((id.to_owned(), t));
     }
-    if !r.0.is_empty() {
-        return Err(format!("{} unexpected bytes after {n} records", r.0.len()));
-    }
+    r.finish()?;
     Ok((items, last))
 }
 
@@ -114,20 +88,36 @@ mod tests {
             decode_batch(&msg).unwrap(),
             (vec![("a".into(), 1.5), ("bb".into(), -2.0)], true)
         );
-        assert!(
-            decode_batch(&msg[..msg.len() - 1])
-                .unwrap_err()
-                .contains("early")
-        );
+        for cut in 0..msg.len() {
+            let e = decode_batch(&msg[..cut]).unwrap_err().to_string();
+            assert!(e.contains("too short") || e.contains("count"), "{cut}: {e}");
+        }
         let mut lying = msg.clone();
         lying[1..5].copy_from_slice(&1000u32.to_le_bytes());
-        assert!(decode_batch(&lying).unwrap_err().contains("announces 1000"));
+        let e = decode_batch(&lying).unwrap_err().to_string();
+        assert!(e.contains("record count 1000 "), "{e}");
+        let mut huge = msg.clone();
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_batch(&huge).is_err());
         let mut extra = msg.clone();
         extra.push(0);
-        assert!(decode_batch(&extra).unwrap_err().contains("unexpected"));
-        let mut flag = msg;
+        let e = decode_batch(&extra).unwrap_err().to_string();
+        assert!(e.contains("unexpected"), "{e}");
+        let mut flag = msg.clone();
         flag[0] = 7;
         assert!(decode_batch(&flag).is_err());
+        let mut long_id = msg.clone();
+        long_id[5..7].copy_from_slice(&2000u16.to_le_bytes());
+        let e = decode_batch(&long_id).unwrap_err().to_string();
+        assert!(e.contains("more than 1024"), "{e}");
+        let mut not_utf8 = msg.clone();
+        not_utf8[7] = 0xff;
+        let e = decode_batch(&not_utf8).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && !e.contains("255"), "{e}");
+        let mut nan = msg;
+        nan[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
+        let e = decode_batch(&nan).unwrap_err().to_string();
+        assert!(e.contains("event time is not a finite number"), "{e}");
     }
 
     #[test]

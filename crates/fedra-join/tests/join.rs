@@ -187,7 +187,7 @@ async fn a_malformed_batch_from_the_leader_is_a_clean_error() {
     match e {
         JoinError::Fed(FedError::Decode { party, detail, .. }) => {
             assert_eq!(party, "leader");
-            assert!(detail.contains("announces 1000000"), "{detail}");
+            assert!(detail.contains("record count 1000000 "), "{detail}");
         }
         e => panic!("{e}"),
     }

@@ -10,6 +10,8 @@
 //! 1. `hello` (round 0): version, role, output mode, bucket count, batch size and
 //!    number of (distinct) ids; the leader adds a fresh 32-byte bucket salt.
 //!    Mismatched settings fail on both sides with [`PsiError::ConfigMismatch`].
+//!    The hello and the `count` messages are encoded with `fedra_federation::codec`
+//!    (little-endian integers); points are their 32-byte encodings.
 //! 2. Both sides hash-partition their ids into `N` buckets with the salted hash of
 //!    [`bucket_of`]. Buckets are processed one after the
 //!    other (memory is bounded by the largest bucket); within a bucket the curve
@@ -48,7 +50,7 @@
 //! Every peer message is validated before use: exact lengths, whole 32-byte points,
 //! counts within what the peer declared in `hello` and within
 //! [`EcdhConfig::max_peer_ids`], valid and non-identity ristretto255 encodings.
-//! A violation is a [`FedError::Decode`](fedra_federation::FedError::Decode) naming
+//! A violation is a [`FedError::Decode`] naming
 //! the peer and the message tag.
 //!
 //! The result lists the intersection in a canonical order that both sides agree on:
@@ -106,19 +108,21 @@ use std::time::Instant;
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
-use fedra_federation::{Channel, PartyId, Tag};
+use fedra_federation::codec::{CodecError, Reader, Writer};
+use fedra_federation::{Channel, FedError, PartyId, Tag};
 use rand_core::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{PsiError, decode_err};
+use crate::error::PsiError;
 use crate::hash::{bucket_of, hash_to_group};
-use crate::wire::{be_u32, be_u64, dedup, offload, recv_exact, recv_items, send, try_join3};
+use crate::wire::{count_msg, dedup, offload, recv_count, recv_exact, recv_items, send, try_join3};
 use crate::{Intersection, OutputMode, PsiStats, Role};
 
-/// Wire version of this protocol.
-const VERSION: u8 = 1;
+/// Wire version of this protocol: 2 since its integers are little-endian (the
+/// codec); 1 was big-endian, so a peer on an older build is refused in the hello.
+const VERSION: u8 = 2;
 const MAGIC: &[u8; 4] = b"FPSI";
 const KIND_ECDH: u8 = 1;
 const HELLO_LEN: usize = 4 + 1 + 1 + 1 + 1 + 4 + 4 + 8 + 32;
@@ -207,43 +211,46 @@ struct Hello {
 
 impl Hello {
     fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(HELLO_LEN);
-        v.extend_from_slice(MAGIC);
-        v.push(VERSION);
-        v.push(KIND_ECDH);
-        v.push(self.role.code());
-        v.push(self.mode.code());
-        v.extend_from_slice(&self.buckets.to_be_bytes());
-        v.extend_from_slice(&self.batch.to_be_bytes());
-        v.extend_from_slice(&self.count.to_be_bytes());
-        v.extend_from_slice(&self.salt);
-        v
+        let mut w = Writer::with_capacity(HELLO_LEN);
+        w.raw(MAGIC)
+            .u8(VERSION)
+            .u8(KIND_ECDH)
+            .u8(self.role.code())
+            .u8(self.mode.code())
+            .u32(self.buckets)
+            .u32(self.batch)
+            .u64(self.count)
+            .raw(&self.salt);
+        w.into_vec()
     }
 
     fn decode(b: &[u8], peer: &PartyId, tag: &Tag) -> Result<Hello, PsiError> {
-        // The caller checked the length.
-        if &b[..4] != MAGIC || b[5] != KIND_ECDH {
-            return Err(decode_err(peer, tag, "not an ECDH-PSI hello message"));
+        let malformed = |detail: &str| PsiError::from(FedError::malformed(peer, tag, detail));
+        let codec = |e: CodecError| PsiError::from(e.from_peer(peer, tag));
+        let mut r = Reader::new(b);
+        let magic: [u8; 4] = r.array().map_err(codec)?;
+        let [version, kind, role, mode] = r.array().map_err(codec)?;
+        if &magic != MAGIC || kind != KIND_ECDH {
+            return Err(malformed("not an ECDH-PSI hello message"));
         }
-        if b[4] != VERSION {
+        if version != VERSION {
             return Err(PsiError::ConfigMismatch {
                 party: peer.to_string(),
-                detail: format!("protocol version {} here, {} there", VERSION, b[4]),
+                detail: format!("protocol version {VERSION} here, {version} there"),
             });
         }
-        let role = Role::from_code(b[6]).ok_or_else(|| decode_err(peer, tag, "unknown role"))?;
-        let mode =
-            OutputMode::from_code(b[7]).ok_or_else(|| decode_err(peer, tag, "unknown mode"))?;
-        let mut salt = [0u8; 32];
-        salt.copy_from_slice(&b[24..56]);
-        Ok(Hello {
+        let role = Role::from_code(role).ok_or_else(|| malformed("unknown role"))?;
+        let mode = OutputMode::from_code(mode).ok_or_else(|| malformed("unknown mode"))?;
+        let hello = Hello {
             role,
             mode,
-            buckets: be_u32(&b[8..12]),
-            batch: be_u32(&b[12..16]),
-            count: be_u64(&b[16..24]),
-            salt,
-        })
+            buckets: r.u32().map_err(codec)?,
+            batch: r.u32().map_err(codec)?,
+            count: r.u64().map_err(codec)?,
+            salt: r.array().map_err(codec)?,
+        };
+        r.finish().map_err(codec)?;
+        Ok(hello)
     }
 }
 
@@ -502,11 +509,12 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
         )));
     }
     if theirs.batch == 0 || theirs.batch > MAX_BATCH_POINTS {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             peer,
             &hello_tag,
             format!("batch size {} outside 1..={MAX_BATCH_POINTS}", theirs.batch),
-        ));
+        )
+        .into());
     }
     if theirs.count > cfg.max_peer_ids {
         return Err(PsiError::TooManyIds {
@@ -555,7 +563,7 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
             ch,
             peer,
             &tag("count".into()),
-            (order.len() as u64).to_be_bytes().to_vec(),
+            count_msg(order.len() as u64),
             &mut stats,
         )
         .await?;
@@ -579,16 +587,16 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
         let peer_side = async {
             let mut st = PsiStats::default();
             let count_tag = tag("count".into());
-            let peer_n = be_u64(&recv_exact(ch, peer, &count_tag, 8).await?);
+            let peer_n = recv_count(ch, peer, &count_tag).await?;
             if peer_n > remaining {
-                return Err(decode_err(
+                return Err(FedError::malformed(
                     peer,
                     &count_tag,
                     format!(
                         "bucket {b} announces {peer_n} points, but only {remaining} of the {} ids declared in hello remain",
                         theirs.count
                     ),
-                ));
+                ).into());
             }
             let n = peer_n as usize;
             let mut peer_double: Vec<[u8; 32]> = Vec::with_capacity(n.min(1 << 20)); // grow with what really arrives
@@ -599,7 +607,7 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
                 let h = *half;
                 let doubled = offload(move || reblind_many(&raw, &h))
                     .await?
-                    .map_err(|detail| decode_err(peer, &btag, detail))?;
+                    .map_err(|detail| FedError::malformed(peer, &btag, detail))?;
                 st.curve_ops += items as u64;
                 peer_double.extend(to_points(&doubled));
                 if !return_sorted {
@@ -671,14 +679,15 @@ pub async fn ecdh_psi<R: CryptoRng + RngCore + Send>(
         );
     }
     if peer_remaining != 0 {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             peer,
             &Tag::new(&cfg.task, u64::from(buckets.saturating_sub(1)), "count"),
             format!(
                 "the buckets hold {} points fewer than the {} ids declared in hello",
                 peer_remaining, theirs.count
             ),
-        ));
+        )
+        .into());
     }
     stats.wall_s = start.elapsed().as_secs_f64();
     tracing::info!(

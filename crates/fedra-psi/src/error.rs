@@ -1,8 +1,9 @@
 //! [`PsiError`]: everything that can go wrong in a PSI run, with stable codes.
 //!
 //! Malformed peer payloads are reported as [`FedError::Decode`] (wrapped in
-//! [`PsiError::Fed`]) naming the peer and the message tag, so the operator sees
-//! *who* sent *what* without digging through the other party's logs.
+//! [`PsiError::Fed`]), built with [`FedError::malformed`] or
+//! `CodecError::from_peer`, naming the peer and the message tag, so the operator
+//! sees *who* sent *what* without digging through the other party's logs.
 
 use std::path::PathBuf;
 
@@ -67,26 +68,23 @@ pub enum PsiError {
     },
     /// The RSA signature cache was made with another key.
     #[error(
-        "RSA signature cache {} was made with key {found}, but this run uses key {expected}: delete the cache or use the matching key",
-        path.display()
+        "RSA signature cache was made with key {found}, but this run uses key {expected}: delete the cache or use the matching key"
     )]
     CacheKeyMismatch {
-        /// The cache file.
-        path: PathBuf,
         /// Fingerprint of the key in use (hex).
         expected: String,
         /// Fingerprint stored in the cache (hex).
         found: String,
     },
-    /// The RSA signature cache file is not in the expected format.
-    #[error("RSA signature cache {} is invalid: {detail}", path.display())]
+    /// The bytes of an RSA signature cache are not in its format (truncated,
+    /// corrupt, another version).
+    #[error("RSA signature cache is invalid: {detail}")]
     CacheFormat {
-        /// The cache file.
-        path: PathBuf,
-        /// What is wrong.
+        /// What is wrong (never the cache's ids).
         detail: String,
     },
-    /// Reading or writing the RSA signature cache failed.
+    /// Reading or writing the file that stores the RSA signature cache failed.
+    /// This crate does no file I/O: the caller that stores the cache reports this.
     #[error("{}: I/O error: {source}", path.display())]
     Io {
         /// The file.
@@ -135,17 +133,4 @@ impl From<openssl::error::ErrorStack> for PsiError {
             detail: e.to_string(),
         }
     }
-}
-
-/// A [`FedError::Decode`] for a malformed payload from `party` under `tag`.
-pub(crate) fn decode_err(
-    party: &impl ToString,
-    tag: &impl ToString,
-    detail: impl Into<String>,
-) -> PsiError {
-    PsiError::Fed(FedError::Decode {
-        party: party.to_string(),
-        tag: tag.to_string(),
-        detail: detail.into(),
-    })
 }

@@ -1,5 +1,9 @@
 //! Shared plumbing: running CPU work off the async thread, batched sends and
-//! length-checked receives, id de-duplication.
+//! length-checked receives, count messages, id de-duplication.
+//!
+//! Messages are encoded with `fedra_federation::codec` (little-endian); a malformed
+//! one is a [`FedError::Decode`] naming the peer and the tag
+//! ([`FedError::malformed`], `CodecError::from_peer`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -8,10 +12,11 @@ use std::pin::pin;
 use std::task::Poll;
 
 use bytes::Bytes;
-use fedra_federation::{Channel, PartyId, Tag};
+use fedra_federation::codec::{Reader, Writer};
+use fedra_federation::{Channel, FedError, PartyId, Tag};
 
 use crate::PsiStats;
-use crate::error::{PsiError, decode_err};
+use crate::error::PsiError;
 
 /// Runs `f` on the rayon pool (where it may use `par_iter`) and awaits its result, so
 /// curve and RSA work never blocks the async executor that drives the channel.
@@ -107,11 +112,12 @@ pub(crate) async fn recv_exact(
 ) -> Result<Bytes, PsiError> {
     let b = ch.recv(from, tag).await?;
     if b.len() != len {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             from,
             tag,
-            format!("expected {len} bytes, got {}", b.len()),
-        ));
+            format_args!("expected {len} bytes, got {}", b.len()),
+        )
+        .into());
     }
     Ok(b)
 }
@@ -126,37 +132,45 @@ pub(crate) async fn recv_items(
 ) -> Result<Bytes, PsiError> {
     let b = ch.recv(from, tag).await?;
     if b.len() % width != 0 {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             from,
             tag,
-            format!(
+            format_args!(
                 "length {} is not a multiple of the {width}-byte item size",
                 b.len()
             ),
-        ));
+        )
+        .into());
     }
     if b.len() / width != items {
-        return Err(decode_err(
+        return Err(FedError::malformed(
             from,
             tag,
-            format!("expected {items} items, got {}", b.len() / width),
-        ));
+            format_args!("expected {items} items, got {}", b.len() / width),
+        )
+        .into());
     }
     Ok(b)
 }
 
-/// Reads a big-endian u64 from an 8-byte slice (the caller checked the length).
-pub(crate) fn be_u64(b: &[u8]) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
-    u64::from_be_bytes(a)
+/// A count message: one `u64`.
+pub(crate) fn count_msg(n: u64) -> Vec<u8> {
+    let mut w = Writer::with_capacity(8);
+    w.u64(n);
+    w.into_vec()
 }
 
-/// Reads a big-endian u32 from a 4-byte slice (the caller checked the length).
-pub(crate) fn be_u32(b: &[u8]) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    u32::from_be_bytes(a)
+/// Receives a count message ([`count_msg`]).
+pub(crate) async fn recv_count(
+    ch: &dyn Channel,
+    from: &PartyId,
+    tag: &Tag,
+) -> Result<u64, PsiError> {
+    let b = recv_exact(ch, from, tag, 8).await?;
+    let mut r = Reader::new(&b);
+    let n = r.u64().map_err(|e| e.from_peer(from, tag))?;
+    r.finish().map_err(|e| e.from_peer(from, tag))?;
+    Ok(n)
 }
 
 /// The distinct ids, in first-occurrence order.

@@ -343,14 +343,14 @@ fn hex(b: &[u8]) -> String {
 
 // ---------------------------------------------------------------- malformed peers
 
-/// A hand-made follower hello: version 1, ECDH, follower, mode Both, 1 bucket,
+/// A hand-made follower hello: version 2, ECDH, follower, mode Both, 1 bucket,
 /// batch 4, `count` ids.
 fn fake_hello(count: u64, mode: u8) -> Bytes {
     let mut v = b"FPSI".to_vec();
-    v.extend_from_slice(&[1, 1, 2, mode]);
-    v.extend_from_slice(&1u32.to_be_bytes());
-    v.extend_from_slice(&4u32.to_be_bytes());
-    v.extend_from_slice(&count.to_be_bytes());
+    v.extend_from_slice(&[2, 1, 2, mode]);
+    v.extend_from_slice(&1u32.to_le_bytes());
+    v.extend_from_slice(&4u32.to_le_bytes());
+    v.extend_from_slice(&count.to_le_bytes());
     v.extend_from_slice(&[0u8; 32]);
     Bytes::from(v)
 }
@@ -386,8 +386,20 @@ fn valid_point(i: u64) -> [u8; 32] {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_on_the_big_endian_wire_version_1_is_refused_in_the_hello() {
+    let mut old = fake_hello(3, 1).to_vec();
+    old[4] = 1;
+    let e = leader_vs_fake(Bytes::from(old), vec![]).await;
+    assert_eq!(e.code(), "psi.config_mismatch");
+    assert!(
+        e.to_string().contains("protocol version 2 here, 1 there"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_peer_messages_give_clean_errors() {
-    let count = |n: u64| n.to_be_bytes().to_vec();
+    let count = |n: u64| n.to_le_bytes().to_vec();
     // Wrong length: 33 bytes for one point.
     let e = leader_vs_fake(
         fake_hello(1, 1),
@@ -451,7 +463,7 @@ async fn wrong_checksum_names_the_bucket() {
         let tag = |n: &str| Tag::new("psi", 0, n);
         let s = curve25519_dalek::scalar::Scalar::from(12345u64);
         let mut hello = fake_hello(1, 1).to_vec();
-        hello[12..16].copy_from_slice(&65536u32.to_be_bytes());
+        hello[12..16].copy_from_slice(&65536u32.to_le_bytes());
         cb.send(&leader, &tag("hello"), Bytes::from(hello))
             .await
             .unwrap();
@@ -459,7 +471,7 @@ async fn wrong_checksum_names_the_bucket() {
         cb.send(
             &leader,
             &tag("count"),
-            Bytes::from(1u64.to_be_bytes().to_vec()),
+            Bytes::from(1u64.to_le_bytes().to_vec()),
         )
         .await
         .unwrap();
@@ -529,24 +541,21 @@ async fn rsa_psi_equals_plaintext_in_both_modes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rsa_offline_cache_signs_only_new_ids() {
-    let dir = std::env::temp_dir().join(format!("fedra-psi-it-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("holder.sigcache");
-    let _ = std::fs::remove_file(&path);
+    // The cache travels as bytes (the runtime stores them in a file).
     let (mut xs, ys) = sets(120, 40, 12);
     let cfg = RsaConfig::new("rsa-psi");
 
     // Offline phase: sign the whole set once.
-    let mut cache = SignCache::open(&path, key()).unwrap();
+    let mut cache = SignCache::new(key());
     assert_eq!(cache.sign_offline(key(), &xs).unwrap(), 120);
-    cache.save().unwrap();
+    let stored = cache.to_bytes();
 
     // Online run with 10 new ids (5 of them also on the client side).
     let new: Vec<String> = (0..10).map(|i| format!("new-{i}")).collect();
     xs.extend(new.iter().cloned());
     let mut ys2 = ys.clone();
     ys2.extend(new[..5].iter().cloned());
-    let mut cache = SignCache::open(&path, key()).unwrap();
+    let mut cache = SignCache::from_bytes(&stored, key()).unwrap();
     let (rh, rc) = run_rsa(&cfg, key(), &xs, &ys2, Some(&mut cache)).await;
     let ((ih, sh), (ic, _)) = (rh.unwrap(), rc.unwrap());
     assert_eq!((sh.own_ids_signed, sh.own_ids_cached), (10, 120));
@@ -555,33 +564,36 @@ async fn rsa_offline_cache_signs_only_new_ids() {
         plain(&xs, &ys2)
     );
     assert_eq!(ih, ic);
-    cache.save().unwrap();
+    let stored = cache.to_bytes();
 
     // Third run: everything cached.
-    let mut cache = SignCache::open(&path, key()).unwrap();
+    let mut cache = SignCache::from_bytes(&stored, key()).unwrap();
     assert_eq!(cache.len(), 130);
     let (rh, _) = run_rsa(&cfg, key(), &xs, &ys2, Some(&mut cache)).await;
     assert_eq!(rh.unwrap().1.own_ids_signed, 0);
 
     // Another key: refused with a clear error.
     let other = RsaPsiKey::generate(2048).unwrap();
-    let e = SignCache::open(&path, &other).unwrap_err();
+    let e = SignCache::from_bytes(&stored, &other).unwrap_err();
     assert_eq!(e.code(), "psi.cache_key_mismatch");
     assert!(e.to_string().contains(&other.fingerprint_hex()), "{e}");
     assert!(e.to_string().contains(&key().fingerprint_hex()), "{e}");
-    // ... also when a cache opened for one key is handed to a run with another.
+    // ... also when a cache made for one key is handed to a run with another.
     // (It fails before sending anything, so no client is needed.)
     let (ca, _cb, _a, b) = net();
     let r = rsa_psi_key_holder(&ca, &b, &cfg, &other, &xs, Some(&mut cache)).await;
     assert_eq!(r.unwrap_err().code(), "psi.cache_key_mismatch");
-    std::fs::remove_dir_all(&dir).unwrap();
+    // A truncated cache is a clear error, not a panic.
+    let e = SignCache::from_bytes(&stored[..stored.len() - 3], key()).unwrap_err();
+    assert_eq!(e.code(), "psi.cache_format");
+    assert!(e.to_string().contains("truncated"), "{e}");
 }
 
 fn rsa_head(kind: u8, batch: u32, count: u64) -> Vec<u8> {
     let mut v = b"FPSI".to_vec();
-    v.extend_from_slice(&[1, kind, 1]);
-    v.extend_from_slice(&batch.to_be_bytes());
-    v.extend_from_slice(&count.to_be_bytes());
+    v.extend_from_slice(&[2, kind, 1]);
+    v.extend_from_slice(&batch.to_le_bytes());
+    v.extend_from_slice(&count.to_le_bytes());
     v
 }
 
@@ -614,7 +626,7 @@ async fn rsa_malformed_peers_give_clean_errors() {
     let fake_holder = async {
         let mut hello = rsa_head(2, 4096, 0);
         let n = key().modulus();
-        hello.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        hello.extend_from_slice(&(n.len() as u32).to_le_bytes());
         hello.extend_from_slice(&n);
         cb.send(&a, &tag("hello"), Bytes::from(hello))
             .await
@@ -632,7 +644,7 @@ async fn rsa_malformed_peers_give_clean_errors() {
     let (ca, cb, a, b) = net();
     let fake_holder = async {
         let mut hello = rsa_head(2, 4096, 0);
-        hello.extend_from_slice(&128u32.to_be_bytes());
+        hello.extend_from_slice(&128u32.to_le_bytes());
         hello.extend_from_slice(&[0xabu8; 128]);
         cb.send(&a, &tag("hello"), Bytes::from(hello))
             .await
@@ -647,7 +659,7 @@ async fn rsa_malformed_peers_give_clean_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecdh_peer_sending_fewer_points_than_announced_is_refused() {
-    let count = |n: u64| n.to_be_bytes().to_vec();
+    let count = |n: u64| n.to_le_bytes().to_vec();
     // The bucket's `count` says 3, the batch carries 2 points.
     let two: Vec<u8> = (0..2).flat_map(valid_point).collect();
     let e = leader_vs_fake(
@@ -692,7 +704,7 @@ async fn ecdh_buckets_holding_fewer_ids_than_declared_in_hello_are_refused() {
         let tag = |n: &str| Tag::new("psi", 0, n);
         let s = curve25519_dalek::scalar::Scalar::from(777u64);
         let mut hello = fake_hello(3, 1).to_vec();
-        hello[12..16].copy_from_slice(&65536u32.to_be_bytes());
+        hello[12..16].copy_from_slice(&65536u32.to_le_bytes());
         cb.send(&leader, &tag("hello"), Bytes::from(hello))
             .await
             .unwrap();
@@ -700,7 +712,7 @@ async fn ecdh_buckets_holding_fewer_ids_than_declared_in_hello_are_refused() {
         cb.send(
             &leader,
             &tag("count"),
-            Bytes::from(2u64.to_be_bytes().to_vec()),
+            Bytes::from(2u64.to_le_bytes().to_vec()),
         )
         .await
         .unwrap();
@@ -775,7 +787,7 @@ async fn rsa_peer_sending_a_different_number_of_items_than_announced_is_refused(
         cb.send(
             &a,
             &tag("result-count"),
-            Bytes::from(1u64.to_be_bytes().to_vec()),
+            Bytes::from(1u64.to_le_bytes().to_vec()),
         )
         .await
         .unwrap();
@@ -794,7 +806,7 @@ async fn rsa_peer_sending_a_different_number_of_items_than_announced_is_refused(
     let fake_holder = async {
         let mut hello = rsa_head(2, 4096, 5);
         let n = key().modulus();
-        hello.extend_from_slice(&(n.len() as u32).to_be_bytes());
+        hello.extend_from_slice(&(n.len() as u32).to_le_bytes());
         hello.extend_from_slice(&n);
         cb.send(&a, &tag("hello"), Bytes::from(hello))
             .await

@@ -306,17 +306,17 @@ async fn rfc9496_a2_invalid_encodings_abort_a_psi_run() {
         let pos = k % 3; // where the bad point sits among the three
         let fake = async {
             let tag = |n: &str| Tag::new("psi", 0, n);
-            // Follower hello: v1, ECDH, follower, mode Both, 1 bucket, batch 16, 3 ids.
+            // Follower hello: v2, ECDH, follower, mode Both, 1 bucket, batch 16, 3 ids.
             let mut hello = b"FPSI".to_vec();
-            hello.extend_from_slice(&[1, 1, 2, 1]);
-            hello.extend_from_slice(&1u32.to_be_bytes());
-            hello.extend_from_slice(&16u32.to_be_bytes());
-            hello.extend_from_slice(&3u64.to_be_bytes());
+            hello.extend_from_slice(&[2, 1, 2, 1]);
+            hello.extend_from_slice(&1u32.to_le_bytes());
+            hello.extend_from_slice(&16u32.to_le_bytes());
+            hello.extend_from_slice(&3u64.to_le_bytes());
             hello.extend_from_slice(&[0u8; 32]);
             cb.send(&a, &tag("hello"), Bytes::from(hello))
                 .await
                 .unwrap();
-            cb.send(&a, &tag("count"), Bytes::from(3u64.to_be_bytes().to_vec()))
+            cb.send(&a, &tag("count"), Bytes::from(3u64.to_le_bytes().to_vec()))
                 .await
                 .unwrap();
             let mut pts = Vec::new();

@@ -318,6 +318,24 @@ cache = "sign-cache.bin"
         (m["own_ids_signed"].as_u64(), m["own_ids_cached"].as_u64()),
         (Some(0), Some(569))
     );
+    // The cache file is written owner-only (it lists the host's ids) ...
+    let cache = out.join("sign-cache.bin");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // ... and a truncated one stops the job with an error naming the file.
+    let bytes = std::fs::read(&cache).unwrap();
+    std::fs::write(&cache, &bytes[..bytes.len() - 3]).unwrap();
+    let third = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    assert_eq!(third.status, Status::Failed);
+    let e = format!("{:?}", third.tasks[0].error);
+    assert!(
+        e.contains("sign-cache.bin") && e.contains("truncated"),
+        "{e}"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 

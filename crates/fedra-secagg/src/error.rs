@@ -1,5 +1,7 @@
 //! The crate's single error type, with structured fields and stable codes.
 
+use fedra_federation::codec::CodecError;
+
 use crate::ids::{ClientId, RoundId};
 use crate::ring::Ring;
 
@@ -201,14 +203,13 @@ pub enum Error {
         reason: &'static str,
     },
     /// Bytes do not decode as the expected message.
-    #[error("cannot decode {message} at byte {offset}: {reason}")]
+    #[error("cannot decode {message}: {source}")]
     Decode {
         /// Which message type.
         message: &'static str,
-        /// Where decoding stopped.
-        offset: usize,
-        /// What is wrong.
-        reason: &'static str,
+        /// What is wrong and where decoding stopped (`source.offset`), from the
+        /// shared codec (`fedra_federation::codec`).
+        source: CodecError,
     },
     /// Encoded message larger than the caller's limit.
     #[error("encoded {message} has {len} bytes, limit is {max}")]

@@ -1,8 +1,8 @@
 //! The protocol messages and their byte encoding.
 //!
-//! Format: `"SA"`, version byte `1`, a type byte, then the fields in order,
-//! integers little-endian, lists as a `u32` count followed by fixed-size
-//! elements. No field has a variable-size element, so every size is a simple
+//! Format (written and read with `fedra_federation::codec`): `"SA"`, version
+//! byte `1`, a type byte, then the fields in order, integers little-endian, lists
+//! as a `u32` count followed by fixed-size elements. No field has a variable-size element, so every size is a simple
 //! formula (see the crate docs). [`WireMessage::decode`] takes the largest
 //! accepted encoding; it checks every count against the bytes present before
 //! allocating, rejects trailing bytes, and never panics.
@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ClientId, RoundId};
 use crate::ring::{Ring, RingVec};
 use crate::shamir::Share;
-use crate::wire::{Reader, Writer};
+use crate::wire::{decode_message, invalid, writer};
+use fedra_federation::codec::{CodecError, MAX_COUNT, Reader, Writer};
 
 /// Field elements in one share of a 32-byte secret.
 pub const SHARE_ELEMS: usize = 5;
@@ -180,11 +181,13 @@ pub struct UnmaskResponse {
 
 fn put_ids(w: &mut Writer, ids: &[ClientId]) {
     w.count(ids.len());
-    ids.iter().for_each(|c| w.u32(c.0));
+    for c in ids {
+        w.u32(c.0);
+    }
 }
 
-fn get_ids(r: &mut Reader<'_>) -> Result<Vec<ClientId>> {
-    let n = r.count(4)?;
+fn get_ids(r: &mut Reader<'_>) -> Result<Vec<ClientId>, CodecError> {
+    let n = r.count("client id", MAX_COUNT, 4)?;
     (0..n).map(|_| r.u32().map(ClientId)).collect()
 }
 
@@ -197,17 +200,17 @@ fn put_cts(w: &mut Writer, cts: &[EncryptedShares]) {
         let mut fixed = [0u8; CIPHERTEXT_LEN];
         let k = c.ciphertext.len().min(CIPHERTEXT_LEN);
         fixed[..k].copy_from_slice(&c.ciphertext[..k]);
-        w.bytes(&fixed);
+        w.raw(&fixed);
     }
 }
 
-fn get_cts(r: &mut Reader<'_>) -> Result<Vec<EncryptedShares>> {
-    let n = r.count(4 + CIPHERTEXT_LEN)?;
+fn get_cts(r: &mut Reader<'_>) -> Result<Vec<EncryptedShares>, CodecError> {
+    let n = r.count("ciphertext", MAX_COUNT, 4 + CIPHERTEXT_LEN)?;
     (0..n)
         .map(|_| {
             Ok(EncryptedShares {
                 peer: ClientId(r.u32()?),
-                ciphertext: r.bytes(CIPHERTEXT_LEN)?.to_vec(),
+                ciphertext: r.take(CIPHERTEXT_LEN)?.to_vec(),
             })
         })
         .collect()
@@ -223,14 +226,12 @@ fn put_owned(w: &mut Writer, shares: &[OwnedShare]) {
     }
 }
 
-fn get_owned(r: &mut Reader<'_>, x: u32) -> Result<Vec<OwnedShare>> {
-    let n = r.count(4 + 8 * SHARE_ELEMS)?;
+fn get_owned(r: &mut Reader<'_>, x: u32) -> Result<Vec<OwnedShare>, CodecError> {
+    let n = r.count("share", MAX_COUNT, 4 + 8 * SHARE_ELEMS)?;
     (0..n)
         .map(|_| {
             let owner = ClientId(r.u32()?);
-            let y = (0..SHARE_ELEMS)
-                .map(|_| r.u64())
-                .collect::<Result<Vec<_>>>()?;
+            let y = r.u64s(SHARE_ELEMS)?;
             Ok(OwnedShare {
                 owner,
                 share: Share::new(x, y),
@@ -243,24 +244,23 @@ impl WireMessage for AdvertiseKeys {
     const NAME: &'static str = "AdvertiseKeys";
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(TAG_ADVERTISE, HEADER + 76);
-        w.u64(self.round.0);
-        w.u32(self.sender.0);
-        w.bytes(&self.enc_pk);
-        w.bytes(&self.mask_pk);
-        w.0
+        let mut w = writer(TAG_ADVERTISE, HEADER + 76);
+        w.u64(self.round.0)
+            .u32(self.sender.0)
+            .raw(&self.enc_pk)
+            .raw(&self.mask_pk);
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_ADVERTISE, Self::NAME)?;
-        let m = Self {
-            round: RoundId(r.u64()?),
-            sender: ClientId(r.u32()?),
-            enc_pk: r.array()?,
-            mask_pk: r.array()?,
-        };
-        r.finish()?;
-        Ok(m)
+        decode_message(bytes, max_len, TAG_ADVERTISE, Self::NAME, |r| {
+            Ok(Self {
+                round: RoundId(r.u64()?),
+                sender: ClientId(r.u32()?),
+                enc_pk: r.array()?,
+                mask_pk: r.array()?,
+            })
+        })
     }
 }
 
@@ -268,32 +268,29 @@ impl WireMessage for KeyList {
     const NAME: &'static str = "KeyList";
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(TAG_KEY_LIST, HEADER + 12 + 68 * self.entries.len());
-        w.u64(self.round.0);
-        w.count(self.entries.len());
+        let mut w = writer(TAG_KEY_LIST, HEADER + 12 + 68 * self.entries.len());
+        w.u64(self.round.0).count(self.entries.len());
         for e in &self.entries {
-            w.u32(e.client.0);
-            w.bytes(&e.enc_pk);
-            w.bytes(&e.mask_pk);
+            w.u32(e.client.0).raw(&e.enc_pk).raw(&e.mask_pk);
         }
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_KEY_LIST, Self::NAME)?;
-        let round = RoundId(r.u64()?);
-        let n = r.count(68)?;
-        let entries = (0..n)
-            .map(|_| {
-                Ok(KeyEntry {
-                    client: ClientId(r.u32()?),
-                    enc_pk: r.array()?,
-                    mask_pk: r.array()?,
+        decode_message(bytes, max_len, TAG_KEY_LIST, Self::NAME, |r| {
+            let round = RoundId(r.u64()?);
+            let n = r.count("key entry", MAX_COUNT, 68)?;
+            let entries = (0..n)
+                .map(|_| {
+                    Ok(KeyEntry {
+                        client: ClientId(r.u32()?),
+                        enc_pk: r.array()?,
+                        mask_pk: r.array()?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        r.finish()?;
-        Ok(Self { round, entries })
+                .collect::<Result<Vec<_>, CodecError>>()?;
+            Ok(Self { round, entries })
+        })
     }
 }
 
@@ -301,27 +298,26 @@ impl WireMessage for ShareKeys {
     const NAME: &'static str = "ShareKeys";
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(
+        let mut w = writer(
             TAG_SHARE_KEYS,
             HEADER + 48 + (4 + CIPHERTEXT_LEN) * self.shares.len(),
         );
-        w.u64(self.round.0);
-        w.u32(self.sender.0);
-        w.bytes(&self.self_mask_commitment);
+        w.u64(self.round.0)
+            .u32(self.sender.0)
+            .raw(&self.self_mask_commitment);
         put_cts(&mut w, &self.shares);
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_SHARE_KEYS, Self::NAME)?;
-        let m = Self {
-            round: RoundId(r.u64()?),
-            sender: ClientId(r.u32()?),
-            self_mask_commitment: r.array()?,
-            shares: get_cts(&mut r)?,
-        };
-        r.finish()?;
-        Ok(m)
+        decode_message(bytes, max_len, TAG_SHARE_KEYS, Self::NAME, |r| {
+            Ok(Self {
+                round: RoundId(r.u64()?),
+                sender: ClientId(r.u32()?),
+                self_mask_commitment: r.array()?,
+                shares: get_cts(r)?,
+            })
+        })
     }
 }
 
@@ -329,41 +325,45 @@ impl WireMessage for ForwardedShares {
     const NAME: &'static str = "ForwardedShares";
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(
+        let mut w = writer(
             TAG_FORWARDED,
             HEADER + 16 + (4 + CIPHERTEXT_LEN) * self.shares.len(),
         );
-        w.u64(self.round.0);
-        w.u32(self.recipient.0);
+        w.u64(self.round.0).u32(self.recipient.0);
         put_cts(&mut w, &self.shares);
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_FORWARDED, Self::NAME)?;
-        let m = Self {
-            round: RoundId(r.u64()?),
-            recipient: ClientId(r.u32()?),
-            shares: get_cts(&mut r)?,
-        };
-        r.finish()?;
-        Ok(m)
+        decode_message(bytes, max_len, TAG_FORWARDED, Self::NAME, |r| {
+            Ok(Self {
+                round: RoundId(r.u64()?),
+                recipient: ClientId(r.u32()?),
+                shares: get_cts(r)?,
+            })
+        })
     }
 }
 
 /// Bytes before the words of an encoded [`MaskedInput`].
 pub(crate) const MASKED_HEADER: usize = HEADER + 17;
 
+/// Reads the ring tag of a [`MaskedInput`].
+fn get_ring(r: &mut Reader<'_>) -> Result<Ring, CodecError> {
+    let at = r.position();
+    Ring::from_tag(r.u8()?).ok_or_else(|| invalid(at, "unknown ring"))
+}
+
 /// The header of an encoded [`MaskedInput`]: round, sender, ring and word
 /// count (checked by the caller against the bytes that follow).
 pub(crate) fn decode_masked_header(b: &[u8]) -> Result<(RoundId, ClientId, Ring, usize)> {
-    let mut r = Reader::new(b, MASKED_HEADER, TAG_MASKED, MaskedInput::NAME)?;
-    let round = RoundId(r.u64()?);
-    let sender = ClientId(r.u32()?);
-    let ring = Ring::from_tag(r.u8()?).ok_or_else(|| r.err(HEADER + 12, "unknown ring"))?;
-    let n = r.u32()? as usize;
-    r.finish()?;
-    Ok((round, sender, ring, n))
+    decode_message(b, MASKED_HEADER, TAG_MASKED, MaskedInput::NAME, |r| {
+        let round = RoundId(r.u64()?);
+        let sender = ClientId(r.u32()?);
+        let ring = get_ring(r)?;
+        let n = r.u32()? as usize;
+        Ok((round, sender, ring, n))
+    })
 }
 
 impl WireMessage for MaskedInput {
@@ -371,46 +371,47 @@ impl WireMessage for MaskedInput {
 
     fn encode(&self) -> Vec<u8> {
         let ring = self.masked.ring();
-        let mut w = Writer::new(
+        let mut w = writer(
             TAG_MASKED,
             HEADER + 17 + ring.word_bytes() * self.masked.len(),
         );
-        w.u64(self.round.0);
-        w.u32(self.sender.0);
-        w.u8(ring.tag());
-        w.count(self.masked.len());
+        w.u64(self.round.0)
+            .u32(self.sender.0)
+            .u8(ring.tag())
+            .count(self.masked.len());
         match &self.masked {
-            RingVec::U32(v) => v.iter().for_each(|x| w.u32(*x)),
-            RingVec::U64(v) => v.iter().for_each(|x| w.u64(*x)),
+            RingVec::U32(v) => {
+                for x in v {
+                    w.u32(*x);
+                }
+            }
+            RingVec::U64(v) => {
+                w.u64s(v);
+            }
         }
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_MASKED, Self::NAME)?;
-        let round = RoundId(r.u64()?);
-        let sender = ClientId(r.u32()?);
-        let ring_at = HEADER + 12;
-        let ring = Ring::from_tag(r.u8()?).ok_or_else(|| r.err(ring_at, "unknown ring"))?;
-        let n = r.count(ring.word_bytes())?;
-        let data = r.bytes(n * ring.word_bytes())?;
-        let masked = match ring {
-            Ring::U32 => RingVec::U32(
-                data.chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            Ring::U64 => RingVec::U64(
-                data.chunks_exact(8)
-                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                    .collect(),
-            ),
-        };
-        r.finish()?;
-        Ok(Self {
-            round,
-            sender,
-            masked,
+        decode_message(bytes, max_len, TAG_MASKED, Self::NAME, |r| {
+            let round = RoundId(r.u64()?);
+            let sender = ClientId(r.u32()?);
+            let ring = get_ring(r)?;
+            let n = r.count("word", MAX_COUNT, ring.word_bytes())?;
+            let masked = match ring {
+                Ring::U32 => RingVec::U32(
+                    r.take(n * 4)?
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                ),
+                Ring::U64 => RingVec::U64(r.u64s(n)?),
+            };
+            Ok(Self {
+                round,
+                sender,
+                masked,
+            })
         })
     }
 }
@@ -419,25 +420,24 @@ impl WireMessage for UnmaskRequest {
     const NAME: &'static str = "UnmaskRequest";
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(
+        let mut w = writer(
             TAG_UNMASK_REQ,
             HEADER + 16 + 4 * (self.survivors.len() + self.dropped.len()),
         );
         w.u64(self.round.0);
         put_ids(&mut w, &self.survivors);
         put_ids(&mut w, &self.dropped);
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_UNMASK_REQ, Self::NAME)?;
-        let m = Self {
-            round: RoundId(r.u64()?),
-            survivors: get_ids(&mut r)?,
-            dropped: get_ids(&mut r)?,
-        };
-        r.finish()?;
-        Ok(m)
+        decode_message(bytes, max_len, TAG_UNMASK_REQ, Self::NAME, |r| {
+            Ok(Self {
+                round: RoundId(r.u64()?),
+                survivors: get_ids(r)?,
+                dropped: get_ids(r)?,
+            })
+        })
     }
 }
 
@@ -446,26 +446,25 @@ impl WireMessage for UnmaskResponse {
 
     fn encode(&self) -> Vec<u8> {
         let n = self.self_mask_shares.len() + self.key_shares.len();
-        let mut w = Writer::new(TAG_UNMASK_RESP, HEADER + 20 + (4 + 8 * SHARE_ELEMS) * n);
-        w.u64(self.round.0);
-        w.u32(self.sender.0);
+        let mut w = writer(TAG_UNMASK_RESP, HEADER + 20 + (4 + 8 * SHARE_ELEMS) * n);
+        w.u64(self.round.0).u32(self.sender.0);
         put_owned(&mut w, &self.self_mask_shares);
         put_owned(&mut w, &self.key_shares);
-        w.0
+        w.into_vec()
     }
 
     fn decode(bytes: &[u8], max_len: usize) -> Result<Self> {
-        let mut r = Reader::new(bytes, max_len, TAG_UNMASK_RESP, Self::NAME)?;
-        let round = RoundId(r.u64()?);
-        let sender = ClientId(r.u32()?);
-        let self_mask_shares = get_owned(&mut r, sender.0)?;
-        let key_shares = get_owned(&mut r, sender.0)?;
-        r.finish()?;
-        Ok(Self {
-            round,
-            sender,
-            self_mask_shares,
-            key_shares,
+        decode_message(bytes, max_len, TAG_UNMASK_RESP, Self::NAME, |r| {
+            let round = RoundId(r.u64()?);
+            let sender = ClientId(r.u32()?);
+            let self_mask_shares = get_owned(r, sender.0)?;
+            let key_shares = get_owned(r, sender.0)?;
+            Ok(Self {
+                round,
+                sender,
+                self_mask_shares,
+                key_shares,
+            })
         })
     }
 }
@@ -642,9 +641,22 @@ mod tests {
         }
         .encode();
         evil[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            KeyList::decode(&evil, 1 << 20).unwrap_err().code(),
-            "secagg.decode"
+        let e = KeyList::decode(&evil, 1 << 20).unwrap_err();
+        assert_eq!(e.code(), "secagg.decode");
+        assert!(
+            matches!(&e, Error::Decode { message: "KeyList", source } if source.offset == 12),
+            "{e}"
+        );
+        // the wrong message type, and an unknown ring, name the message
+        let e = AdvertiseKeys::decode(&samples()[1], 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("AdvertiseKeys"), "{e}");
+        let mut ring = samples()[4].clone();
+        ring[16] = 9;
+        let e = MaskedInput::decode(&ring, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("unknown ring"), "{e}");
+        assert!(
+            matches!(&e, Error::Decode { source, .. } if source.offset == 16),
+            "{e}"
         );
     }
 

@@ -313,11 +313,11 @@ impl Server {
                 });
             }
             if es.ciphertext.len() != CIPHERTEXT_LEN {
-                return Err(Error::Decode {
-                    message: "ShareKeys",
-                    offset: 0,
-                    reason: "ciphertext has the wrong length",
-                });
+                return Err(crate::wire::decode_error(
+                    "ShareKeys",
+                    0,
+                    "ciphertext has the wrong length",
+                ));
             }
         }
         if let Some(&missing) = u1
@@ -467,11 +467,11 @@ impl Server {
             });
         }
         if total != MASKED_HEADER + n * ring.word_bytes() {
-            return Err(Error::Decode {
-                message: "MaskedInput",
-                offset: MASKED_HEADER,
-                reason: "the words do not match the count",
-            });
+            return Err(crate::wire::decode_error(
+                "MaskedInput",
+                MASKED_HEADER,
+                "the words do not match the count",
+            ));
         }
         let Some(sum) = self.sum.as_mut() else {
             return Err(Error::Aborted {

@@ -2,6 +2,10 @@
 //!
 //! Each party that learns the intersection writes its dataset restricted to and
 //! ordered by the common ids (the same order on both sides) and continues with it.
+//! The RSA key holder's signature cache file is read and written here (fedra-psi
+//! only encodes it), with `fedra_fs::write_atomic`.
+
+use std::path::Path;
 
 use fedra_psi::{
     EcdhConfig, OutputMode, PsiError, Role, RsaConfig, RsaOutput, RsaPsiKey, SignCache,
@@ -19,6 +23,35 @@ fn psi_err(e: PsiError) -> TaskError {
         PsiError::Fed(f) => TaskError::Fed(f),
         other => TaskError::Psi(other.code(), other.to_string()),
     }
+}
+
+/// A cache content error (format, key), naming the cache file: fedra-psi sees
+/// only its bytes.
+fn cache_err(path: &Path, e: PsiError) -> TaskError {
+    TaskError::Psi(e.code(), format!("{}: {e}", path.display()))
+}
+
+/// Reads the key holder's RSA signature cache, or starts an empty one if the file
+/// does not exist yet (made on first use).
+fn load_cache(path: &Path, key: &RsaPsiKey) -> Result<SignCache, TaskError> {
+    match std::fs::read(path) {
+        Ok(bytes) => SignCache::from_bytes(&bytes, key).map_err(|e| cache_err(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SignCache::new(key)),
+        Err(source) => Err(psi_err(PsiError::Io {
+            path: path.to_path_buf(),
+            source,
+        })),
+    }
+}
+
+/// Writes the signature cache back, durably and owner-only (it lists the ids).
+fn save_cache(path: &Path, cache: &SignCache) -> Result<(), TaskError> {
+    fedra_fs::write_atomic(path, &cache.to_bytes(), fedra_fs::Mode::Private).map_err(|source| {
+        psi_err(PsiError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
 }
 
 pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
@@ -96,17 +129,22 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError
                     }
                     None => RsaPsiKey::generate(*key_bits).map_err(psi_err)?,
                 };
-                let mut cache = cache
-                    .as_ref()
-                    .map(|c| SignCache::open(c, &key))
-                    .transpose()
-                    .map_err(psi_err)?;
-                let r =
-                    fedra_psi::rsa_psi_key_holder(ctx.ch, peer, &cfg, &key, &ids, cache.as_mut())
-                        .await
-                        .map_err(psi_err)?;
-                if let Some(c) = &cache {
-                    c.save().map_err(psi_err)?;
+                let mut sign_cache = cache
+                    .as_deref()
+                    .map(|path| load_cache(path, &key))
+                    .transpose()?;
+                let r = fedra_psi::rsa_psi_key_holder(
+                    ctx.ch,
+                    peer,
+                    &cfg,
+                    &key,
+                    &ids,
+                    sign_cache.as_mut(),
+                )
+                .await
+                .map_err(psi_err)?;
+                if let (Some(path), Some(c)) = (cache.as_deref(), &sign_cache) {
+                    save_cache(path, c)?;
                 }
                 r
             } else {
