@@ -116,7 +116,7 @@ pub async fn run(a: &SplitnnArgs) -> anyhow::Result<()> {
         .tasks
         .iter()
         .find_map(|t| match &t.kind {
-            fedra_runtime::job::TaskKind::Splitnn(p) => Some(p.decl.clone()),
+            fedra_runtime::tasks::TaskKind::Splitnn(p) => Some(p.decl.clone()),
             _ => None,
         })
         .context("the benchmark job has no splitnn task")?;

@@ -14,7 +14,11 @@ use fedra_runtime::runner::{PartyContext, run_party};
 /// broken checkout, never a reason to pass.
 fn datasets() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
-    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run the tests from a full clone",
+        dir.display()
+    );
     dir
 }
 
