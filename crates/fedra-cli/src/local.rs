@@ -89,6 +89,15 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
     Ok(ExitCode::FAILURE)
 }
 
+/// `fedra bench`'s way to run a job with every party as a child process.
+pub struct LocalJobs;
+
+impl fedra_bench::LocalRunner for LocalJobs {
+    fn run_local<'a>(&'a self, job: &'a Path, out: PathBuf) -> fedra_bench::LocalRun<'a> {
+        Box::pin(async move { Ok(run_job(job, Some(out), false).await?.0) })
+    }
+}
+
 /// Runs the job with every party as a child process and writes `report.json`;
 /// `progress` shows progress bars. Returns the merged report and the output folder.
 pub async fn run_job(

@@ -1,13 +1,8 @@
 //! `fedra`: run federated jobs, the quickstart, certificates and benchmarks.
 
-mod bench;
-mod bench_he;
-mod bench_horizontal;
-mod bench_splitnn;
 mod local;
 mod party;
 mod summary;
-mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,7 +38,7 @@ enum Command {
     Certs(CertsCommand),
     /// End-to-end benchmarks; each prints one JSON object per line.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(fedra_bench::BenchCommand),
     /// Generate synthetic datasets.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -293,10 +288,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gen(GenCommand::Criteo { rows, out, seed }) => {
             anyhow::ensure!(rows > 0, "--rows must be at least 1");
-            synth::write(
+            fedra_bench::synth::write(
                 &out,
                 rows,
-                synth::Criteo {
+                fedra_bench::synth::Criteo {
                     seed,
                     vocab: 1_000_000,
                 },
@@ -310,7 +305,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(b) => {
             init_logging("warn");
-            runtime()?.block_on(bench::run(b))?;
+            runtime()?.block_on(fedra_bench::run(b, &local::LocalJobs))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -96,7 +96,7 @@ pub async fn run(
         events: &on_event,
     };
     let mut report = run_party(&ctx, &channel).await;
-    report.peak_rss_mb = crate::bench::peak_rss_mb();
+    report.peak_rss_mb = fedra_bench::peak_rss_mb();
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -160,10 +160,7 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
     }
 
     // A later job predicts with the saved model parts, each party loading its own.
-    let data = repo()
-        .join("data/fate")
-        .canonicalize()
-        .unwrap();
+    let data = repo().join("data/fate").canonicalize().unwrap();
     let parties = out.join("parties").display().to_string();
     let job = format!(
         "[job]\nid = \"lr-predict\"\n\
@@ -225,10 +222,7 @@ fn secureboost_trains_and_predicts_across_two_processes() {
         "leaf weights stay with the guest"
     );
 
-    let data = repo()
-        .join("data/fate")
-        .canonicalize()
-        .unwrap();
+    let data = repo().join("data/fate").canonicalize().unwrap();
     let parties = out.join("parties").display().to_string();
     let job = format!(
         "[job]\nid = \"sb-predict\"\n\
@@ -911,10 +905,7 @@ fn fedavg_with_a_killed_client(
     extra: &str,
     sampling: &str,
 ) -> (std::process::ExitStatus, serde_json::Value, f64) {
-    let data = repo()
-        .join("data/fate")
-        .canonicalize()
-        .unwrap();
+    let data = repo().join("data/fate").canonicalize().unwrap();
     let dir = tmp(name);
     let guest = std::fs::read_to_string(data.join("breast_homo_guest.csv")).unwrap();
     let mut lines = guest.lines();

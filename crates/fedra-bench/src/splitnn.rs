@@ -97,7 +97,7 @@ fn load_avg() -> String {
 }
 
 /// Runs the benchmark.
-pub async fn run(a: &SplitnnArgs) -> anyhow::Result<()> {
+pub async fn run(a: &SplitnnArgs, runner: &dyn crate::LocalRunner) -> anyhow::Result<()> {
     anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
     let rows = a.steps.map_or(a.rows, |s| s * a.batch as u64);
     anyhow::ensure!(rows > 0, "no rows");
@@ -123,7 +123,7 @@ pub async fn run(a: &SplitnnArgs) -> anyhow::Result<()> {
 
     // --- split: two processes over loopback mTLS
     let load0 = load_avg();
-    let (report, _) = crate::local::run_job(&job_path, Some(dir.path().join("out")), false).await?;
+    let report = runner.run_local(&job_path, dir.path().join("out")).await?;
     let t = report
         .tasks
         .iter()
