@@ -582,3 +582,73 @@ optimizer = {{ kind = "adam", lr = 0.005 }}
     assert_ne!(r.status, Status::Succeeded, "{r:?}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Aligned data and statistics are written durably and owner-only, and no scratch
+/// or temporary file is left beside them.
+#[cfg(unix)]
+#[tokio::test]
+async fn outputs_are_private_and_leave_no_temporary_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = datasets();
+    let text = format!(
+        r#"[job]
+id = "outputs"
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y" }}
+[parties.host]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv" }}
+[[tasks]]
+name = "psi"
+kind = "psi"
+protocol = "ecdh"
+leader = "guest"
+follower = "host"
+[[tasks]]
+name = "stats"
+kind = "dataset_stats"
+"#,
+        d = dir.display()
+    );
+    let job = Job::parse(&text, Path::new("job.toml")).unwrap();
+    let root = std::env::temp_dir().join(format!("fedra-rt-out-{}", std::process::id()));
+    let ids = job.party_ids();
+    let mut net = MemNetwork::new(&job.id, &ids);
+    let events = |_| {};
+    let ctxs: Vec<PartyContext<'_>> = ids
+        .iter()
+        .map(|me| {
+            let out = root.join(me.as_str());
+            std::fs::create_dir_all(&out).unwrap();
+            PartyContext {
+                job: &job,
+                me: me.clone(),
+                data: job.parties[me].data.clone(),
+                out_dir: out,
+                events: &events,
+            }
+        })
+        .collect();
+    let chans: Vec<_> = ids.iter().map(|p| net.take(p).unwrap()).collect();
+    let (a, b) = tokio::join!(
+        run_party(&ctxs[0], &chans[0]),
+        run_party(&ctxs[1], &chans[1])
+    );
+    let merged = JobReport::merge(&job.id, &[a, b]);
+    assert_eq!(merged.status, Status::Succeeded, "{merged:?}");
+    for p in &ids {
+        let out = root.join(p.as_str());
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["psi.aligned.csv", "stats.stats.json"], "{p}");
+        for n in &names {
+            let mode = std::fs::metadata(out.join(n)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{p}/{n}");
+        }
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}

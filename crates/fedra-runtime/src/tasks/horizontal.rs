@@ -268,9 +268,7 @@ async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, TaskError> {
             m.insert("absent_clients".into(), serde_json::Value::Object(absent));
         }
         let model = json!({ "spec": cfg.model, "params": out.params });
-        let path = ctx.party.out_dir.join(format!("{task}.model.json"));
-        std::fs::write(&path, model.to_string())
-            .map_err(|source| TaskError::Output { path, source })?;
+        super::write(ctx, "model.json", model.to_string())?;
     } else {
         let is_client = match &cfg.clients {
             Some(c) => c.contains(me),

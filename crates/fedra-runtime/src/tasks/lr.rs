@@ -228,15 +228,11 @@ async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, Task
         let pred = fedra_linear::predict_guest(ctx.ch, task, &model, &data)
             .await
             .map_err(lin_err)?;
-        let out = ctx.party.out_dir.join(format!("{task}.predictions.csv"));
         let mut csv = format!("{},prediction\n", data.id_column());
         for (id, y) in data.ids().iter().zip(&pred) {
             csv.push_str(&format!("{id},{y}\n"));
         }
-        std::fs::write(&out, csv).map_err(|source| TaskError::Output {
-            path: out.clone(),
-            source,
-        })?;
+        write(ctx, "predictions.csv", csv)?;
         if let Some(y) = data.labels() {
             evaluate(model.objective, y, &pred, "", &mut m)?;
         }

@@ -29,8 +29,10 @@ pub mod splitnn;
 pub mod stats;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use fedra_federation::PartyId;
+use fedra_fs::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
@@ -223,8 +225,9 @@ impl From<Metrics> for Outcome {
     }
 }
 
-/// Writes a dataset a task produced into this party's output folder and returns
-/// the spec that later tasks read it with.
+/// Writes a dataset a task produced into this party's output folder (durably,
+/// owner-only: `<task>.<suffix>.<csv|parquet>`) and returns the spec that later tasks
+/// read it with.
 pub(crate) fn write_output(
     ctx: &TaskCtx<'_>,
     suffix: &str,
@@ -239,10 +242,29 @@ pub(crate) fn write_output(
         .party
         .out_dir
         .join(format!("{}.{suffix}.{ext}", ctx.spec.name));
-    match format {
-        OutputFormat::Csv => fedra_data::write_csv(&path, data)?,
-        OutputFormat::Parquet => fedra_data::write_parquet(&path, data)?,
+    // `fedra-data` writes to a path: into an owner-only scratch file beside the
+    // output first (its writers truncate an existing file and keep its mode), then
+    // copied durably into place.
+    let scratch = path.with_file_name(format!(".{}.{suffix}.{ext}.partial", ctx.spec.name));
+    let out_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| TaskError::Output { path, source }
+    };
+    let _ = std::fs::remove_file(&scratch);
+    create_private(&scratch).map_err(out_err(&scratch))?;
+    let written = match format {
+        OutputFormat::Csv => fedra_data::write_csv(&scratch, data),
+        OutputFormat::Parquet => fedra_data::write_parquet(&scratch, data),
     }
+    .map_err(TaskError::from)
+    .and_then(|()| {
+        fedra_fs::write_atomic_with(&path, Mode::Private, |w| {
+            std::io::copy(&mut std::fs::File::open(&scratch)?, w).map(drop)
+        })
+        .map_err(out_err(&path))
+    });
+    let _ = std::fs::remove_file(&scratch);
+    written?;
     let mut spec = fedra_data::DatasetSpec::new(&path)
         .with_id_column(data.id_column())
         .with_categorical(data.categorical_names().iter().cloned());
@@ -252,15 +274,31 @@ pub(crate) fn write_output(
     Ok(spec)
 }
 
-/// Loads a whole dataset on a blocking thread (file parsing must not stall the
-/// async workers that carry heartbeats and messages).
-/// Writes `<out>/<task>.<suffix>`.
-pub(crate) fn write(ctx: &TaskCtx<'_>, suffix: &str, text: String) -> Result<(), TaskError> {
+/// Creates an empty owner-only file (`O_EXCL`: never follows a planted link).
+fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).map(drop)
+}
+
+/// Writes `<out>/<task>.<suffix>` (a model, predictions, statistics) durably and
+/// owner-only ([`fedra_fs::write_atomic`], [`Mode::Private`]).
+pub(crate) fn write(
+    ctx: &TaskCtx<'_>,
+    suffix: &str,
+    contents: impl AsRef<[u8]>,
+) -> Result<(), TaskError> {
     let path = ctx
         .party
         .out_dir
         .join(format!("{}.{suffix}", ctx.spec.name));
-    std::fs::write(&path, text).map_err(|source| TaskError::Output { path, source })
+    fedra_fs::write_atomic(&path, contents.as_ref(), Mode::Private)
+        .map_err(|source| TaskError::Output { path, source })
 }
 
 /// Appends `id,part,label,prediction` rows (`k` outputs per row, `;`-separated).
@@ -285,6 +323,8 @@ pub(crate) fn predictions_csv(
     }
 }
 
+/// Loads a whole dataset on a blocking thread (file parsing must not stall the
+/// async workers that carry heartbeats and messages).
 pub(crate) async fn load(spec: fedra_data::DatasetSpec) -> Result<fedra_data::Dataset, TaskError> {
     tokio::task::spawn_blocking(move || fedra_data::load(&spec))
         .await

@@ -192,14 +192,7 @@ async fn run(ctx: &TaskCtx<'_>, p: &DatasetStats) -> Result<Metrics, TaskError> 
         )));
     }
 
-    let out = ctx
-        .party
-        .out_dir
-        .join(format!("{}.stats.json", ctx.spec.name));
     let body = serde_json::to_vec_pretty(&all).map_err(|e| TaskError::Setup(e.to_string()))?;
-    std::fs::write(&out, body).map_err(|source| TaskError::Output {
-        path: out.clone(),
-        source,
-    })?;
+    super::write(ctx, "stats.json", body)?;
     Ok(m)
 }
