@@ -25,7 +25,11 @@ fn fate_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
     // The data ships with the repository (data/): its absence is a broken checkout,
     // never a reason to pass.
-    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run the tests from a full clone",
+        dir.display()
+    );
     Some(dir)
 }
 
@@ -1151,8 +1155,7 @@ fn categorical_columns_row_ids_and_blank_numbers() {
 
 #[test]
 fn criteo_sample_reads_with_categorical_fields() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/ctr/criteo_sample.txt");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ctr/criteo_sample.txt");
     let cats: Vec<String> = (1..=26).map(|i| format!("C{i}")).collect();
     let d = load(
         &DatasetSpec::new(&path)

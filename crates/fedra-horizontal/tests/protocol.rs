@@ -34,7 +34,11 @@ fn fate() -> PathBuf {
 /// their absence is a broken checkout, never a reason to pass.
 fn have_data() -> bool {
     let f = fate().join("breast_homo_guest.csv");
-    assert!(f.is_file(), "{} is missing: run the tests from a full clone", f.display());
+    assert!(
+        f.is_file(),
+        "{} is missing: run the tests from a full clone",
+        f.display()
+    );
     true
 }
 

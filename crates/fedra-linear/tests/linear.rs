@@ -23,7 +23,11 @@ fn fate_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
     // The data ships with the repository (data/): its absence is a broken checkout,
     // never a reason to pass.
-    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run the tests from a full clone",
+        dir.display()
+    );
     Some(dir)
 }
 

@@ -430,7 +430,11 @@ fn fate_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/fate");
     // The data ships with the repository (data/): its absence is a broken checkout,
     // never a reason to pass.
-    assert!(dir.is_dir(), "{} is missing: run the tests from a full clone", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run the tests from a full clone",
+        dir.display()
+    );
     Some(dir)
 }
 
@@ -1103,10 +1107,13 @@ fn two_followers_match_the_centralized_model() {
 /// [`hash_str`] into one table (blank = the empty string's id).
 #[test]
 fn criteo_sample_sparse_follower_trains_and_matches_centralized() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/ctr/criteo_sample.txt");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (the data ships with the repository)", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/ctr/criteo_sample.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the data ships with the repository)",
+            path.display()
+        )
+    });
     let (mut y, mut dense, mut ids) = (Vec::new(), Vec::new(), Vec::new());
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
