@@ -89,6 +89,15 @@ pub async fn run(job_path: &Path, out: Option<PathBuf>) -> anyhow::Result<ExitCo
     Ok(ExitCode::FAILURE)
 }
 
+/// `fedra bench`'s way to run a job with every party as a child process.
+pub struct LocalJobs;
+
+impl fedra_bench::LocalRunner for LocalJobs {
+    fn run_local<'a>(&'a self, job: &'a Path, out: PathBuf) -> fedra_bench::LocalRun<'a> {
+        Box::pin(async move { Ok(run_job(job, Some(out), false).await?.0) })
+    }
+}
+
 /// Runs the job with every party as a child process and writes `report.json`;
 /// `progress` shows progress bars. Returns the merged report and the output folder.
 pub async fn run_job(
@@ -142,7 +151,8 @@ pub async fn run_job(
             cfg.push_str(&format!("{q} = \"{}\"\n", addrs[j]));
         }
         let cfg_path = tmp.path().join(format!("{p}.toml"));
-        std::fs::write(&cfg_path, cfg)?;
+        fedra_fs::write_atomic(&cfg_path, cfg.as_bytes(), fedra_fs::Mode::Private)
+            .with_context(|| format!("writing {}", cfg_path.display()))?;
         let log_path = logs.join(format!("{p}.log"));
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
@@ -268,7 +278,11 @@ pub async fn run_job(
     let mut merged = JobReport::merge_job(&job, &reports);
     merged.wall_s = started.elapsed().as_secs_f64();
     let path = out.join("report.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&merged)?)
-        .with_context(|| format!("writing {}", path.display()))?;
+    fedra_fs::write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&merged)?,
+        fedra_fs::Mode::Public,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
     Ok((merged, out))
 }

@@ -1,19 +1,14 @@
 //! `fedra`: run federated jobs, the quickstart, certificates and benchmarks.
 
-mod bench;
-mod bench_he;
-mod bench_horizontal;
-mod bench_splitnn;
 mod local;
 mod party;
 mod summary;
-mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Fedra: federated learning between organizations that may not share raw data.
 #[derive(Parser)]
@@ -43,7 +38,7 @@ enum Command {
     Certs(CertsCommand),
     /// End-to-end benchmarks; each prints one JSON object per line.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(fedra_bench::BenchCommand),
     /// Generate synthetic datasets.
     #[command(subcommand)]
     Gen(GenCommand),
@@ -51,6 +46,30 @@ enum Command {
     /// Gaussian mechanism; agrees with Google's dp-accounting).
     #[command(subcommand)]
     Privacy(PrivacyCommand),
+    /// Print every visible command of this CLI, one JSON object per line (path, about,
+    /// the arguments without help), walked from clap's command tree; for the tests.
+    #[command(name = "__commands", hide = true)]
+    ListCommands,
+}
+
+/// One line of `fedra __commands`: a command's path, its description and its
+/// arguments that have no help text.
+fn list_commands(cmd: &clap::Command, path: &mut Vec<String>, out: &mut Vec<serde_json::Value>) {
+    let undocumented: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && a.get_help().is_none())
+        .map(|a| a.get_id().to_string())
+        .collect();
+    out.push(serde_json::json!({
+        "path": path,
+        "about": cmd.get_about().map(|s| s.to_string()).unwrap_or_default(),
+        "args_without_help": undocumented,
+    }));
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        path.push(sub.get_name().to_owned());
+        list_commands(sub, path, out);
+        path.pop();
+    }
 }
 
 #[derive(Subcommand)]
@@ -293,10 +312,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gen(GenCommand::Criteo { rows, out, seed }) => {
             anyhow::ensure!(rows > 0, "--rows must be at least 1");
-            synth::write(
+            fedra_bench::synth::write(
                 &out,
                 rows,
-                synth::Criteo {
+                fedra_bench::synth::Criteo {
                     seed,
                     vocab: 1_000_000,
                 },
@@ -308,9 +327,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::ListCommands => {
+            let mut lines = Vec::new();
+            list_commands(&Cli::command(), &mut Vec::new(), &mut lines);
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(b) => {
             init_logging("warn");
-            runtime()?.block_on(bench::run(b))?;
+            runtime()?.block_on(fedra_bench::run(b, &local::LocalJobs))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -96,15 +96,17 @@ pub async fn run(
         events: &on_event,
     };
     let mut report = run_party(&ctx, &channel).await;
-    report.peak_rss_mb = crate::bench::peak_rss_mb();
+    report.peak_rss_mb = fedra_bench::peak_rss_mb();
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     channel.shutdown().await;
 
+    // Reports are public (no data, no keys), and written durably.
     let write = |name: &str, body: Vec<u8>| -> anyhow::Result<()> {
         let p = out.join(name);
-        std::fs::write(&p, body).with_context(|| format!("writing {}", p.display()))
+        fedra_fs::write_atomic(&p, &body, fedra_fs::Mode::Public)
+            .with_context(|| format!("writing {}", p.display()))
     };
     write(PARTY_REPORT, serde_json::to_vec_pretty(&report)?)?;
     let merged = JobReport::merge(&job.id, std::slice::from_ref(&report));

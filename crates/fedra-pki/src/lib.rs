@@ -232,15 +232,13 @@ fn write(path: &Path, contents: &str, secret: bool) -> Result<(), PkiError> {
         path: path.to_owned(),
         source,
     };
-    fs::write(path, contents).map_err(io)?;
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    Ok(())
+    // Durably, and a key is owner-only from its creation on.
+    let mode = if secret {
+        fedra_fs::Mode::Private
+    } else {
+        fedra_fs::Mode::Public
+    };
+    fedra_fs::write_atomic(path, contents.as_bytes(), mode).map_err(io)
 }
 
 #[cfg(test)]

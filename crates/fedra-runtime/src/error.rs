@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use fedra_data::DataError;
 use fedra_federation::FedError;
+use fedra_horizontal::HorizontalError;
+use fedra_linear::LinearError;
+use fedra_psi::PsiError;
+use fedra_splitnn::SplitError;
+use fedra_tree::TreeError;
 
 /// A job or party config file that cannot be used. Raised before any work starts.
 #[derive(Debug, thiserror::Error)]
@@ -58,15 +63,25 @@ pub enum TaskError {
     /// The federation failed (a peer failed or vanished, a refusal, a timeout).
     #[error(transparent)]
     Fed(#[from] FedError),
-    /// Private set intersection failed (code and message from `fedra-psi`).
-    #[error("{1}")]
-    Psi(&'static str, String),
+    /// An algorithm crate failed (its message and stable code are the crate's).
+    #[error(transparent)]
+    Algorithm(#[from] AlgorithmError),
     /// The parties disagree (different job files, different data shapes).
     #[error("{0}")]
     Mismatch(String),
     /// This party needs something the job does not give it.
     #[error("{0}")]
     Setup(String),
+    /// A file an algorithm crate reads as bytes (the RSA signature cache) is corrupt
+    /// or belongs to another key; the crate's code, the file's name.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What the algorithm crate found wrong with its content (boxed: rare and
+        /// large, it should not grow every `Result<_, TaskError>`).
+        source: Box<AlgorithmError>,
+    },
     /// Writing results failed.
     #[error("{}: {source}", path.display())]
     Output {
@@ -83,7 +98,8 @@ impl TaskError {
         match self {
             TaskError::Data(e) => format!("data.{}", e.code()),
             TaskError::Fed(e) => e.code().to_owned(),
-            TaskError::Psi(code, _) => (*code).to_owned(),
+            TaskError::Algorithm(e) => e.code().to_owned(),
+            TaskError::InFile { source, .. } => source.code().to_owned(),
             TaskError::Mismatch(_) => "task.mismatch".into(),
             TaskError::Setup(_) => "task.setup".into(),
             TaskError::Output { .. } => "task.output".into(),
@@ -96,5 +112,122 @@ impl TaskError {
             self,
             TaskError::Fed(FedError::PeerFailed(_) | FedError::PeerLost { .. })
         )
+    }
+}
+
+/// The error of an algorithm crate, kept whole: [`AlgorithmError::code`] is the
+/// crate's stable code (`psi.*`, `linear.*`, `tree.*`, `horizontal.*`, `splitnn.*`).
+///
+/// Federation errors inside them become [`TaskError::Fed`] (so that a peer's failure
+/// is recognised as such), except in horizontal learning, whose errors are kept
+/// whole; split-NN mismatches become [`TaskError::Mismatch`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlgorithmError {
+    /// Private set intersection (`fedra-psi`).
+    #[error(transparent)]
+    Psi(#[from] PsiError),
+    /// Vertical linear models (`fedra-linear`).
+    #[error(transparent)]
+    Linear(#[from] LinearError),
+    /// SecureBoost (`fedra-tree`).
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// Horizontal learning (`fedra-horizontal`).
+    #[error(transparent)]
+    Horizontal(#[from] HorizontalError),
+    /// Split neural networks (`fedra-splitnn`).
+    #[error(transparent)]
+    Splitnn(#[from] SplitError),
+}
+
+impl AlgorithmError {
+    /// The algorithm crate's stable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AlgorithmError::Psi(e) => e.code(),
+            AlgorithmError::Linear(e) => e.code(),
+            AlgorithmError::Tree(e) => e.code(),
+            AlgorithmError::Horizontal(e) => e.code(),
+            AlgorithmError::Splitnn(e) => e.code(),
+        }
+    }
+}
+
+impl From<PsiError> for TaskError {
+    fn from(e: PsiError) -> Self {
+        match e {
+            PsiError::Fed(f) => TaskError::Fed(f),
+            other => AlgorithmError::Psi(other).into(),
+        }
+    }
+}
+
+impl From<LinearError> for TaskError {
+    fn from(e: LinearError) -> Self {
+        match e {
+            LinearError::Fed(f) => TaskError::Fed(f),
+            other => AlgorithmError::Linear(other).into(),
+        }
+    }
+}
+
+impl From<TreeError> for TaskError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::Fed(f) => TaskError::Fed(f),
+            other => AlgorithmError::Tree(other).into(),
+        }
+    }
+}
+
+impl From<HorizontalError> for TaskError {
+    fn from(e: HorizontalError) -> Self {
+        AlgorithmError::Horizontal(e).into()
+    }
+}
+
+impl From<SplitError> for TaskError {
+    fn from(e: SplitError) -> Self {
+        match e {
+            SplitError::Fed(f) => TaskError::Fed(f),
+            SplitError::Mismatch { .. } => TaskError::Mismatch(e.to_string()),
+            other => AlgorithmError::Splitnn(other).into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn algorithm_errors_keep_their_crate_code_and_message() {
+        let e = TaskError::from(PsiError::Align { detail: "r".into() });
+        assert!(matches!(e, TaskError::Algorithm(AlgorithmError::Psi(_))));
+        assert_eq!(e.code(), "psi.align");
+        let e = TaskError::from(LinearError::Model("m".into()));
+        assert_eq!(e.code(), "linear.model");
+        assert!(e.to_string().contains('m'));
+        let e = TaskError::from(TreeError::Model("m".into()));
+        assert_eq!(e.code(), "tree.model");
+        let e = TaskError::from(SplitError::Data("d".into()));
+        assert_eq!(e.code(), "splitnn.data");
+        let fed = FedError::PeerFailed(fedra_federation::Failure {
+            party: "p".into(),
+            task: "t".into(),
+            round: None,
+            code: "x".into(),
+            message: "m".into(),
+        });
+        assert!(TaskError::from(PsiError::Fed(fed)).is_from_peer());
+    }
+
+    #[test]
+    fn errors_cross_threads() {
+        fn send_sync<T: Send + Sync + 'static>() {}
+        send_sync::<TaskError>();
     }
 }

@@ -8,7 +8,7 @@
 //! party stops within a bounded time and reports who failed, where, and why.
 //!
 //! Exception: before each task the runner declares the peers that the task kind may
-//! lose ([`crate::job::TaskKind::droppable`], e.g. the clients of `horizontal`) as
+//! lose ([`crate::tasks::TaskKind::droppable`], e.g. the clients of `horizontal`) as
 //! droppable on the channel, so that a crashed or aborting client is a dropout the
 //! task handles, not a failure of every party; the report lists such peers in
 //! [`PartyReport::dropped_peers`].

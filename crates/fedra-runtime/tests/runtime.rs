@@ -600,3 +600,323 @@ optimizer = {{ kind = "adam", lr = 0.005 }}
     assert_ne!(r.status, Status::Succeeded, "{r:?}");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Aligned data and statistics are written durably and owner-only, and no scratch
+/// or temporary file is left beside them.
+#[cfg(unix)]
+#[tokio::test]
+async fn outputs_are_private_and_leave_no_temporary_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = datasets();
+    let text = format!(
+        r#"[job]
+id = "outputs"
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y" }}
+[parties.host]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv" }}
+[[tasks]]
+name = "psi"
+kind = "psi"
+protocol = "ecdh"
+leader = "guest"
+follower = "host"
+[[tasks]]
+name = "stats"
+kind = "dataset_stats"
+"#,
+        d = dir.display()
+    );
+    let job = Job::parse(&text, Path::new("job.toml")).unwrap();
+    let root = std::env::temp_dir().join(format!("fedra-rt-out-{}", std::process::id()));
+    let ids = job.party_ids();
+    let mut net = MemNetwork::new(&job.id, &ids);
+    let events = |_| {};
+    let ctxs: Vec<PartyContext<'_>> = ids
+        .iter()
+        .map(|me| {
+            let out = root.join(me.as_str());
+            std::fs::create_dir_all(&out).unwrap();
+            PartyContext {
+                job: &job,
+                me: me.clone(),
+                data: job.parties[me].data.clone(),
+                out_dir: out,
+                events: &events,
+            }
+        })
+        .collect();
+    let chans: Vec<_> = ids.iter().map(|p| net.take(p).unwrap()).collect();
+    let (a, b) = tokio::join!(
+        run_party(&ctxs[0], &chans[0]),
+        run_party(&ctxs[1], &chans[1])
+    );
+    let merged = JobReport::merge(&job.id, &[a, b]);
+    assert_eq!(merged.status, Status::Succeeded, "{merged:?}");
+    for p in &ids {
+        let out = root.join(p.as_str());
+        let mut names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["psi.aligned.csv", "stats.stats.json"], "{p}");
+        for n in &names {
+            let mode = std::fs::metadata(out.join(n)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{p}/{n}");
+        }
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// The job digest (what the parties compare at start-up) of jobs covering every task
+/// kind, as computed by the code before the task-kind registry (commit a7f80e0): the
+/// parameters of each kind must serialise exactly as before. The paths only matter
+/// where a kind resolves paths into its parameters (RSA key and cache, model files).
+#[test]
+fn job_digests_are_those_of_the_pre_registry_code() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "/jobs/quickstart-job.toml",
+            r#"[job]
+id = "quickstart"
+description = "Wire check, PSI, joint statistics and SecureBoost on the default_credit vertical split"
+[parties.guest]
+role = "guest"
+data = { path = "../../data/fate/default_credit_hetero_guest.csv", id_column = "id", label = "y" }
+[parties.host]
+role = "host"
+data = { path = "../../data/fate/default_credit_hetero_host.csv", id_column = "id" }
+[[tasks]]
+name = "wire-check"
+kind = "echo"
+rounds = 5
+payload_bytes = 1048576
+[[tasks]]
+name = "psi"
+kind = "psi"
+protocol = "ecdh"
+leader = "guest"
+follower = "host"
+[[tasks]]
+name = "joint-stats"
+kind = "dataset_stats"
+require_equal_rows = true
+[[tasks]]
+name = "secureboost"
+kind = "secureboost"
+holdout = 0.2
+guest = "guest"
+hosts = ["host"]
+objective = "binary"
+trees = 10
+max_depth = 4
+learning_rate = 0.3
+scheme = "ou"
+"#,
+            "97d7e0c7d8b67f92da3e52b802b686188be6a35acc860925f91e0fee568ca6dc",
+        ),
+        (
+            "/jobs/fedavg-breast-job.toml",
+            r#"[job]
+id = "fedavg-breast"
+[parties.server]
+role = "server"
+data = { path = "../../data/fate/breast_homo_test.csv", id_column = "id", label = "y" }
+[parties.hospital-a]
+role = "client"
+data = { path = "../../data/fate/breast_homo_guest.csv", id_column = "id", label = "y" }
+[parties.hospital-b]
+role = "client"
+data = { path = "../../data/fate/breast_homo_host.csv", id_column = "id", label = "y" }
+[[tasks]]
+name = "fedavg"
+kind = "horizontal"
+server = "server"
+rounds = 30
+round_timeout_s = 300.0
+[tasks.model]
+inputs = 30
+hidden = [128, 128, 128]
+outputs = 1
+activation = "tanh"
+[tasks.local]
+local_epochs = 1
+batch_size = 32
+optimizer = { kind = "adam", lr = 0.0001 }
+[tasks.horizontal]
+seed = 42
+strategy = { kind = "fed_avg" }
+sampling = { fraction = 1.0, min_clients = 2, min_available = 2, min_results = 2 }
+"#,
+            "5a6244d0d60f98090e0c513b14a985f4f5c4b1d8fe7907a1de968f292807fd5f",
+        ),
+        (
+            "/jobs/secureboost-breast-job.toml",
+            r#"[job]
+id = "secureboost-breast"
+[parties.guest]
+role = "guest"
+data = { path = "../../data/fate/breast_hetero_guest.csv", id_column = "id", label = "y" }
+[parties.host]
+role = "host"
+data = { path = "../../data/fate/breast_hetero_host.csv", id_column = "id" }
+[[tasks]]
+name = "psi"
+kind = "psi"
+protocol = "ecdh"
+leader = "guest"
+follower = "host"
+[[tasks]]
+name = "sb"
+kind = "secureboost"
+holdout = 0.2
+split_seed = 42
+guest = "guest"
+hosts = ["host"]
+objective = "binary"
+trees = 30
+max_depth = 4
+learning_rate = 0.3
+privacy = "complete_secure"
+"#,
+            "bfb0fd6da16fe9e1868b1a433e0cda7449e77b18549d97019674252cc2e352c4",
+        ),
+        (
+            "/jobs/splitnn-criteo-job.toml",
+            r#"[job]
+id = "splitnn-criteo"
+[parties.guest]
+role = "guest"
+data = { path = "../../data/ctr/criteo_sample.txt", row_ids = true, label = "label", features = ["I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9", "I10", "I11", "I12", "I13"], missing = { fill = 0.0 } }
+[parties.host]
+role = "host"
+data = { path = "../../data/ctr/criteo_sample.txt", row_ids = true, features = [], categorical = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12", "C13", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21", "C22", "C23", "C24", "C25", "C26"] }
+[[tasks]]
+name = "snn"
+kind = "splitnn"
+holdout = 0.2
+split_seed = 42
+leader = "guest"
+batch_size = 32
+epochs = 5
+eval_every = 10
+shuffle_seed = 7
+init_seed = 1
+checkpoint_every = 10
+[tasks.top]
+hidden = [32]
+objective = "binary"
+[tasks.towers.guest]
+hidden = [32]
+cut = 16
+dense_transform = "log1p"
+[tasks.towers.host]
+hidden = [32]
+cut = 16
+sparse = { fields = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11", "C12", "C13", "C14", "C15", "C16", "C17", "C18", "C19", "C20", "C21", "C22", "C23", "C24", "C25", "C26"], rows = 65536, dim = 8 }
+"#,
+            "682384354ad39a9d99cab8f3309572015c81c5646028eb0c99b99ca0b1807799",
+        ),
+        (
+            "/jobs/stream-join-avazu-job.toml",
+            r#"[job]
+id = "stream-join-avazu"
+[parties.guest]
+role = "guest"
+data = { path = "../../data/ctr/avazu_sample.txt", id_column = "id", label = "click", features = ["hour", "C1", "banner_pos", "C14", "C15", "C16"] }
+[parties.host]
+role = "host"
+data = { path = "../../data/ctr/avazu_sample.txt", id_column = "id", features = ["hour", "device_type", "device_conn_type", "C17", "C18", "C19", "C20", "C21"] }
+[[tasks]]
+name = "join"
+kind = "stream_join"
+leader = "guest"
+follower = "host"
+time_column = "hour"     # YYMMDDHH in this sample; same-hour events join
+window_s = 0
+batch = 32
+[[tasks]]
+name = "joined-stats"
+kind = "dataset_stats"
+require_equal_rows = true
+"#,
+            "710915e1d9a5fcc3165acf47b8974aa23a881181259daf2c87748724e754da2c",
+        ),
+        (
+            "/work/h3-scratch/jobs/rsa.toml",
+            r#"[job]
+id = "rsa"
+[parties.guest]
+role = "guest"
+data = { path = "g.csv" }
+[parties.host]
+role = "host"
+data = { path = "h.csv" }
+[[tasks]]
+name = "p"
+kind = "psi"
+protocol = "rsa"
+key_holder = "host"
+client = "guest"
+key = "k.pem"
+cache = "c.bin"
+output = "client_only"
+write = "parquet"
+[[tasks]]
+name = "e"
+kind = "echo"
+leader = "host"
+rounds = 4
+[[tasks]]
+name = "j"
+kind = "stream_join"
+leader = "guest"
+follower = "host"
+time_column = "t"
+window_s = 3
+[[tasks]]
+name = "pr"
+kind = "hetero_lr_predict"
+guest = "guest"
+models = { guest = "g.json", host = "h.json" }
+[[tasks]]
+name = "st"
+kind = "dataset_stats"
+require_equal_rows = true
+"#,
+            "3e31e676b4270701aa261b44d35c2d0dd51ec6f30ae2cfaa26e4ab79ef55431e",
+        ),
+        (
+            "/work/h3-scratch/jobs/lrarb.toml",
+            r#"[job]
+id = "lrarb"
+[parties.guest]
+role = "guest"
+data = { path = "g.csv", label = "y" }
+[parties.host]
+role = "host"
+data = { path = "h.csv" }
+[parties.arb]
+role = "arbiter"
+[[tasks]]
+name = "lr"
+kind = "hetero_lr"
+guest = "guest"
+hosts = ["host"]
+objective = "logistic"
+mode = { with_arbiter = { arbiter = "arb" } }
+holdout = 0.3
+split_seed = 7
+stratify = false
+"#,
+            "05a61df2dadde8090578b05b03a26f6a9f89312b91b208c822ad42d8fb2e71ba",
+        ),
+    ];
+    for (path, text, digest) in cases {
+        let job = Job::parse(text, Path::new(path)).unwrap();
+        assert_eq!(job.digest, *digest, "{path}");
+    }
+}

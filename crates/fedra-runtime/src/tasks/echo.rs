@@ -5,11 +5,66 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fedra_federation::{FedError, PartyId};
+use serde::{Deserialize, Serialize};
 
-use super::Metrics;
+use super::params::{FieldError, ParseCtx, range};
+use super::{Metrics, Outcome, Task};
 use crate::error::TaskError;
-use crate::job::Echo;
 use crate::runner::TaskCtx;
+
+/// Parameters of the `echo` task: the leader sends a payload to every other party,
+/// which sends it back; used to check the wire and to measure round trips.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Echo {
+    /// Number of round trips (1–1,000,000).
+    #[serde(default = "one")]
+    pub rounds: u64,
+    /// Payload size in bytes (0 up to the runtime's message limit).
+    #[serde(default)]
+    pub payload_bytes: u64,
+    /// Pause between rounds in milliseconds (0–60,000).
+    #[serde(default)]
+    pub interval_ms: u64,
+    /// The party that starts each round (default: the first party by name).
+    #[serde(default)]
+    pub leader: Option<PartyId>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Task for Echo {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        let p: Echo = cx.decode(table)?;
+        range(&cx.at("rounds"), p.rounds, 1, 1_000_000)?;
+        range(
+            &cx.at("payload_bytes"),
+            p.payload_bytes,
+            0,
+            cx.runtime.max_message_mb << 20,
+        )?;
+        range(&cx.at("interval_ms"), p.interval_ms, 0, 60_000)?;
+        if let Some(l) = &p.leader
+            && !cx.parties.contains_key(l)
+        {
+            let known: Vec<String> = cx.parties.keys().map(|p| p.to_string()).collect();
+            return Err((
+                cx.at("leader"),
+                format!(
+                    "{l} is not a party of the job (parties: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(p)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
 
 /// A payload that differs per round, so a stale or crossed message is caught.
 fn payload(round: u64, len: usize) -> Bytes {
@@ -25,7 +80,7 @@ fn payload(round: u64, len: usize) -> Bytes {
         .collect()
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Echo) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &Echo) -> Result<Metrics, TaskError> {
     let me = &ctx.party.me;
     let leader: PartyId = match &p.leader {
         Some(l) => l.clone(),

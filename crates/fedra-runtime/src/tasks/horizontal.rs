@@ -16,27 +16,110 @@
 //! from a ChaCha20 CSPRNG seeded by the OS, created here and passed in.
 //!
 //! Dropouts: the runner declares the clients droppable for this task
-//! ([`crate::job::TaskKind::droppable`]), so a client whose process dies or that
+//! ([`Task::droppable`] below), so a client whose process dies or that
 //! fails is dropped from the run (never selected again) while the server and the
 //! other clients go on; the server's metrics carry `dropped_clients` (client →
 //! reason) and `dropped_clients_by_round`, and the merged report's status is
 //! `succeeded_with_dropouts` when the server and the other clients succeeded.
 
 use fedra_data::Dataset;
+use fedra_federation::PartyId;
 use fedra_horizontal::HorizontalError;
-use fedra_horizontal::protocol::{Evaluate, run_client_with_state, run_server};
+use fedra_horizontal::protocol::{
+    ClientConfig, Evaluate, ServerConfig, run_client_with_state, run_server,
+};
 use fedra_nn::{Mlp, MlpSpec};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use serde::Serialize;
 use serde_json::json;
 
-use super::Metrics;
+use super::params::{FieldError, ParseCtx};
+use super::{Metrics, Outcome, Task};
 use crate::error::TaskError;
-use crate::job::Horizontal;
 use crate::runner::TaskCtx;
 
+/// Parameters of the `horizontal` task: horizontal federated learning (FedAvg family,
+/// `fedra-horizontal`) between one server and its clients; the server evaluates the
+/// global model on its own dataset (if it has one) every round and saves it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Horizontal {
+    /// The aggregation server.
+    pub server: PartyId,
+    /// Rounds, model, local training, strategy, secure aggregation, DP (every other
+    /// key of the task table; see `fedra_horizontal::protocol::ServerConfig`).
+    pub config: ServerConfig,
+    /// The clients' own limits (`[tasks.client]`, optional).
+    pub client: ClientConfig,
+}
+
+impl Task for Horizontal {
+    fn parse(cx: &ParseCtx<'_>, mut table: toml::Table) -> Result<Self, FieldError> {
+        let server = match table.remove("server") {
+            Some(toml::Value::String(s)) => {
+                PartyId::new(&s).map_err(|e| (cx.at("server"), e.to_string()))?
+            }
+            Some(v) => return Err((cx.at("server"), format!("must be a party name, got {v}"))),
+            None => return Err((cx.at("server"), "is required".into())),
+        };
+        cx.check_party(cx.at("server"), &server, None)?;
+        let client: ClientConfig = match table.remove("client") {
+            None => Default::default(),
+            Some(v) => v
+                .try_into()
+                .map_err(|e: toml::de::Error| (cx.at("client"), e.message().to_owned()))?,
+        };
+        client
+            .validate()
+            .map_err(|e| (cx.at("client"), e.to_string()))?;
+        let config: ServerConfig = cx.decode(table)?;
+        config.validate().map_err(|e| (cx.whole(), e.to_string()))?;
+        let clients: Vec<PartyId> = match &config.clients {
+            Some(c) => c.clone(),
+            None => cx
+                .parties
+                .keys()
+                .filter(|p| **p != server)
+                .cloned()
+                .collect(),
+        };
+        if clients.is_empty() {
+            return Err((cx.at("clients"), "at least one client is needed".into()));
+        }
+        for c in &clients {
+            if *c == server {
+                return Err((cx.at("clients"), format!("'{c}' is the server")));
+            }
+            cx.check_party(
+                cx.at("clients"),
+                c,
+                Some("horizontal learning needs a dataset on every client"),
+            )?;
+        }
+        Ok(Horizontal {
+            server,
+            config,
+            client,
+        })
+    }
+
+    /// The clients (never the server).
+    fn droppable(&self, parties: &[PartyId]) -> Vec<PartyId> {
+        parties
+            .iter()
+            .filter(|p| **p != self.server)
+            .filter(|p| self.config.clients.as_ref().is_none_or(|c| c.contains(p)))
+            .cloned()
+            .collect()
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
+
 fn hfl_err(e: HorizontalError) -> TaskError {
-    TaskError::Psi(e.code(), e.to_string())
+    TaskError::from(e)
 }
 
 fn nn_err(e: fedra_nn::NnError) -> TaskError {
@@ -78,7 +161,7 @@ fn score(spec: &MlpSpec, params: &[f32], set: &(Vec<f32>, Vec<f64>, usize)) -> V
     out
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, TaskError> {
     let me = &ctx.party.me;
     let task = &ctx.spec.name;
     let cfg = &p.config;
@@ -185,9 +268,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Horizontal) -> Result<Metrics, Ta
             m.insert("absent_clients".into(), serde_json::Value::Object(absent));
         }
         let model = json!({ "spec": cfg.model, "params": out.params });
-        let path = ctx.party.out_dir.join(format!("{task}.model.json"));
-        std::fs::write(&path, model.to_string())
-            .map_err(|source| TaskError::Output { path, source })?;
+        super::write(ctx, "model.json", model.to_string())?;
     } else {
         let is_client = match &cfg.clients {
             Some(c) => c.contains(me),

@@ -1,13 +1,69 @@
 //! `stream_join`: the streaming join of `fedra-join` as a job task.
 
+use fedra_federation::PartyId;
 use fedra_join::{JoinConfig, JoinError};
+use serde::{Deserialize, Serialize};
 
-use super::{Metrics, Outcome, write_output};
+use super::params::{FieldError, ParseCtx, range};
+use super::{Metrics, Outcome, OutputFormat, Task, write_output};
 use crate::error::TaskError;
-use crate::job::StreamJoin;
 use crate::runner::TaskCtx;
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &StreamJoin) -> Result<Outcome, TaskError> {
+/// Parameters of the `stream_join` task: join two event streams by example id within
+/// a time window (see `fedra-join`). Both parties continue with the joined rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamJoin {
+    /// The party whose stream order is kept.
+    pub leader: PartyId,
+    /// The other party.
+    pub follower: PartyId,
+    /// The feature column (on both sides) holding the event time, in seconds.
+    pub time_column: String,
+    /// Largest time difference of two joined records (seconds, 0–31,536,000).
+    pub window_s: f64,
+    /// Records per message (1–1,048,576).
+    #[serde(default = "default_join_batch")]
+    pub batch: usize,
+    /// Keep the time column among the joined features.
+    #[serde(default)]
+    pub keep_time_column: bool,
+    /// Format of the joined dataset written to the output folder.
+    #[serde(default)]
+    pub output: OutputFormat,
+}
+
+fn default_join_batch() -> usize {
+    4096
+}
+
+impl Task for StreamJoin {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        let p: StreamJoin = cx.decode(table)?;
+        for (field, party) in [("leader", &p.leader), ("follower", &p.follower)] {
+            cx.check_party(
+                cx.at(field),
+                party,
+                Some("stream_join needs a dataset on the leader and the follower"),
+            )?;
+        }
+        if p.leader == p.follower {
+            return Err((cx.at("follower"), "must differ from the leader".into()));
+        }
+        if p.time_column.is_empty() {
+            return Err((cx.at("time_column"), "must name a column".into()));
+        }
+        range(&cx.at("window_s"), p.window_s, 0.0, 31_536_000.0)?;
+        range(&cx.at("batch"), p.batch, 1, 1 << 20)?;
+        Ok(p)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await
+    }
+}
+
+async fn run(ctx: &TaskCtx<'_>, p: &StreamJoin) -> Result<Outcome, TaskError> {
     let me = &ctx.party.me;
     let leading = *me == p.leader;
     if !leading && *me != p.follower {

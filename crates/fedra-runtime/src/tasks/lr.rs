@@ -3,21 +3,115 @@
 //! the guest, each party's model saved to its output folder, and the guest's
 //! predictions (`<task>.predictions.csv`: id, train/test part, label, prediction).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use fedra_federation::PartyId;
 use fedra_linear::{GuestModel, HostModel, LinearError, Mode, Objective};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
 
+use super::params::{FieldError, ParseCtx};
 use super::split;
-use super::{Metrics, predictions_csv, write};
+use super::{Metrics, Outcome, Task, predictions_csv, write};
 use crate::error::TaskError;
-use crate::job::{HeteroLr, HeteroLrPredict};
 use crate::runner::TaskCtx;
 
-fn lin_err(e: LinearError) -> TaskError {
-    match e {
-        LinearError::Fed(f) => TaskError::Fed(f),
-        other => TaskError::Psi(other.code(), other.to_string()),
+/// Parameters of the `hetero_lr` task: vertical logistic or linear regression with
+/// Paillier/OU (`fedra-linear`) on the parties' aligned rows, evaluated on a held-out
+/// split agreed by the guest; each party saves its part of the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeteroLr {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (logistic regression).
+    pub stratify: bool,
+    /// Training settings; every other key of the task table (see `fedra_linear::Config`).
+    pub config: fedra_linear::Config,
+}
+
+impl Task for HeteroLr {
+    fn parse(cx: &ParseCtx<'_>, mut table: toml::Table) -> Result<Self, FieldError> {
+        let split = cx.take_split(&mut table)?;
+        if table.contains_key("task") {
+            return Err((
+                cx.at("task"),
+                "is set by the runtime (the task's name)".into(),
+            ));
+        }
+        table.insert("task".into(), toml::Value::String(cx.name.to_owned()));
+        let config: fedra_linear::Config = cx.decode(table)?;
+        config.validate().map_err(|e| match e {
+            LinearError::Config { field, reason } => (cx.at(field), reason),
+            other => (cx.whole(), other.to_string()),
+        })?;
+        let mut needed: Vec<(&str, &PartyId, bool)> = vec![("guest", &config.guest, true)];
+        needed.extend(config.hosts.iter().map(|h| ("hosts", h, true)));
+        if let Mode::WithArbiter { arbiter } = &config.mode {
+            needed.push(("mode.with_arbiter.arbiter", arbiter, false));
+        }
+        for (field, party, data) in needed {
+            let reason = data.then_some("hetero_lr needs a dataset on the guest and every host");
+            cx.check_party(cx.at(field), party, reason)?;
+        }
+        let stratify = split
+            .stratify
+            .unwrap_or(config.objective == Objective::Logistic);
+        Ok(HeteroLr {
+            holdout: split.holdout,
+            split_seed: split.split_seed,
+            stratify,
+            config,
+        })
     }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
+
+/// Parameters of the `hetero_lr_predict` task: federated prediction with a model saved
+/// by an earlier `hetero_lr` task (each party loads its own part); the guest writes
+/// the predictions and, if its data has labels, the metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeteroLrPredict {
+    /// The party holding the guest part of the model (it learns the predictions).
+    pub guest: PartyId,
+    /// Each party's model file (`<task>.model.json` of the training job), relative to the job file.
+    pub models: BTreeMap<PartyId, PathBuf>,
+}
+
+impl Task for HeteroLrPredict {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        let mut p: HeteroLrPredict = cx.decode(table)?;
+        if !p.models.contains_key(&p.guest) {
+            return Err((
+                cx.at("models"),
+                format!("has no model file for the guest '{}'", p.guest),
+            ));
+        }
+        for (party, path) in &mut p.models {
+            cx.check_party(
+                format!("{}.{party}", cx.at("models")),
+                party,
+                Some("prediction needs data on every party with a model"),
+            )?;
+            cx.resolve(path);
+        }
+        Ok(p)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        predict(ctx, self).await.map(Outcome::from)
+    }
+}
+
+fn lin_err(e: LinearError) -> TaskError {
+    TaskError::from(e)
 }
 
 /// Classification or regression metrics of `pred` against `y`, keys prefixed.
@@ -38,7 +132,7 @@ fn save(ctx: &TaskCtx<'_>, json: Result<String, LinearError>) -> Result<(), Task
     write(ctx, "model.json", json.map_err(lin_err)?)
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, TaskError> {
     let cfg = &p.config;
     let me = &ctx.party.me;
     let is_guest = *me == cfg.guest;
@@ -116,7 +210,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &HeteroLr) -> Result<Metrics, Task
 }
 
 /// Federated prediction with saved model parts; the guest writes `<task>.predictions.csv`.
-pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
+async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
     let me = &ctx.party.me;
     let Some(path) = p.models.get(me) else {
         return Ok(Metrics::new());
@@ -134,15 +228,11 @@ pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Me
         let pred = fedra_linear::predict_guest(ctx.ch, task, &model, &data)
             .await
             .map_err(lin_err)?;
-        let out = ctx.party.out_dir.join(format!("{task}.predictions.csv"));
         let mut csv = format!("{},prediction\n", data.id_column());
         for (id, y) in data.ids().iter().zip(&pred) {
             csv.push_str(&format!("{id},{y}\n"));
         }
-        std::fs::write(&out, csv).map_err(|source| TaskError::Output {
-            path: out.clone(),
-            source,
-        })?;
+        write(ctx, "predictions.csv", csv)?;
         if let Some(y) = data.labels() {
             evaluate(model.objective, y, &pred, "", &mut m)?;
         }

@@ -5,30 +5,136 @@
 //! The RSA key holder's signature cache file is read and written here (fedra-psi
 //! only encodes it), with `fedra_fs::write_atomic`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use fedra_psi::{
     EcdhConfig, OutputMode, PsiError, Role, RsaConfig, RsaOutput, RsaPsiKey, SignCache,
 };
+
+use fedra_federation::PartyId;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use serde::{Deserialize, Serialize};
 
-use super::{Metrics, Outcome, write_output};
+use super::params::{FieldError, ParseCtx, range};
+use super::{Metrics, Outcome, OutputFormat, Task, write_output};
 use crate::error::TaskError;
-use crate::job::{Duplicates, EcdhOutput, Psi, RsaOutputMode};
 use crate::runner::TaskCtx;
 
-fn psi_err(e: PsiError) -> TaskError {
-    match e {
-        PsiError::Fed(f) => TaskError::Fed(f),
-        other => TaskError::Psi(other.code(), other.to_string()),
+/// What to do with ids that occur on several rows of a party's dataset when aligning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplicates {
+    /// Refuse to align (the dataset must have unique ids).
+    #[default]
+    Error,
+    /// Keep the first row of each id.
+    KeepFirst,
+}
+
+/// Who learns the intersection in ECDH-PSI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EcdhOutput {
+    /// Both parties learn it (and align their data).
+    #[default]
+    Both,
+    /// Only the leader learns it; the follower learns its size.
+    LeaderOnly,
+}
+
+/// Who learns the intersection in RSA-PSI.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RsaOutputMode {
+    /// Both parties learn it.
+    #[default]
+    Both,
+    /// Only the client learns it; the key holder learns its size.
+    ClientOnly,
+}
+
+/// Parameters of the `psi` task: private set intersection of two parties' ids, then
+/// each party that learns the intersection continues with its dataset restricted
+/// to and ordered by the common ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "protocol", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Psi {
+    /// ECDH-PSI over ristretto255 (no long-term keys; the default choice).
+    Ecdh {
+        /// Draws the bucket salt; always learns the intersection.
+        leader: PartyId,
+        /// The other party.
+        follower: PartyId,
+        /// Who learns the intersection.
+        #[serde(default)]
+        output: EcdhOutput,
+        /// Hash buckets (1–65,536): memory is bounded by the largest bucket.
+        #[serde(default = "one_u32")]
+        buckets: u32,
+        /// Repeated ids in a dataset.
+        #[serde(default)]
+        on_duplicate: Duplicates,
+        /// Format of the aligned dataset.
+        #[serde(default)]
+        write: OutputFormat,
+    },
+    /// RSA blind-signature PSI (Fedlearner style), with an optional offline cache.
+    Rsa {
+        /// Holds the RSA key and signs.
+        key_holder: PartyId,
+        /// Blinds its ids; always learns the intersection.
+        client: PartyId,
+        /// Who learns the intersection.
+        #[serde(default)]
+        output: RsaOutputMode,
+        /// Size of a fresh per-job key when `key` is not given (2048–4096).
+        #[serde(default = "default_rsa_bits")]
+        key_bits: u32,
+        /// The key holder's persistent RSA key (PEM), relative to the job file.
+        #[serde(default)]
+        key: Option<PathBuf>,
+        /// The key holder's signature cache (made on first use), relative to the job file.
+        #[serde(default)]
+        cache: Option<PathBuf>,
+        /// Repeated ids in a dataset.
+        #[serde(default)]
+        on_duplicate: Duplicates,
+        /// Format of the aligned dataset.
+        #[serde(default)]
+        write: OutputFormat,
+    },
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn default_rsa_bits() -> u32 {
+    2048
+}
+
+impl Psi {
+    /// The two parties taking part.
+    pub fn parties(&self) -> [&PartyId; 2] {
+        match self {
+            Psi::Ecdh {
+                leader, follower, ..
+            } => [leader, follower],
+            Psi::Rsa {
+                key_holder, client, ..
+            } => [key_holder, client],
+        }
     }
 }
 
 /// A cache content error (format, key), naming the cache file: fedra-psi sees
 /// only its bytes.
 fn cache_err(path: &Path, e: PsiError) -> TaskError {
-    TaskError::Psi(e.code(), format!("{}: {e}", path.display()))
+    TaskError::InFile {
+        path: path.to_path_buf(),
+        source: Box::new(e.into()),
+    }
 }
 
 /// Reads the key holder's RSA signature cache, or starts an empty one if the file
@@ -54,7 +160,60 @@ fn save_cache(path: &Path, cache: &SignCache) -> Result<(), TaskError> {
     })
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
+impl Task for Psi {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        let mut p: Psi = cx.decode(table)?;
+        let [a, b] = p.parties();
+        let names = match p {
+            Psi::Ecdh { .. } => ["leader", "follower"],
+            Psi::Rsa { .. } => ["key_holder", "client"],
+        };
+        for (field, party) in names.into_iter().zip([a, b]) {
+            cx.check_party(
+                cx.at(field),
+                party,
+                Some("psi needs a dataset on both of its parties"),
+            )?;
+        }
+        if a == b {
+            return Err((
+                cx.at(names[1]),
+                format!("must differ from the {}", names[0]),
+            ));
+        }
+        match &mut p {
+            Psi::Ecdh { buckets, .. } => range(&cx.at("buckets"), *buckets, 1, 65_536)?,
+            Psi::Rsa {
+                key_bits,
+                key,
+                cache,
+                ..
+            } => {
+                range(&cx.at("key_bits"), *key_bits, 2048, 4096)?;
+                if cache.is_some() && key.is_none() {
+                    return Err((
+                        cx.at("cache"),
+                        "a signature cache needs a persistent `key`: with a fresh key per job nothing could be reused".into(),
+                    ));
+                }
+                for p in [key, cache].into_iter().flatten() {
+                    cx.resolve(p);
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await
+    }
+}
+
+fn psi_err(e: PsiError) -> TaskError {
+    TaskError::from(e)
+}
+
+async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
     let me = &ctx.party.me;
     let [a, b] = p.parties();
     if me != a && me != b {

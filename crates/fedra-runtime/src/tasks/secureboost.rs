@@ -11,18 +11,83 @@ use fedra_tree::{GuestModel, HostCounters, HostModel, Objective, PredictStats, T
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-use super::Metrics;
+use serde::{Deserialize, Serialize};
+
+use super::lr::HeteroLrPredict;
+use super::params::{FieldError, ParseCtx};
 use super::split;
-use super::{predictions_csv, write};
+use super::{Metrics, Outcome, Task, predictions_csv, write};
 use crate::error::TaskError;
-use crate::job::{HeteroLrPredict, SecureBoost};
 use crate::runner::TaskCtx;
 
-fn tree_err(e: TreeError) -> TaskError {
-    match e {
-        TreeError::Fed(f) => TaskError::Fed(f),
-        other => TaskError::Psi(other.code(), other.to_string()),
+/// Parameters of the `secureboost` task: vertical gradient-boosted trees with
+/// OU/Paillier-encrypted gradients (`fedra-tree`) on the parties' aligned rows,
+/// evaluated on a held-out split agreed by the guest; each party saves its part of
+/// the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecureBoost {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (classification).
+    pub stratify: bool,
+    /// Training settings; every other key of the task table (see `fedra_tree::Config`).
+    pub config: fedra_tree::Config,
+}
+
+impl Task for SecureBoost {
+    fn parse(cx: &ParseCtx<'_>, mut table: toml::Table) -> Result<Self, FieldError> {
+        let split = cx.take_split(&mut table)?;
+        let config: fedra_tree::Config = cx.decode(table)?;
+        config.validate().map_err(|e| match e {
+            TreeError::Config { field, reason } => (cx.at(field), reason),
+            other => (cx.whole(), other.to_string()),
+        })?;
+        for (field, party) in std::iter::once(("guest", &config.guest))
+            .chain(config.hosts.iter().map(|h| ("hosts", h)))
+        {
+            cx.check_party(
+                cx.at(field),
+                party,
+                Some("secureboost needs a dataset on the guest and every host"),
+            )?;
+        }
+        let stratify = split
+            .stratify
+            .unwrap_or(config.objective != Objective::Regression);
+        Ok(SecureBoost {
+            holdout: split.holdout,
+            split_seed: split.split_seed,
+            stratify,
+            config,
+        })
     }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
+
+/// Parameters of the `secureboost_predict` task: federated prediction with a model
+/// saved by an earlier `secureboost` task; the same fields (and checks) as
+/// `hetero_lr_predict` ([`HeteroLrPredict`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecureboostPredict(pub HeteroLrPredict);
+
+impl Task for SecureboostPredict {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        HeteroLrPredict::parse(cx, table).map(SecureboostPredict)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        predict(ctx, &self.0).await.map(Outcome::from)
+    }
+}
+
+fn tree_err(e: TreeError) -> TaskError {
+    TaskError::from(e)
 }
 
 /// Metrics of predictions `pred` against labels `y`, keys prefixed.
@@ -85,7 +150,7 @@ fn host_predict_metrics(c: &HostCounters, m: &mut Metrics) {
     m.insert("predict_host_rerandomized".into(), c.rerandomized.into());
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
     let cfg = &p.config;
     let me = &ctx.party.me;
     let is_guest = *me == cfg.guest;
@@ -202,7 +267,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, T
 }
 
 /// Federated prediction with saved model parts; the guest writes `<task>.predictions.csv`.
-pub(crate) async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
+async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, TaskError> {
     let me = &ctx.party.me;
     let Some(path) = p.models.get(me) else {
         return Ok(Metrics::new());

@@ -39,19 +39,74 @@ use fedra_splitnn::{
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+use serde::Serialize;
 use serde_json::json;
 
-use super::{Metrics, split};
+use super::params::{FieldError, ParseCtx};
+use super::{Metrics, Outcome, Task, split};
 use crate::error::TaskError;
-use crate::job::Splitnn;
 use crate::runner::TaskCtx;
 
-fn snn_err(e: SplitError) -> TaskError {
-    match e {
-        SplitError::Fed(f) => TaskError::Fed(f),
-        SplitError::Mismatch { .. } => TaskError::Mismatch(e.to_string()),
-        other => TaskError::Psi(other.code(), other.to_string()),
+/// Parameters of the `splitnn` task: split neural network (vertical NN, `fedra-splitnn`)
+/// between the leader (label holder) and one or more followers on the parties' aligned
+/// rows, evaluated on a held-out split drawn by the leader; checkpoints on every party
+/// at the same step (a re-run with the same output folder resumes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Splitnn {
+    /// Fraction of rows held out for evaluation (0–0.9; 0 evaluates on training rows only).
+    pub holdout: f64,
+    /// Seed of the held-out split.
+    pub split_seed: u64,
+    /// Keep each label's share in both parts (classification).
+    pub stratify: bool,
+    /// Towers, top model, schedule and protection (every other key of the task table;
+    /// see `fedra_splitnn::decl`).
+    #[serde(flatten)]
+    pub decl: fedra_splitnn::SplitDecl,
+}
+
+impl Task for Splitnn {
+    fn parse(cx: &ParseCtx<'_>, mut table: toml::Table) -> Result<Self, FieldError> {
+        let split = cx.take_split(&mut table)?;
+        let decl: fedra_splitnn::SplitDecl = cx.decode(table)?;
+        decl.validate().map_err(|e| match e {
+            SplitError::Field { field, reason } => (cx.at(&field), reason),
+            SplitError::Config { field, reason } => (cx.at(field), reason),
+            other => (cx.whole(), other.to_string()),
+        })?;
+        let leader = PartyId::new(&decl.leader).map_err(|e| (cx.at("leader"), e.to_string()))?;
+        cx.check_party(
+            cx.at("leader"),
+            &leader,
+            Some("splitnn needs a dataset with the labels on the leader"),
+        )?;
+        for p in decl.towers.keys() {
+            let field = cx.at(&format!("towers.{p}"));
+            let id = PartyId::new(p).map_err(|e| (field.clone(), e.to_string()))?;
+            cx.check_party(
+                field,
+                &id,
+                Some("splitnn needs a dataset on every party with a tower"),
+            )?;
+        }
+        let stratify = split
+            .stratify
+            .unwrap_or(decl.top.objective != Objective::Regression);
+        Ok(Splitnn {
+            holdout: split.holdout,
+            split_seed: split.split_seed,
+            stratify,
+            decl,
+        })
     }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
+
+fn snn_err(e: SplitError) -> TaskError {
+    TaskError::from(e)
 }
 
 fn setup(msg: String) -> TaskError {
@@ -382,7 +437,7 @@ fn history_json(h: &[EvalPoint]) -> serde_json::Value {
     )
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &Splitnn) -> Result<Metrics, TaskError> {
     let decl = &p.decl;
     let me = ctx.party.me.clone();
     let task = ctx.spec.name.clone();

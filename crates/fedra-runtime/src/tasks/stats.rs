@@ -8,10 +8,41 @@ use bytes::Bytes;
 use fedra_federation::FedError;
 use serde::{Deserialize, Serialize};
 
-use super::Metrics;
+use super::params::{FieldError, ParseCtx};
+use super::{Metrics, Outcome, Task};
 use crate::error::TaskError;
-use crate::job::DatasetStats;
+use crate::job::Role;
 use crate::runner::TaskCtx;
+
+/// Parameters of the `dataset_stats` task: every party summarises its own dataset
+/// (rows, and per feature count, missing, mean, standard deviation, min, max) and
+/// sends the summary — never a row — to the other parties.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetStats {
+    /// Fail if the parties' row counts differ (true for row-aligned vertical data).
+    #[serde(default)]
+    pub require_equal_rows: bool,
+}
+
+impl Task for DatasetStats {
+    fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
+        let p: DatasetStats = cx.decode(table)?;
+        for (party, spec) in cx.parties {
+            if spec.data.is_none() && spec.role != Role::Arbiter {
+                return Err((
+                    format!("parties.{party}.data"),
+                    "dataset_stats needs a dataset for every guest and host".into(),
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    async fn run(&self, ctx: &TaskCtx<'_>) -> Result<Outcome, TaskError> {
+        run(ctx, self).await.map(Outcome::from)
+    }
+}
 
 /// One feature's moments.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +120,7 @@ fn summarise(spec: &fedra_data::DatasetSpec) -> Result<Summary, TaskError> {
     })
 }
 
-pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &DatasetStats) -> Result<Metrics, TaskError> {
+async fn run(ctx: &TaskCtx<'_>, p: &DatasetStats) -> Result<Metrics, TaskError> {
     let job = ctx.party.job;
     let me = &ctx.party.me;
     let tag = ctx.tag(0, "summary");
@@ -161,14 +192,7 @@ pub(crate) async fn run(ctx: &TaskCtx<'_>, p: &DatasetStats) -> Result<Metrics, 
         )));
     }
 
-    let out = ctx
-        .party
-        .out_dir
-        .join(format!("{}.stats.json", ctx.spec.name));
     let body = serde_json::to_vec_pretty(&all).map_err(|e| TaskError::Setup(e.to_string()))?;
-    std::fs::write(&out, body).map_err(|source| TaskError::Output {
-        path: out.clone(),
-        source,
-    })?;
+    super::write(ctx, "stats.json", body)?;
     Ok(m)
 }

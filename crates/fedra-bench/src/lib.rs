@@ -1,6 +1,25 @@
-//! `fedra bench ...`: end-to-end benchmarks, one JSON object per line on stdout.
+//! The benchmarks behind `fedra bench ...`: end-to-end runs that print one JSON
+//! object per line on stdout (`transport`, `psi`, `secureboost` here; [`he`],
+//! [`horizontal`], [`splitnn`]), and the synthetic Criteo-shaped data generator
+//! ([`synth`]) behind `fedra gen criteo`, which the split-NN benchmark also uses.
+//!
+//! This crate is a harness of the `fedra` command, split out so that the CLI stays
+//! about running jobs (and so that its benchmark code and dependencies build only
+//! where needed): it is unpublished, its entry points are [`BenchCommand`] (the clap
+//! subcommand) and [`run`], and its errors are reported on the terminal only (hence
+//! `anyhow`, like the binary). Benchmarks that run a job with every party as its own
+//! process get that ability from the CLI through [`LocalRunner`] (process management
+//! stays in `fedra-cli`). Benchmarks are never timed assertions.
+
+pub mod he;
+pub mod horizontal;
+pub mod splitnn;
+pub mod synth;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,6 +31,19 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A job run in progress (see [`LocalRunner`]).
+pub type LocalRun<'a> =
+    Pin<Box<dyn Future<Output = anyhow::Result<fedra_runtime::report::JobReport>> + 'a>>;
+
+/// Runs a job with every party as its own process on loopback over mutual TLS, as
+/// `fedra run --local` does, writing into `out`; returns the merged report. The CLI
+/// implements it (only the CLI manages processes).
+pub trait LocalRunner {
+    /// Runs the job file `job` (without progress bars).
+    fn run_local<'a>(&'a self, job: &'a Path, out: PathBuf) -> LocalRun<'a>;
+}
+
+/// The `fedra bench` subcommands.
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Throughput of large payloads between two parties over loopback mutual TLS,
@@ -59,15 +91,15 @@ pub enum BenchCommand {
     /// Paillier and Okamoto–Uchiyama operations per second (keygen, encrypt,
     /// decrypt, additions, scalar multiplication, rerandomisation) at each key
     /// size and thread count; `bench/he_compare.sh` runs it next to phe and HEU.
-    He(crate::bench_he::HeArgs),
+    He(he::HeArgs),
     /// The server's cost of one horizontal-FL round, plain FedAvg vs secure
     /// aggregation, for 1M/10M-parameter models and 10/100 clients: seconds
     /// and bytes per client; `--flower` adds Flower's FedAvg on the same sizes.
-    Horizontal(crate::bench_horizontal::HorizontalArgs),
+    Horizontal(horizontal::HorizontalArgs),
     /// Split-NN training on the synthetic Criteo shape: two party processes over
     /// loopback mutual TLS vs centralized training of the same model in one process
     /// (examples/s, ratio, bytes per example each way, embedding memory per row).
-    Splitnn(crate::bench_splitnn::SplitnnArgs),
+    Splitnn(splitnn::SplitnnArgs),
 }
 
 /// A PSI protocol to benchmark.
@@ -102,7 +134,12 @@ fn curve_costs() -> (f64, f64) {
     (hash, t1.elapsed().as_secs_f64() / f64::from(n))
 }
 
-async fn bench_psi(ids: &[usize], protocol: PsiProtocol, buckets: u32) -> anyhow::Result<()> {
+async fn bench_psi(
+    runner: &dyn LocalRunner,
+    ids: &[usize],
+    protocol: PsiProtocol,
+    buckets: u32,
+) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
@@ -137,8 +174,7 @@ async fn bench_psi(ids: &[usize], protocol: PsiProtocol, buckets: u32) -> anyhow
         );
         let job_path = dir.path().join("job.toml");
         std::fs::write(&job_path, job)?;
-        let (report, _) =
-            crate::local::run_job(&job_path, Some(dir.path().join("out")), false).await?;
+        let report = runner.run_local(&job_path, dir.path().join("out")).await?;
         let t = report
             .tasks
             .first()
@@ -258,6 +294,7 @@ async fn pair() -> anyhow::Result<(GrpcChannel, GrpcChannel)> {
 
 /// Runs a SecureBoost job once per scheme (with overrides) and prints one line each.
 async fn bench_secureboost(
+    runner: &dyn LocalRunner,
     job: &std::path::Path,
     schemes: &[String],
     trees: Option<u32>,
@@ -294,9 +331,9 @@ async fn bench_secureboost(
         // Next to the original so that relative data paths resolve the same way.
         let path = dir.join(format!(".bench-secureboost-{scheme}.toml"));
         std::fs::write(&path, toml::to_string(&doc)?)?;
-        let result = crate::local::run_job(&path, Some(out_root.path().join(scheme)), false).await;
+        let result = runner.run_local(&path, out_root.path().join(scheme)).await;
         let _ = std::fs::remove_file(&path);
-        let (report, _) = result?;
+        let report = result?;
         let t = report
             .tasks
             .iter()
@@ -339,22 +376,23 @@ async fn bench_secureboost(
     Ok(())
 }
 
-pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+/// Runs one benchmark; `runner` starts jobs as party processes.
+pub async fn run(cmd: BenchCommand, runner: &dyn LocalRunner) -> anyhow::Result<()> {
     match cmd {
-        BenchCommand::He(args) => crate::bench_he::run(&args),
-        BenchCommand::Horizontal(args) => crate::bench_horizontal::run(&args),
-        BenchCommand::Splitnn(args) => crate::bench_splitnn::run(&args).await,
+        BenchCommand::He(args) => he::run(&args),
+        BenchCommand::Horizontal(args) => horizontal::run(&args),
+        BenchCommand::Splitnn(args) => splitnn::run(&args, runner).await,
         BenchCommand::Psi {
             ids,
             protocol,
             buckets,
-        } => bench_psi(&ids, protocol, buckets).await,
+        } => bench_psi(runner, &ids, protocol, buckets).await,
         BenchCommand::Secureboost {
             job,
             schemes,
             trees,
             max_depth,
-        } => bench_secureboost(&job, &schemes, trees, max_depth).await,
+        } => bench_secureboost(runner, &job, &schemes, trees, max_depth).await,
         BenchCommand::Transport { sizes_mb, repeat } => {
             let (a, b) = pair().await?;
             // Warm up: connection, TLS handshake, HTTP/2 windows.

@@ -1,4 +1,4 @@
-//! `fedra synth criteo`: synthetic Criteo-shaped data for split learning at scale.
+//! `fedra gen criteo`: synthetic Criteo-shaped data for split learning at scale.
 //!
 //! Row `i` (a pure function of the seed and `i`, so any prefix of a larger run is
 //! the same data): 13 dense features `I1..I13` (standard-normal-like, at the
@@ -31,7 +31,9 @@ pub struct Criteo {
 
 /// One generated row.
 pub struct Row {
+    /// The 0/1 label (the leader's).
     pub label: f32,
+    /// Dense features `I1..I13` (the leader's).
     pub dense: [f32; DENSE],
     /// Raw ids per field (`0..vocab`).
     pub ids: [u64; FIELDS],

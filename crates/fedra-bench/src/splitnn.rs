@@ -97,7 +97,7 @@ fn load_avg() -> String {
 }
 
 /// Runs the benchmark.
-pub async fn run(a: &SplitnnArgs) -> anyhow::Result<()> {
+pub async fn run(a: &SplitnnArgs, runner: &dyn crate::LocalRunner) -> anyhow::Result<()> {
     anyhow::ensure!(a.batch > 0, "--batch must be at least 1");
     let rows = a.steps.map_or(a.rows, |s| s * a.batch as u64);
     anyhow::ensure!(rows > 0, "no rows");
@@ -116,14 +116,14 @@ pub async fn run(a: &SplitnnArgs) -> anyhow::Result<()> {
         .tasks
         .iter()
         .find_map(|t| match &t.kind {
-            fedra_runtime::job::TaskKind::Splitnn(p) => Some(p.decl.clone()),
+            fedra_runtime::tasks::TaskKind::Splitnn(p) => Some(p.decl.clone()),
             _ => None,
         })
         .context("the benchmark job has no splitnn task")?;
 
     // --- split: two processes over loopback mTLS
     let load0 = load_avg();
-    let (report, _) = crate::local::run_job(&job_path, Some(dir.path().join("out")), false).await?;
+    let report = runner.run_local(&job_path, dir.path().join("out")).await?;
     let t = report
         .tasks
         .iter()

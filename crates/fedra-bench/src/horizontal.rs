@@ -345,7 +345,7 @@ pub fn run(a: &HorizontalArgs) -> anyhow::Result<()> {
                         "server_aggregate_s": plain_s,
                         "server_ns_per_param_per_client": plain_s * 1e9 / (p * n) as f64,
                         "bytes_per_client": plain_bytes,
-                        "peak_rss_mb": crate::bench::peak_rss_mb(),
+                        "peak_rss_mb": crate::peak_rss_mb(),
                     })
                 );
             }
@@ -363,7 +363,7 @@ pub fn run(a: &HorizontalArgs) -> anyhow::Result<()> {
                         "bytes_per_client": s.bytes_per_client,
                         "bytes_over_plain": s.bytes_per_client as f64 / plain_bytes as f64,
                         "client_mask_s": s.client_mask_s,
-                        "peak_rss_mb": crate::bench::peak_rss_mb(),
+                        "peak_rss_mb": crate::peak_rss_mb(),
                     })
                 );
             }
