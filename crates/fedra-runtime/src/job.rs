@@ -207,8 +207,15 @@ impl Job {
 
         let mut tasks = Vec::new();
         let mut names = BTreeSet::new();
+        // The digest covers the tasks as written (local paths unresolved), so that
+        // two organizations running the same job file from different folders agree.
+        let mut as_written = Vec::new();
         for (i, table) in raw.tasks.into_iter().enumerate() {
-            let task = parse_task(i, table, &parties, &raw.runtime, base)
+            as_written.push(
+                parse_task(i, table.clone(), &parties, &raw.runtime, None)
+                    .map_err(|(f, m)| invalid(f, m))?,
+            );
+            let task = parse_task(i, table, &parties, &raw.runtime, Some(base))
                 .map_err(|(f, m)| invalid(f, m))?;
             if !names.insert(task.name.clone()) {
                 return Err(invalid(
@@ -228,7 +235,7 @@ impl Job {
         let agreed = serde_json::json!({
             "id": id,
             "parties": parties.iter().map(|(p, s)| (p.to_string(), s.role)).collect::<BTreeMap<_, _>>(),
-            "tasks": tasks,
+            "tasks": as_written,
             "runtime": raw.runtime,
         });
         let digest = Sha256::digest(agreed.to_string().as_bytes());
@@ -290,7 +297,7 @@ fn parse_task(
     mut table: toml::Table,
     parties: &BTreeMap<PartyId, PartySpec>,
     runtime: &RuntimeSettings,
-    base: &Path,
+    base: Option<&Path>,
 ) -> Result<TaskSpec, FieldError> {
     let at = |f: &str| format!("tasks[{index}].{f}");
     let take_str = |table: &mut toml::Table, key: &str| -> Result<String, FieldError> {

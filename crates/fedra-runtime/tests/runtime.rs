@@ -673,8 +673,8 @@ kind = "dataset_stats"
 
 /// The job digest (what the parties compare at start-up) of jobs covering every task
 /// kind, as computed by the code before the task-kind registry (commit a7f80e0): the
-/// parameters of each kind must serialise exactly as before. The paths only matter
-/// where a kind resolves paths into its parameters (RSA key and cache, model files).
+/// parameters of each kind must serialise exactly as before. Since then, paths enter
+/// the digest as written (the RSA case's value changed for that reason alone).
 #[test]
 fn job_digests_are_those_of_the_pre_registry_code() {
     let cases: &[(&str, &str, &str)] = &[
@@ -887,7 +887,10 @@ name = "st"
 kind = "dataset_stats"
 require_equal_rows = true
 "#,
-            "3e31e676b4270701aa261b44d35c2d0dd51ec6f30ae2cfaa26e4ab79ef55431e",
+            // Changed on purpose since: the digest now covers the key and cache paths as
+            // written, not resolved against the job's folder (the pre-registry value
+            // was 3e31e676b4270701aa261b44d35c2d0dd51ec6f30ae2cfaa26e4ab79ef55431e).
+            "a31168b9d7c7223db62028f9b970c48f77e635ec9fd97601aa13d381240dc5ea",
         ),
         (
             "/work/h3-scratch/jobs/lrarb.toml",
@@ -919,4 +922,68 @@ stratify = false
         let job = Job::parse(text, Path::new(path)).unwrap();
         assert_eq!(job.digest, *digest, "{path}");
     }
+}
+
+/// The digest covers the job as written: the same file in two organizations' folders
+/// (relative RSA key and cache paths, model files) gives the same digest, while any
+/// change to a path as written changes it.
+#[test]
+fn the_same_job_file_from_two_folders_has_one_digest() {
+    let text = r#"[job]
+id = "two-folders"
+[parties.guest]
+role = "guest"
+data = { path = "g.csv", id_column = "id", label = "y" }
+[parties.host]
+role = "host"
+data = { path = "h.csv", id_column = "id" }
+[[tasks]]
+name = "p"
+kind = "psi"
+protocol = "rsa"
+key_holder = "host"
+client = "guest"
+key = "keys/k.pem"
+cache = "cache/c.bin"
+[[tasks]]
+name = "pred"
+kind = "hetero_lr_predict"
+guest = "guest"
+models = { guest = "../models/g.json", host = "../models/h.json" }
+"#;
+    let a = Job::parse(text, Path::new("/srv/bank/jobs/job.toml")).unwrap();
+    let b = Job::parse(text, Path::new("/home/telco/fedra/job.toml")).unwrap();
+    assert_eq!(a.digest, b.digest);
+    let c = Job::parse(
+        &text.replace("cache/c.bin", "cache/other.bin"),
+        Path::new("/srv/bank/jobs/job.toml"),
+    )
+    .unwrap();
+    assert_ne!(a.digest, c.digest);
+}
+
+/// Paths the shared job file gives for files a party writes or keys it reads (the RSA
+/// key and signature cache) stay inside the job's folder; party ids are names TLS
+/// accepts.
+#[test]
+fn rsa_paths_are_confined_and_party_ids_are_tls_names() {
+    let psi = "[parties.guest.data]\npath = \"g.csv\"\n[parties.host.data]\npath = \"h.csv\"\n[[tasks]]\nname = \"p\"\nkind = \"psi\"\nprotocol = \"rsa\"\nkey_holder = \"host\"\nclient = \"guest\"\n";
+    for (field, bad) in [
+        ("cache", "key = \"k.pem\"\ncache = \"/etc/fedra/c.bin\"\n"),
+        (
+            "cache",
+            "key = \"k.pem\"\ncache = \"../../elsewhere/c.bin\"\n",
+        ),
+        ("key", "key = \"/root/.ssh/id_rsa\"\n"),
+        ("key", "key = \"keys/../../k.pem\"\n"),
+    ] {
+        let (f, m) = invalid(&format!("{PARTIES}{psi}{bad}"));
+        assert_eq!(f, format!("tasks[0].{field}"), "{bad}");
+        assert!(m.contains("inside the job's folder"), "{m}");
+    }
+    let (f, m) = invalid(
+        "[job]\nid = \"j\"\n[parties.123]\nrole = \"guest\"\n[parties.host]\nrole = \"host\"\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n",
+    );
+    assert_eq!(f, "parties.123", "{m}");
+    assert!(m.contains("starting with a letter"), "{m}");
 }

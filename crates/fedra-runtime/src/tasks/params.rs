@@ -38,8 +38,10 @@ pub(crate) struct ParseCtx<'a> {
     pub(crate) parties: &'a BTreeMap<PartyId, PartySpec>,
     /// The job's runtime limits.
     pub(crate) runtime: &'a RuntimeSettings,
-    /// The job file's folder: relative paths of the task resolve against it.
-    pub(crate) base: &'a Path,
+    /// The job file's folder: relative paths of the task resolve against it. `None`
+    /// while parsing the job as written, for its digest: two organizations running the
+    /// same job file from different folders must agree on it.
+    pub(crate) base: Option<&'a Path>,
 }
 
 impl ParseCtx<'_> {
@@ -62,8 +64,29 @@ impl ParseCtx<'_> {
 
     /// Makes a relative path of the task relative to the job file's folder.
     pub(crate) fn resolve(&self, path: &mut PathBuf) {
-        if path.is_relative() {
-            *path = self.base.join(&*path);
+        if let Some(base) = self.base
+            && path.is_relative()
+        {
+            *path = base.join(&*path);
+        }
+    }
+
+    /// Checks that `path` (task field `field`) stays inside the job's folder: relative,
+    /// without `..`. For files a task writes (or keys it reads) at a place the shared
+    /// job file names: the other organization must not be able to point them
+    /// elsewhere on this party's disk.
+    pub(crate) fn confined(&self, field: String, path: &Path) -> Result<(), FieldError> {
+        use std::path::Component;
+        let inside = path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if inside && !path.as_os_str().is_empty() {
+            Ok(())
+        } else {
+            Err((
+                field,
+                "must be a relative path inside the job's folder (no leading '/', no '..')".into(),
+            ))
         }
     }
 

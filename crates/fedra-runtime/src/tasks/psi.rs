@@ -196,8 +196,11 @@ impl Task for Psi {
                         "a signature cache needs a persistent `key`: with a fresh key per job nothing could be reused".into(),
                     ));
                 }
-                for p in [key, cache].into_iter().flatten() {
-                    cx.resolve(p);
+                for (field, p) in [("key", key), ("cache", cache)] {
+                    if let Some(p) = p {
+                        cx.confined(cx.at(field), p)?;
+                        cx.resolve(p);
+                    }
                 }
             }
         }
