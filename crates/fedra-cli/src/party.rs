@@ -53,6 +53,7 @@ pub async fn run(
     let tls = TlsIdentity::from_files(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let mut gc = GrpcConfig::new(&job.id, me.clone(), cfg.listen, cfg.peers.clone(), tls);
     gc.max_message_bytes = job.runtime.max_message_mb << 20;
+    gc.max_queued_bytes = job.runtime.max_queued_bytes();
     gc.timing = timing(&job.runtime);
     let channel = GrpcChannel::start(gc).await?;
 

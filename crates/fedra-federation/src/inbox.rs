@@ -150,7 +150,8 @@ impl Inbox {
     }
 
     /// Names the tasks of the job: from now on a message for any other task (except
-    /// the runtime's own, [`RUNTIME_TASK`]) is refused and fails the job.
+    /// the runtime's own, [`RUNTIME_TASK`], and a task's sub-protocols `<task>.<sub>`)
+    /// is refused and fails the job.
     pub fn expect_tasks<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) {
         let mut set: HashSet<String> = tasks.into_iter().map(str::to_owned).collect();
         set.insert(RUNTIME_TASK.to_owned());
@@ -176,8 +177,12 @@ impl Inbox {
     }
 
     fn refusal(st: &State, from: &PartyId, tag: &Tag, len: u64) -> Option<FedError> {
+        // A task's sub-protocols namespace their messages `<task>.<sub>` (task names
+        // have no '.').
+        let task = tag.task();
+        let base = task.split_once('.').map_or(task, |(b, _)| b);
         if let Some(tasks) = &st.tasks
-            && !tasks.contains(tag.task())
+            && !tasks.contains(base)
         {
             return Some(FedError::UnexpectedTag {
                 party: from.to_string(),

@@ -75,6 +75,22 @@ pub struct RuntimeSettings {
     pub startup_timeout_s: f64,
     /// Largest message a party accepts (MiB, 1–4096).
     pub max_message_mb: u64,
+    /// Bytes one peer may have delivered that this party has not yet used (MiB,
+    /// 1–65536; default 2048, and at least `max_message_mb`): over it the peer's
+    /// message is refused and the job fails naming the peer. Not part of the digest
+    /// when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_queued_mb: Option<u64>,
+}
+
+impl RuntimeSettings {
+    /// The per-peer queue cap in bytes ([`RuntimeSettings::max_queued_mb`]).
+    pub fn max_queued_bytes(&self) -> u64 {
+        self.max_queued_mb.map_or(
+            fedra_federation::inbox::InboxLimits::DEFAULT_MAX_QUEUED_BYTES,
+            |mb| mb << 20,
+        )
+    }
 }
 
 impl Default for RuntimeSettings {
@@ -85,6 +101,7 @@ impl Default for RuntimeSettings {
             recv_timeout_s: None,
             startup_timeout_s: 60.0,
             max_message_mb: 1024,
+            max_queued_mb: None,
         }
     }
 }
@@ -287,7 +304,11 @@ fn check_settings(s: &RuntimeSettings) -> Result<(), FieldError> {
         range("recv_timeout_s", r, 1.0, 604_800.0)?;
     }
     range("startup_timeout_s", s.startup_timeout_s, 1.0, 3600.0)?;
-    range("max_message_mb", s.max_message_mb, 1, 4096)
+    range("max_message_mb", s.max_message_mb, 1, 4096)?;
+    if let Some(q) = s.max_queued_mb {
+        range("max_queued_mb", q, s.max_message_mb.max(1), 65_536)?;
+    }
+    Ok(())
 }
 
 /// Parses one `[[tasks]]` table: its `name` and `kind`, then the kind's own

@@ -153,6 +153,10 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
     if let Err(e) = hello(ctx, ch).await {
         error = Some(fail(ctx, ch, "", None, &e).await);
     } else {
+        // From now on a peer's message for a task this job lacks is refused (bounded
+        // memory per peer): every peer has passed the hello with the same job.
+        let names: Vec<&str> = job.tasks.iter().map(|t| t.name.as_str()).collect();
+        ch.expect_tasks(&names);
         for (i, spec) in job.tasks.iter().enumerate() {
             (ctx.events)(Event::TaskStarted {
                 task: spec.name.clone(),

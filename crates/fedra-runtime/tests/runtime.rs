@@ -986,4 +986,18 @@ fn rsa_paths_are_confined_and_party_ids_are_tls_names() {
     );
     assert_eq!(f, "parties.123", "{m}");
     assert!(m.contains("starting with a letter"), "{m}");
+    // The per-peer queue cap holds at least one largest message.
+    let (f, m) = invalid(&format!(
+        "{PARTIES}\n[runtime]\nmax_queued_mb = 10\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n"
+    ));
+    assert_eq!(f, "runtime.max_queued_mb");
+    assert_eq!(m, "must be in 1024..=65536, got 10");
+    let ok = Job::parse(
+        &format!(
+            "{PARTIES}\n[runtime]\nmax_queued_mb = 4096\n[[tasks]]\nname = \"e\"\nkind = \"echo\"\n"
+        ),
+        Path::new("/j/job.toml"),
+    )
+    .unwrap();
+    assert_eq!(ok.runtime.max_queued_bytes(), 4096 << 20);
 }
