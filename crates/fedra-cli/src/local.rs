@@ -113,7 +113,7 @@ pub async fn run_job(
     let ids = job.party_ids();
     let names: Vec<&str> = ids.iter().map(|p| p.as_str()).collect();
     let certs = tmp.path().join("certs");
-    fedra_pki::init_dir(&certs, &names, 1)?;
+    fedra_pki::init_dir(&certs, &names, 1, 1, fedra_pki::Overwrite::Refuse)?;
 
     // Reserve distinct free ports by holding all listeners until every port is chosen.
     let listeners = names

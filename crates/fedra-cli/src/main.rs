@@ -151,9 +151,15 @@ enum CertsCommand {
         /// Output folder.
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Validity in days.
+        /// Validity of the party certificates in days (1–825).
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Validity of the CA in days (1–3650).
+        #[arg(long, default_value_t = 1825)]
+        ca_days: u32,
+        /// Replace existing CA and party files (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Issue a certificate for one more party from an existing dev CA.
     Issue {
@@ -163,10 +169,21 @@ enum CertsCommand {
         /// The folder holding ca.pem and ca.key; the new files go there too.
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Validity in days.
+        /// Validity in days (1–825).
         #[arg(long, default_value_t = 365)]
         days: u32,
+        /// Replace the party's existing certificate and key (refused otherwise).
+        #[arg(long)]
+        force: bool,
     },
+}
+
+fn overwrite(force: bool) -> fedra_pki::Overwrite {
+    if force {
+        fedra_pki::Overwrite::Replace
+    } else {
+        fedra_pki::Overwrite::Refuse
+    }
 }
 
 fn main() -> ExitCode {
@@ -233,12 +250,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Certs(CertsCommand::Init { parties, dir, days }) => {
+        Command::Certs(CertsCommand::Init {
+            parties,
+            dir,
+            days,
+            ca_days,
+            force,
+        }) => {
             for p in &parties {
                 fedra_federation::PartyId::new(p)?;
             }
             let names: Vec<&str> = parties.iter().map(String::as_str).collect();
-            fedra_pki::init_dir(&dir, &names, days)?;
+            fedra_pki::init_dir(&dir, &names, days, ca_days, overwrite(force))?;
             println!(
                 "wrote {}/ca.pem, ca.key and a certificate and key per party: {}",
                 dir.display(),
@@ -249,12 +272,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Certs(CertsCommand::Issue { party, dir, days }) => {
+        Command::Certs(CertsCommand::Issue {
+            party,
+            dir,
+            days,
+            force,
+        }) => {
             fedra_federation::PartyId::new(&party)?;
-            let ca = fedra_pki::DevCa::load(&dir)?;
-            let (c, k) = ca
-                .issue(&party, fedra_pki::Validity::days(days))?
-                .write(&dir, &party)?;
+            let (c, k) = fedra_pki::issue_into(&dir, &party, days, overwrite(force))?;
             println!("wrote {} and {}", c.display(), k.display());
             Ok(ExitCode::SUCCESS)
         }

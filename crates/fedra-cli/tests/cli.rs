@@ -1433,3 +1433,49 @@ mod fifty {
         assert!(grpc_s < 60.0, "took {grpc_s} s");
     }
 }
+
+/// `fedra certs` refuses to replace a CA or a party key without `--force`, bounds
+/// validity, and refuses a party listed twice; each refusal says why in one line.
+#[test]
+fn certs_refuse_overwrite_bad_validity_and_duplicate_parties() {
+    let dir = tmp("certs");
+    let certs = dir.join("certs");
+    let run = |args: &[&str]| {
+        let o = fedra()
+            .args(args)
+            .arg("--dir")
+            .arg(&certs)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert!(run(&["certs", "init", "--parties", "guest,host"]).0);
+    let key = std::fs::read(certs.join("ca.key")).unwrap();
+    let (ok, err) = run(&["certs", "init", "--parties", "guest,host"]);
+    assert!(
+        !ok && err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(certs.join("ca.key")).unwrap(), key);
+    let (ok, err) = run(&["certs", "issue", "--party", "host"]);
+    assert!(!ok && err.contains("host.pem: already exists"), "{err}");
+    assert!(run(&["certs", "issue", "--party", "host", "--force"]).0);
+    assert!(run(&["certs", "init", "--parties", "guest,host", "--force"]).0);
+    assert_ne!(std::fs::read(certs.join("ca.key")).unwrap(), key);
+    for (args, needle) in [
+        (vec!["--days", "0"], "1..=825 days, got 0"),
+        (vec!["--days", "100000"], "1..=825 days, got 100000"),
+        (vec!["--ca-days", "100000"], "1..=3650 days, got 100000"),
+    ] {
+        let mut a = vec!["certs", "init", "--parties", "guest,host", "--force"];
+        a.extend(args);
+        let (ok, err) = run(&a);
+        assert!(!ok && err.contains(needle), "{err}");
+    }
+    let (ok, err) = run(&["certs", "init", "--parties", "guest,guest", "--force"]);
+    assert!(!ok && err.contains("listed twice"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -8,7 +8,12 @@
 //! party's certificate carries its party id as a DNS SAN and both EKUs
 //! `serverAuth` and `clientAuth`).
 //!
-//! Keys are ECDSA P-256. Private keys are written with mode 0600.
+//! Keys are ECDSA P-256. Private keys are created with mode 0600. Files are written
+//! with `fedra_fs::write_atomic` (a new file renamed into place, so a symlink planted
+//! at a key's name is replaced, never written through), and [`init_dir`] /
+//! [`issue_into`] refuse to replace existing files unless told to
+//! ([`Overwrite::Replace`]). Validity is bounded: parties 1–[`MAX_PARTY_DAYS`] days,
+//! the CA 1–[`MAX_CA_DAYS`] days.
 //!
 //! ```
 //! use fedra_pki::{DevCa, Validity};
@@ -34,6 +39,15 @@ pub enum PkiError {
     /// Certificate or key generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A file would be replaced without [`Overwrite::Replace`].
+    #[error("{}: already exists; refusing to replace it (use --force to replace it)", path.display())]
+    Exists {
+        /// The existing file (or link).
+        path: PathBuf,
+    },
+    /// A request out of its allowed range (validity, duplicate parties).
+    #[error("{0}")]
+    Invalid(String),
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -50,6 +64,8 @@ impl PkiError {
         match self {
             PkiError::Generate(_) => "pki.generate",
             PkiError::Io { .. } => "pki.io",
+            PkiError::Exists { .. } => "pki.exists",
+            PkiError::Invalid(_) => "pki.invalid",
         }
     }
 }
@@ -203,14 +219,89 @@ impl PartyCert {
     }
 }
 
-/// Creates a CA and one certificate per party in `dir` (what `fedra certs init` does).
-pub fn init_dir(dir: &Path, parties: &[&str], days: u32) -> Result<DevCa, PkiError> {
-    let ca = DevCa::new(Validity::days(days))?;
+/// Longest validity of a party certificate, in days (the CA/Browser Forum's old
+/// ceiling; rotate sooner).
+pub const MAX_PARTY_DAYS: u32 = 825;
+/// Longest validity of a dev CA, in days.
+pub const MAX_CA_DAYS: u32 = 3650;
+
+/// Whether writing certificates may replace existing files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Refuse if any target file (or a link by that name) exists.
+    Refuse,
+    /// Replace them (atomically; links are replaced, not followed).
+    Replace,
+}
+
+fn check_days(what: &str, days: u32, max: u32) -> Result<(), PkiError> {
+    if (1..=max).contains(&days) {
+        Ok(())
+    } else {
+        Err(PkiError::Invalid(format!(
+            "{what} validity must be in 1..={max} days, got {days}"
+        )))
+    }
+}
+
+fn check_free(paths: &[PathBuf], overwrite: Overwrite) -> Result<(), PkiError> {
+    if overwrite == Overwrite::Replace {
+        return Ok(());
+    }
+    // `symlink_metadata`: a dangling link counts as existing too.
+    match paths.iter().find(|p| fs::symlink_metadata(p).is_ok()) {
+        Some(p) => Err(PkiError::Exists { path: p.clone() }),
+        None => Ok(()),
+    }
+}
+
+/// Creates a CA (valid `ca_days`) and one certificate per party (valid `days`) in
+/// `dir` (what `fedra certs init` does). Nothing is written if a check fails.
+pub fn init_dir(
+    dir: &Path,
+    parties: &[&str],
+    days: u32,
+    ca_days: u32,
+    overwrite: Overwrite,
+) -> Result<DevCa, PkiError> {
+    check_days("a party certificate's", days, MAX_PARTY_DAYS)?;
+    check_days("the CA's", ca_days, MAX_CA_DAYS)?;
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(p) = parties.iter().find(|p| !seen.insert(**p)) {
+        return Err(PkiError::Invalid(format!("party {p:?} is listed twice")));
+    }
+    let mut paths = vec![dir.join("ca.pem"), dir.join("ca.key")];
+    for p in parties {
+        paths.push(dir.join(format!("{p}.pem")));
+        paths.push(dir.join(format!("{p}.key")));
+    }
+    check_free(&paths, overwrite)?;
+    let ca = DevCa::new(Validity::days(ca_days))?;
     ca.write(dir)?;
     for p in parties {
         ca.issue(p, Validity::days(days))?.write(dir, p)?;
     }
     Ok(ca)
+}
+
+/// Issues a certificate for `party` (valid `days`) from the CA in `dir` and writes it
+/// there (what `fedra certs issue` does); returns the certificate and key paths.
+pub fn issue_into(
+    dir: &Path,
+    party: &str,
+    days: u32,
+    overwrite: Overwrite,
+) -> Result<(PathBuf, PathBuf), PkiError> {
+    check_days("a party certificate's", days, MAX_PARTY_DAYS)?;
+    check_free(
+        &[
+            dir.join(format!("{party}.pem")),
+            dir.join(format!("{party}.key")),
+        ],
+        overwrite,
+    )?;
+    let ca = DevCa::load(dir)?;
+    ca.issue(party, Validity::days(days))?.write(dir, party)
 }
 
 fn create_dir(dir: &Path) -> Result<(), PkiError> {
@@ -248,7 +339,7 @@ mod tests {
     #[test]
     fn init_writes_ca_and_party_files_and_reloads() {
         let dir = std::env::temp_dir().join(format!("fedra-pki-{}", std::process::id()));
-        let ca = init_dir(&dir, &["guest", "host"], 1).unwrap();
+        let ca = init_dir(&dir, &["guest", "host"], 1, 1, Overwrite::Refuse).unwrap();
         for f in [
             "ca.pem",
             "ca.key",
@@ -280,5 +371,63 @@ mod tests {
         let cert = ca.issue("guest", Validity::days(1)).unwrap();
         assert!(!format!("{cert:?}").contains("PRIVATE KEY"));
         assert!(!format!("{ca:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn refuses_to_replace_keys_and_never_writes_through_a_link() {
+        let d = std::env::temp_dir().join(format!("fedra-pki-ow-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        init_dir(&d, &["guest"], 30, 60, Overwrite::Refuse).unwrap();
+        let before = fs::read(d.join("ca.key")).unwrap();
+        let e = init_dir(&d, &["guest"], 30, 60, Overwrite::Refuse).unwrap_err();
+        assert_eq!(e.code(), "pki.exists");
+        assert!(
+            e.to_string().contains("ca.pem") && e.to_string().contains("--force"),
+            "{e}"
+        );
+        assert_eq!(fs::read(d.join("ca.key")).unwrap(), before);
+        let e = issue_into(&d, "guest", 30, Overwrite::Refuse).unwrap_err();
+        assert_eq!(e.code(), "pki.exists");
+        issue_into(&d, "host", 30, Overwrite::Refuse).unwrap();
+
+        // A link planted at ca.key's name (even dangling) is "existing"; with
+        // --force it is replaced by a regular file, and its target is untouched.
+        #[cfg(unix)]
+        {
+            let victim = d.join("victim.txt");
+            fs::write(&victim, b"someone else's file").unwrap();
+            fs::remove_file(d.join("ca.key")).unwrap();
+            std::os::unix::fs::symlink(&victim, d.join("ca.key")).unwrap();
+            let e = init_dir(&d, &[], 30, 60, Overwrite::Refuse).unwrap_err();
+            assert_eq!(e.code(), "pki.exists");
+            init_dir(&d, &[], 30, 60, Overwrite::Replace).unwrap();
+            assert_eq!(fs::read(&victim).unwrap(), b"someone else's file");
+            assert!(
+                !fs::symlink_metadata(d.join("ca.key"))
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+        }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn validity_and_parties_are_checked_before_anything_is_written() {
+        let d = std::env::temp_dir().join(format!("fedra-pki-v-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        for (days, ca_days, needle) in [
+            (0, 60, "1..=825 days, got 0"),
+            (100_000, 60, "1..=825 days, got 100000"),
+            (30, 0, "1..=3650 days, got 0"),
+            (30, 100_000, "1..=3650 days, got 100000"),
+        ] {
+            let e = init_dir(&d, &["guest"], days, ca_days, Overwrite::Refuse).unwrap_err();
+            assert_eq!(e.code(), "pki.invalid");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+        let e = init_dir(&d, &["guest", "guest"], 30, 60, Overwrite::Refuse).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        assert!(!d.exists(), "nothing written");
     }
 }
