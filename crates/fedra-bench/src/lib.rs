@@ -328,6 +328,15 @@ async fn bench_secureboost(
             .and_then(|n| n.as_str())
             .unwrap_or_default()
             .to_owned();
+        if scheme == "insecure_plaintext" {
+            // The bench compares against the mode without encryption on purpose.
+            let rt = doc
+                .entry("runtime")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(rt) = rt.as_table_mut() {
+                rt.insert("allow_insecure".into(), toml::Value::Boolean(true));
+            }
+        }
         // Next to the original so that relative data paths resolve the same way.
         let path = dir.join(format!(".bench-secureboost-{scheme}.toml"));
         std::fs::write(&path, toml::to_string(&doc)?)?;

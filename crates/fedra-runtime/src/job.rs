@@ -81,6 +81,11 @@ pub struct RuntimeSettings {
     /// when unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_queued_mb: Option<u64>,
+    /// Acknowledges that a task of this job runs a mode without protection (today:
+    /// SecureBoost's `scheme = "insecure_plaintext"`); such a task is refused without
+    /// it. Every party then logs a warning and the report says `insecure: true`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure: bool,
 }
 
 impl RuntimeSettings {
@@ -102,6 +107,7 @@ impl Default for RuntimeSettings {
             startup_timeout_s: 60.0,
             max_message_mb: 1024,
             max_queued_mb: None,
+            allow_insecure: false,
         }
     }
 }

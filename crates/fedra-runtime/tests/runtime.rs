@@ -1001,3 +1001,54 @@ fn rsa_paths_are_confined_and_party_ids_are_tls_names() {
     .unwrap();
     assert_eq!(ok.runtime.max_queued_bytes(), 4096 << 20);
 }
+
+/// SecureBoost without encryption is refused unless the job acknowledges it; when it
+/// runs, the report says so and counts no encryptions.
+#[tokio::test]
+async fn the_insecure_mode_is_refused_without_acknowledgement_and_loud_with_it() {
+    let dir = datasets();
+    let text = |ack: &str| {
+        format!(
+            r#"[job]
+id = "insecure"
+{ack}
+[parties.guest]
+role = "guest"
+data = {{ path = "{d}/breast_hetero_guest.csv", label = "y" }}
+[parties.host]
+role = "host"
+data = {{ path = "{d}/breast_hetero_host.csv" }}
+[[tasks]]
+name = "sb"
+kind = "secureboost"
+guest = "guest"
+hosts = ["host"]
+objective = "binary"
+trees = 2
+max_depth = 2
+scheme = "insecure_plaintext"
+"#,
+            d = dir.display()
+        )
+    };
+    let (f, m) = invalid(&text(""));
+    assert_eq!(f, "tasks[0].scheme");
+    assert!(m.contains("allow_insecure = true"), "{m}");
+    let job = Job::parse(
+        &text("[runtime]\nallow_insecure = true"),
+        Path::new("job.toml"),
+    )
+    .unwrap();
+    let out = std::env::temp_dir().join(format!("fedra-rt-insecure-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let reports = run_all(&job, &out).await;
+    let merged = JobReport::merge(&job.id, &reports);
+    assert_eq!(merged.status, Status::Succeeded, "{merged:?}");
+    for r in &reports {
+        let m = &r.tasks[0].metrics;
+        assert_eq!(m["insecure"], true, "{m:?}");
+        assert_eq!(m["scheme"], "insecure_plaintext");
+        assert!(!m.keys().any(|k| k.contains("encryptions")), "{m:?}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -44,6 +44,14 @@ impl Task for SecureBoost {
             TreeError::Config { field, reason } => (cx.at(field), reason),
             other => (cx.whole(), other.to_string()),
         })?;
+        if config.scheme == fedra_tree::Scheme::InsecurePlaintext && !cx.runtime.allow_insecure {
+            return Err((
+                cx.at("scheme"),
+                "\"insecure_plaintext\" sends every gradient and leaf weight in the clear; \
+                 set allow_insecure = true in [runtime] to run it anyway"
+                    .into(),
+            ));
+        }
         for (field, party) in std::iter::once(("guest", &config.guest))
             .chain(config.hosts.iter().map(|h| ("hosts", h)))
         {
@@ -179,6 +187,14 @@ async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
         format!("{task}.predict-test"),
     );
     let mut m = Metrics::new();
+    let insecure = cfg.scheme == fedra_tree::Scheme::InsecurePlaintext;
+    if insecure {
+        tracing::warn!(
+            task = %task,
+            "INSECURE: scheme = \"insecure_plaintext\": gradients and leaf weights cross \
+             between the parties in the clear (allowed by [runtime] allow_insecure)"
+        );
+    }
     let started = Instant::now();
     if is_guest {
         let total = u64::from(cfg.trees);
@@ -262,6 +278,12 @@ async fn run(ctx: &TaskCtx<'_>, p: &SecureBoost) -> Result<Metrics, TaskError> {
             .map_err(tree_err)?;
         host_predict_metrics(&c, &mut m);
         write(ctx, "model.json", model.to_json().map_err(tree_err)?)?;
+    }
+    m.insert("scheme".into(), serde_json::json!(cfg.scheme));
+    if insecure {
+        // Nothing was encrypted: no "encryptions" to count.
+        m.retain(|k, _| !k.contains("encryptions") && !k.contains("decryptions"));
+        m.insert("insecure".into(), true.into());
     }
     Ok(m)
 }
