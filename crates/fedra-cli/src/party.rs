@@ -48,7 +48,8 @@ pub async fn run(
     );
     cfg.check(&job, config_path)?;
     let out = out.unwrap_or_else(|| PathBuf::from("out").join(&job.id).join(party));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // The party's outputs (aligned rows, models, predictions) are private.
+    fedra_fs::create_private_dir(&out).with_context(|| format!("creating {}", out.display()))?;
 
     let tls = TlsIdentity::from_files(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
     let mut gc = GrpcConfig::new(&job.id, me.clone(), cfg.listen, cfg.peers.clone(), tls);

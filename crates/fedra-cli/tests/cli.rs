@@ -157,6 +157,16 @@ fn hetero_lr_trains_and_predicts_across_two_processes() {
         let model =
             std::fs::read_to_string(out.join(format!("parties/{p}/lr.model.json"))).unwrap();
         assert!(model.contains("\"weights\""), "{model}");
+        // A party's output folder and files are its own (0700 / 0600).
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| {
+            std::fs::metadata(out.join(format!("parties/{p}{f}")))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode(""), mode("/lr.model.json")), (0o700, 0o600), "{p}");
     }
 
     // A later job predicts with the saved model parts, each party loading its own.

@@ -67,6 +67,18 @@ pub fn write_atomic_with(
     result
 }
 
+/// Creates `dir` (and its parents) and makes `dir` itself owner-only (`0700` on Unix):
+/// the folder of a party's private outputs (aligned data, models, predictions, keys).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// A temporary name beside `path`, unique to this process and call.
 fn temp_path(path: &Path) -> io::Result<PathBuf> {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,6 +168,17 @@ mod tests {
         write_atomic(&p, b"secret", Mode::Private).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_dirs_are_0700() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("out/guest");
+        create_private_dir(&p).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[test]
