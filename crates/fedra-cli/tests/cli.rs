@@ -1353,7 +1353,9 @@ mod fifty {
             send_timeout: Duration::from_secs(60),
             recv_timeout: None,
             heartbeat_interval: Duration::from_millis(400),
-            peer_timeout: Duration::from_secs(2),
+            // 51 endpoints share this process: under a heavily loaded machine (seen
+            // at load 6) heartbeats of healthy clients arrived later than 2 s.
+            peer_timeout: Duration::from_secs(5),
             startup_grace: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
         };

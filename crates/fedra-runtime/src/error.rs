@@ -106,6 +106,40 @@ impl TaskError {
         }
     }
 
+    /// The public form of this error: what a failed party tells its peers. It says
+    /// which kind of failure happened where (the code, and a category naming the
+    /// party whose input or setup failed) and never carries the local detail: no ids,
+    /// values, labels, column names or paths. The full text stays in the party's own
+    /// log and report ([`std::fmt::Display`]).
+    pub fn public_message(&self, me: &str) -> String {
+        match self {
+            TaskError::Data(_) => format!(
+                "data error in party '{me}''s own input; the file, line and column are in its own log"
+            ),
+            // Channel errors are about the parties and the messages between them
+            // (names, tags, sizes, timeouts), never about data.
+            TaskError::Fed(FedError::Transport(_)) => format!(
+                "party '{me}' has a local transport problem; the details are in its own log"
+            ),
+            TaskError::Fed(e) => e.to_string(),
+            TaskError::Algorithm(_) => {
+                format!("the protocol failed at party '{me}'; the details are in its own log")
+            }
+            TaskError::InFile { .. } => {
+                format!("a local file of party '{me}' is unusable; the details are in its own log")
+            }
+            // The parties' disagreements (job digests, shapes, schedules) are about
+            // the shared job, which both sides hold.
+            TaskError::Mismatch(m) => m.clone(),
+            TaskError::Setup(_) => {
+                format!("party '{me}' is not set up for this task; the details are in its own log")
+            }
+            TaskError::Output { .. } => {
+                format!("party '{me}' could not write its outputs; the details are in its own log")
+            }
+        }
+    }
+
     /// Whether the error came from another party (so this party need not tell its peers).
     pub fn is_from_peer(&self) -> bool {
         matches!(

@@ -238,20 +238,6 @@ pub async fn run_party(ctx: &PartyContext<'_>, ch: &dyn Channel) -> PartyReport 
     }
 }
 
-/// The failure as told to peers: the local folder of this party's data is its own
-/// business, so it is cut from the message (the local log keeps the full path).
-fn public_message(ctx: &PartyContext<'_>, msg: &str) -> String {
-    match ctx
-        .data
-        .as_ref()
-        .and_then(|d| d.path.parent())
-        .map(|p| p.display().to_string())
-    {
-        Some(dir) if !dir.is_empty() => msg.replace(&format!("{dir}/"), ""),
-        _ => msg.to_owned(),
-    }
-}
-
 /// Logs a failure in full, tells the peers (unless a peer caused it), and returns
 /// the one-line message for the report.
 async fn fail(
@@ -285,7 +271,7 @@ async fn fail(
         task: task.to_owned(),
         round,
         code,
-        message: public_message(ctx, &msg),
+        message: e.public_message(ctx.me.as_str()),
     })
     .await;
     format!("party '{}' failed {place}: {msg}", ctx.me)

@@ -222,9 +222,10 @@ async fn bad_data_on_one_party_stops_the_other_with_an_error_naming_it() {
         gerr.contains("party 'host' failed in task 'stats'"),
         "{gerr}"
     );
-    assert!(gerr.contains("not a number"), "{gerr}");
-    // Peers learn the file name and position, not where the host keeps its data.
-    assert!(gerr.contains("h.csv: line 3"), "{gerr}");
+    // Peers learn the class of the failure (its code), not the host's file, position
+    // or values: those stay in the host's own report and log.
+    assert!(gerr.contains("[data.not_numeric]"), "{gerr}");
+    assert!(!gerr.contains("h.csv"), "{gerr}");
     assert!(!gerr.contains(&out.display().to_string()), "{gerr}");
     assert!(
         herr.contains(&out.display().to_string()),
@@ -329,9 +330,12 @@ cache = "sign-cache.bin"
     // ... and a truncated one stops the job with an error naming the file.
     let bytes = std::fs::read(&cache).unwrap();
     std::fs::write(&cache, &bytes[..bytes.len() - 3]).unwrap();
-    let third = JobReport::merge(&job.id, &run_all(&job, &out).await);
+    let reports = run_all(&job, &out).await;
+    let third = JobReport::merge(&job.id, &reports);
     assert_eq!(third.status, Status::Failed);
-    let e = format!("{:?}", third.tasks[0].error);
+    // The key holder's own report names the file; its peer learns the code only.
+    let own = reports.iter().find(|r| r.party == "host").unwrap();
+    let e = format!("{:?}", own.error);
     assert!(
         e.contains("sign-cache.bin") && e.contains("truncated"),
         "{e}"
@@ -1051,4 +1055,72 @@ scheme = "insecure_plaintext"
         assert!(!m.keys().any(|k| k.contains("encryptions")), "{m:?}");
     }
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// What a failed party tells its peers carries its error code and a category, never
+/// its raw data: for each class of data error, the other party's report contains none
+/// of the offending values (ids, cells, column names, labels, folders).
+#[tokio::test]
+async fn peers_learn_the_failure_but_none_of_the_failed_partys_values() {
+    let root = std::env::temp_dir().join(format!("fedra-rt-public-{}", std::process::id()));
+    let secret_dir = root.join("secret-folder-of-host");
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    let good_guest = "id,y,x0\n1,0,0.5\n2,1,0.7\n175,0,0.1\n";
+    let cases: &[(&str, &str, &str, &str, &[&str])] = &[
+        // (failing party, guest file, host file, label of the guest, values that must not leak)
+        (
+            "host",
+            good_guest,
+            "id,x0\n1,1\n175,2\n175,3\n",
+            "y",
+            &["175", "secret-folder-of-host"],
+        ),
+        (
+            "host",
+            good_guest,
+            "id,x0\n1,1\n2,oops\n",
+            "y",
+            &["oops", "secret-folder-of-host"],
+        ),
+        ("host", good_guest, "id,x0\n1,1\n2,1e400\n", "y", &["1e400"]),
+        (
+            "guest",
+            "id,private_income,private_age\n1,5,6\n",
+            "id,x0\n1,1\n",
+            "y",
+            &["private_income", "private_age"],
+        ),
+    ];
+    for (i, (failing, guest, host, label, secrets)) in cases.iter().enumerate() {
+        let dir = secret_dir.join(format!("case{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("g.csv"), guest).unwrap();
+        std::fs::write(dir.join("h.csv"), host).unwrap();
+        let text = format!(
+            "[job]\nid = \"public\"\n[parties.guest]\nrole = \"guest\"\n\
+             data = {{ path = \"g.csv\", label = \"{label}\" }}\n\
+             [parties.host]\nrole = \"host\"\ndata = {{ path = \"h.csv\" }}\n\
+             [[tasks]]\nname = \"stats\"\nkind = \"dataset_stats\"\n"
+        );
+        let job = Job::parse(&text, &dir.join("job.toml")).unwrap();
+        let reports = run_all(&job, &dir.join("out")).await;
+        let (own, peer): (Vec<_>, Vec<_>) = reports.iter().partition(|r| r.party == *failing);
+        let own_err = own[0].error.clone().unwrap_or_default();
+        let peer_err = peer[0].error.clone().unwrap_or_default();
+        // The failing party's own report keeps the detail...
+        assert!(
+            secrets.iter().any(|s| own_err.contains(s)),
+            "case {i}: {own_err}"
+        );
+        // ...its peer learns who failed, where and the code, and nothing else.
+        assert!(
+            peer_err.contains(&format!("party '{failing}' failed in task 'stats'")),
+            "case {i}: {peer_err}"
+        );
+        assert!(peer_err.contains("[data."), "case {i}: {peer_err}");
+        for s in *secrets {
+            assert!(!peer_err.contains(s), "case {i}: {s:?} leaked: {peer_err}");
+        }
+    }
+    std::fs::remove_dir_all(&root).unwrap();
 }
