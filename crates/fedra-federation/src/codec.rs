@@ -9,7 +9,9 @@
 //! # Format rules
 //! - **Little-endian** for every integer and float (`u16`, `u32`, `u64`, `i64`,
 //!   `f32`, `f64`): the byte order of every machine Fedra runs on, so bulk vectors
-//!   are a straight copy.
+//!   are a straight copy. Big integers (ciphertexts, RSA values, public keys) are
+//!   opaque byte strings to the codec and keep their standard big-endian encoding,
+//!   as do hash inputs that define results (FDH counters, checksums).
 //! - A **count** (number of elements, byte length) is a `u32`; the reader checks a
 //!   count against the bytes actually remaining *before* allocating, so a hostile
 //!   count cannot make a party allocate more than the message it received.
