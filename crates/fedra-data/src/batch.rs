@@ -174,6 +174,18 @@ pub(crate) struct Common {
 }
 
 impl Common {
+    /// An infinite value (or a number too large for `f64`) in `col` at `at`: refused at
+    /// load, in every format; `text` is the cell as written (truncated).
+    pub fn non_finite(&self, col: &Col, at: Location, text: &str) -> DataError {
+        DataError::NonFinite {
+            path: self.path.clone(),
+            at,
+            column: col.number(),
+            column_name: col.name.clone(),
+            text: crate::error::truncate_text(text),
+        }
+    }
+
     pub fn new(path: PathBuf, selection: Selection, fill: Fill, check_ids: bool) -> Common {
         Common {
             path,

@@ -235,7 +235,7 @@ impl CsvSource {
                     Cell::Value(v) => labels.push(v),
                     Cell::Missing => return Err(common.missing(col, ColumnRole::Label, at)),
                     Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
-                    Cell::NonFinite => return Err(non_finite(&common.path, at, col, text)),
+                    Cell::NonFinite => return Err(common.non_finite(col, at, text)),
                 }
             }
             for (j, col) in sel.features.iter().enumerate() {
@@ -244,7 +244,7 @@ impl CsvSource {
                     Cell::Value(v) => v,
                     Cell::Missing => common.missing_feature(j, at)?,
                     Cell::NotNumeric => return Err(not_numeric(&common.path, at, col, text)),
-                    Cell::NonFinite => return Err(non_finite(&common.path, at, col, text)),
+                    Cell::NonFinite => return Err(common.non_finite(col, at, text)),
                 };
                 features.push(v);
             }
@@ -283,16 +283,6 @@ fn is_blank(rec: &csv::StringRecord) -> bool {
 
 fn not_numeric(path: &Path, at: Location, col: &Col, text: &str) -> DataError {
     DataError::NotNumeric {
-        path: path.to_path_buf(),
-        at,
-        column: col.number(),
-        column_name: col.name.clone(),
-        text: truncate_text(text),
-    }
-}
-
-fn non_finite(path: &Path, at: Location, col: &Col, text: &str) -> DataError {
-    DataError::NonFinite {
         path: path.to_path_buf(),
         at,
         column: col.number(),

@@ -697,7 +697,7 @@ impl ParquetSource {
                 }
                 if let Some(i) = labels.iter().position(|v| v.is_infinite()) {
                     let at = self.location(base + i as u64);
-                    return Err(non_finite(common, col, at, labels[i]));
+                    return Err(common.non_finite(col, at, &labels[i].to_string()));
                 }
                 Some(labels)
             }
@@ -712,7 +712,11 @@ impl ParquetSource {
                     common.missing_feature(j, self.location(base + i as u64))?
                 } else if v.is_infinite() {
                     let col = &common.selection.features[j];
-                    return Err(non_finite(common, col, self.location(base + i as u64), v));
+                    return Err(common.non_finite(
+                        col,
+                        self.location(base + i as u64),
+                        &v.to_string(),
+                    ));
                 } else {
                     v
                 };
@@ -727,17 +731,6 @@ impl ParquetSource {
             categorical: Vec::new(),
             first_row_index: 0,
         }))
-    }
-}
-
-/// An infinite value: refused at load, as in CSV files.
-fn non_finite(common: &Common, col: &Col, at: Location, v: f64) -> DataError {
-    DataError::NonFinite {
-        path: common.path.clone(),
-        at,
-        column: col.number(),
-        column_name: col.name.clone(),
-        text: v.to_string(),
     }
 }
 

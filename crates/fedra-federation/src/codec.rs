@@ -421,6 +421,22 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// A `u32` count of `what` that must equal `expected` (a shape the receiver
+    /// already knows); returns it.
+    pub fn exact_count(&mut self, what: &str, expected: usize) -> Result<usize, CodecError> {
+        let at = self.pos;
+        let n = self.u32()?;
+        if u64::from(n) != expected as u64 {
+            return Err(CodecError {
+                offset: at,
+                kind: CodecErrorKind::Invalid {
+                    detail: format!("{n} {what}, expected {expected}"),
+                },
+            });
+        }
+        Ok(expected)
+    }
+
     /// A `u32` length (at most `max`), then that many bytes.
     pub fn bytes(&mut self, what: &'static str, max: usize) -> Result<&'a [u8], CodecError> {
         let n = self.count(what, max, 1)?;
@@ -504,6 +520,20 @@ pub trait Wire: Sized {
         r.finish()?;
         Ok(v)
     }
+}
+
+/// Reads the complete message `b` received from `from` under `tag` with `body`
+/// (trailing bytes refused); a malformed one is a [`FedError::Decode`] naming both.
+/// For messages read field by field rather than through a [`Wire`] type.
+pub fn read_message<'a, T>(
+    from: &PartyId,
+    tag: &Tag,
+    b: &'a [u8],
+    body: impl FnOnce(&mut Reader<'a>) -> Result<T, CodecError>,
+) -> Result<T, FedError> {
+    let mut r = Reader::new(b);
+    let v = body(&mut r).and_then(|v| r.finish().map(|()| v));
+    v.map_err(|e| e.from_peer(from, tag))
 }
 
 /// Decodes a complete message received from `from` under `tag`; a malformed one is a

@@ -13,27 +13,15 @@ use fedra_he::HePublicKey;
 use crate::config::Config;
 use crate::error::Result;
 
-/// Reads a complete message from `from` with `body` (no trailing bytes
-/// allowed); a malformed one is a peer error naming `from` and `tag`.
+/// Reads a complete message from `from` with `body`
+/// ([`codec::read_message`](fedra_federation::codec::read_message)).
 fn parse<'a, T>(
     from: &PartyId,
     tag: &Tag,
     b: &'a [u8],
     body: impl FnOnce(&mut Reader<'a>) -> std::result::Result<T, CodecError>,
 ) -> Result<T> {
-    let mut r = Reader::new(b);
-    let v = body(&mut r).and_then(|v| r.finish().map(|()| v));
-    v.map_err(|e| e.from_peer(from, tag).into())
-}
-
-/// The `u32` item count, which must be `expected`.
-fn exact_count(r: &mut Reader<'_>, expected: usize) -> std::result::Result<(), CodecError> {
-    let at = r.clone();
-    let count = r.u32()?;
-    if u64::from(count) != expected as u64 {
-        return Err(at.invalid(format!("{count} items, expected {expected}")));
-    }
-    Ok(())
+    Ok(fedra_federation::codec::read_message(from, tag, b, body)?)
 }
 
 /// `u32 count || count fixed-width ciphertexts`.
@@ -56,7 +44,7 @@ pub(crate) fn dec_cts<K: HePublicKey>(
 ) -> Result<Vec<K::Ciphertext>> {
     let w = pk.ciphertext_len();
     let payload = parse(from, tag, b, |r| {
-        exact_count(r, expected)?;
+        r.exact_count("items", expected)?;
         r.take(expected.saturating_mul(w))
     })?;
     let items: Vec<&[u8]> = payload.chunks(w.max(1)).collect();
@@ -77,7 +65,7 @@ pub(crate) fn enc_i128(v: &[i128]) -> Bytes {
 /// Exactly `expected` little-endian i128.
 pub(crate) fn dec_i128(from: &PartyId, tag: &Tag, b: &[u8], expected: usize) -> Result<Vec<i128>> {
     parse(from, tag, b, |r| {
-        exact_count(r, expected)?;
+        r.exact_count("items", expected)?;
         let payload = r.take(expected.saturating_mul(16))?;
         Ok(payload
             .chunks_exact(16)

@@ -33,7 +33,7 @@ use crate::host::{HostState, Refusal};
 use crate::model::{GuestModel, HostModel, Round};
 use crate::pack;
 use crate::plain::host_model;
-use crate::wire::{exact_count, items, read};
+use crate::wire::{items, read};
 
 /// Largest feature count accepted from a peer.
 const MAX_FEATURES: usize = 1 << 20;
@@ -515,7 +515,7 @@ impl<C: Codec, R: CryptoRng + Send + ?Sized> Hosts for Remote<'_, C, R> {
                 .count();
             let max = self.rows.div_ceil(8);
             let v = read(h, &t, &msg, |r| {
-                let c = exact_count(r, "partitions", owned)?;
+                let c = r.exact_count("partitions", owned)?;
                 (0..c)
                     .map(|_| Ok(r.bytes("partition", max)?.to_vec()))
                     .collect::<std::result::Result<Vec<_>, _>>()
@@ -643,7 +643,7 @@ async fn run_host<C: Codec, R: CryptoRng + Send + ?Sized>(
             let sampled: Vec<bool> = (0..n).map(|i| grow::bit(sampled_bits, i)).collect();
             let n_sampled = sampled.iter().filter(|&&s| s).count();
             let expect = if guest_only { 0 } else { n_sampled * chunks };
-            let count = exact_count(r, "ciphertexts", expect)?;
+            let count = r.exact_count("ciphertexts", expect)?;
             Ok(Start::Tree {
                 guest_only,
                 chunks,

@@ -52,7 +52,7 @@ use crate::model::{GuestModel, GuestNode, HostModel, HostNode};
 use crate::pack;
 use crate::predict::{self, Masks};
 use crate::protocol::{HostCounters, scheme_id};
-use crate::wire::{exact_count, items, read};
+use crate::wire::{items, read};
 
 /// Largest row count accepted from a peer.
 const MAX_ROWS: usize = 1 << 31;
@@ -374,7 +374,7 @@ async fn guest_run<C: Codec, R: CryptoRng + Send + ?Sized>(
     let n_items = rows * pk.chunks;
     let want = n_items.div_ceil(pk.pack);
     let raw = read(last, &t, &msg, |r| {
-        let count = exact_count(r, "ciphertexts", want)?;
+        let count = r.exact_count("ciphertexts", want)?;
         items(r, count, codec.width())
     })?;
     let sums = codec
@@ -620,7 +620,7 @@ async fn host_run<C: Codec, R: CryptoRng + Send + ?Sized>(
             )));
         }
         let leaves: usize = own.leaves.iter().map(|&l| l as usize).sum();
-        let count = exact_count(r, "leaf ciphertexts", leaves * chunks)?;
+        let count = r.exact_count("leaf ciphertexts", leaves * chunks)?;
         let raw = items(r, count, width)?;
         let masks = r.take(own.len())?.to_vec();
         Ok((trees, chunks, item_bits, pack, raw, masks))

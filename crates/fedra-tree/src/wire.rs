@@ -9,31 +9,15 @@ use fedra_federation::{PartyId, Tag};
 
 use crate::error::Result;
 
-/// Reads the complete message `b` from `from` under `tag` with `body`: a
-/// [`CodecError`] (including trailing bytes) becomes a peer error naming both.
+/// Reads the complete message `b` from `from` under `tag` with `body`
+/// ([`codec::read_message`](fedra_federation::codec::read_message)).
 pub(crate) fn read<'a, T>(
     from: &PartyId,
     tag: &Tag,
     b: &'a [u8],
     body: impl FnOnce(&mut Reader<'a>) -> std::result::Result<T, CodecError>,
 ) -> Result<T> {
-    let mut r = Reader::new(b);
-    let v = body(&mut r).and_then(|v| r.finish().map(|()| v));
-    v.map_err(|e| e.from_peer(from, tag).into())
-}
-
-/// A `u32` count of `what` that must equal `expected`.
-pub(crate) fn exact_count(
-    r: &mut Reader<'_>,
-    what: &str,
-    expected: usize,
-) -> std::result::Result<usize, CodecError> {
-    let at = r.clone();
-    let count = r.u32()?;
-    if u64::from(count) != expected as u64 {
-        return Err(at.invalid(format!("{count} {what}, expected {expected}")));
-    }
-    Ok(expected)
+    Ok(fedra_federation::codec::read_message(from, tag, b, body)?)
 }
 
 /// `n` items of `width` bytes each, back to back.
