@@ -230,16 +230,9 @@ impl Job {
 
         let mut tasks = Vec::new();
         let mut names = BTreeSet::new();
-        // The digest covers the tasks as written (local paths unresolved), so that
-        // two organizations running the same job file from different folders agree.
-        let mut as_written = Vec::new();
         for (i, table) in raw.tasks.into_iter().enumerate() {
-            as_written.push(
-                parse_task(i, table.clone(), &parties, &raw.runtime, None)
-                    .map_err(|(f, m)| invalid(f, m))?,
-            );
-            let task = parse_task(i, table, &parties, &raw.runtime, Some(base))
-                .map_err(|(f, m)| invalid(f, m))?;
+            let task =
+                parse_task(i, table, &parties, &raw.runtime).map_err(|(f, m)| invalid(f, m))?;
             if !names.insert(task.name.clone()) {
                 return Err(invalid(
                     format!("tasks[{i}].name"),
@@ -258,7 +251,10 @@ impl Job {
         let agreed = serde_json::json!({
             "id": id,
             "parties": parties.iter().map(|(p, s)| (p.to_string(), s.role)).collect::<BTreeMap<_, _>>(),
-            "tasks": as_written,
+            // Task paths are kept as written (resolved only when used, by
+            // `Job::local_path`), so two organizations running the same job file from
+            // different folders agree on the digest.
+            "tasks": tasks,
             "runtime": raw.runtime,
         });
         let digest = Sha256::digest(agreed.to_string().as_bytes());
@@ -272,6 +268,18 @@ impl Job {
             path: path.to_owned(),
             digest,
         })
+    }
+
+    /// A path a task names (RSA key and cache, model files), as this party opens it:
+    /// relative paths are relative to the job file's folder. Task parameters keep
+    /// paths as written, so that they (and the job digest) are the same for every
+    /// organization.
+    pub fn local_path(&self, p: &Path) -> PathBuf {
+        if p.is_relative() {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        } else {
+            p.to_path_buf()
+        }
     }
 
     /// The parties' names in order.
@@ -324,7 +332,6 @@ fn parse_task(
     mut table: toml::Table,
     parties: &BTreeMap<PartyId, PartySpec>,
     runtime: &RuntimeSettings,
-    base: Option<&Path>,
 ) -> Result<TaskSpec, FieldError> {
     let at = |f: &str| format!("tasks[{index}].{f}");
     let take_str = |table: &mut toml::Table, key: &str| -> Result<String, FieldError> {
@@ -350,7 +357,6 @@ fn parse_task(
         name: &name,
         parties,
         runtime,
-        base,
     };
     let kind = TaskKind::parse(&kind, &cx, table).unwrap_or_else(|| {
         let mut known = TaskKind::ALL.to_vec();

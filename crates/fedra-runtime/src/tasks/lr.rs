@@ -87,20 +87,19 @@ pub struct HeteroLrPredict {
 
 impl Task for HeteroLrPredict {
     fn parse(cx: &ParseCtx<'_>, table: toml::Table) -> Result<Self, FieldError> {
-        let mut p: HeteroLrPredict = cx.decode(table)?;
+        let p: HeteroLrPredict = cx.decode(table)?;
         if !p.models.contains_key(&p.guest) {
             return Err((
                 cx.at("models"),
                 format!("has no model file for the guest '{}'", p.guest),
             ));
         }
-        for (party, path) in &mut p.models {
+        for party in p.models.keys() {
             cx.check_party(
                 format!("{}.{party}", cx.at("models")),
                 party,
                 Some("prediction needs data on every party with a model"),
             )?;
-            cx.resolve(path);
         }
         Ok(p)
     }
@@ -215,6 +214,7 @@ async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, Task
     let Some(path) = p.models.get(me) else {
         return Ok(Metrics::new());
     };
+    let path = &ctx.party.job.local_path(path);
     let text = std::fs::read_to_string(path).map_err(|source| TaskError::Output {
         path: path.clone(),
         source,

@@ -4,7 +4,7 @@
 //! produce errors naming `tasks[i].field` (ranges, parties, the held-out split keys).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fedra_federation::PartyId;
 use serde::de::DeserializeOwned;
@@ -38,10 +38,6 @@ pub(crate) struct ParseCtx<'a> {
     pub(crate) parties: &'a BTreeMap<PartyId, PartySpec>,
     /// The job's runtime limits.
     pub(crate) runtime: &'a RuntimeSettings,
-    /// The job file's folder: relative paths of the task resolve against it. `None`
-    /// while parsing the job as written, for its digest: two organizations running the
-    /// same job file from different folders must agree on it.
-    pub(crate) base: Option<&'a Path>,
 }
 
 impl ParseCtx<'_> {
@@ -60,15 +56,6 @@ impl ParseCtx<'_> {
         toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| (self.whole(), e.message().to_owned()))
-    }
-
-    /// Makes a relative path of the task relative to the job file's folder.
-    pub(crate) fn resolve(&self, path: &mut PathBuf) {
-        if let Some(base) = self.base
-            && path.is_relative()
-        {
-            *path = base.join(&*path);
-        }
     }
 
     /// Checks that `path` (task field `field`) stays inside the job's folder: relative,

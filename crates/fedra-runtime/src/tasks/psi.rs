@@ -199,7 +199,6 @@ impl Task for Psi {
                 for (field, p) in [("key", key), ("cache", cache)] {
                     if let Some(p) = p {
                         cx.confined(cx.at(field), p)?;
-                        cx.resolve(p);
                     }
                 }
             }
@@ -283,7 +282,8 @@ async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
             if me == key_holder {
                 let key = match key {
                     Some(path) => {
-                        let pem = std::fs::read(path).map_err(|source| TaskError::Output {
+                        let path = ctx.party.job.local_path(path);
+                        let pem = std::fs::read(&path).map_err(|source| TaskError::Output {
                             path: path.clone(),
                             source,
                         })?;
@@ -291,6 +291,7 @@ async fn run(ctx: &TaskCtx<'_>, p: &Psi) -> Result<Outcome, TaskError> {
                     }
                     None => RsaPsiKey::generate(*key_bits).map_err(psi_err)?,
                 };
+                let cache = cache.as_deref().map(|c| ctx.party.job.local_path(c));
                 let mut sign_cache = cache
                     .as_deref()
                     .map(|path| load_cache(path, &key))

@@ -294,6 +294,7 @@ async fn predict(ctx: &TaskCtx<'_>, p: &HeteroLrPredict) -> Result<Metrics, Task
     let Some(path) = p.models.get(me) else {
         return Ok(Metrics::new());
     };
+    let path = &ctx.party.job.local_path(path);
     let text = std::fs::read_to_string(path).map_err(|source| TaskError::Output {
         path: path.clone(),
         source,
